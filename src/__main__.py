@@ -1,0 +1,3 @@
+from zfsapi.bootstrap.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Inbound adapters: the Litestar HTTP app and its JSON-RPC dispatcher."""

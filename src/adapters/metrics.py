@@ -1,0 +1,41 @@
+"""Prometheus metrics shared by the adapters. Labels are bounded: never a dataset name."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    """One registry per app instance (tests build several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.rpc_requests = Counter(
+            "zfsapi_rpc_requests", "JSON-RPC calls by method and outcome", ["method", "outcome"], registry=r
+        )
+        self.rpc_latency = Histogram(
+            "zfsapi_rpc_latency_seconds", "JSON-RPC call latency", ["method", "outcome"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.zfs_commands = Counter(
+            "zfsapi_zfs_commands", "zfs/zpool commands run, by binary, verb and outcome",
+            ["binary", "verb", "outcome"], registry=r,
+        )
+        self.zfs_duration = Histogram(
+            "zfsapi_zfs_command_seconds", "zfs/zpool command durations", ["binary", "verb"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.stream_bytes = Counter(
+            "zfsapi_stream_bytes", "Bytes moved by HTTP streams", ["direction"], registry=r
+        )
+        self.streams_active = Gauge("zfsapi_streams_active", "Streams transferring now", registry=r)
+        self.rate_limited = Counter("zfsapi_rate_limit_refusals", "Requests refused by the rate limit", registry=r)
+        self.pool_size = Gauge("zfsapi_pool_size_bytes", "Pool size", ["pool"], registry=r)
+        self.pool_allocated = Gauge("zfsapi_pool_allocated_bytes", "Pool allocated space", ["pool"], registry=r)
+        self.pool_free = Gauge("zfsapi_pool_free_bytes", "Pool free space", ["pool"], registry=r)
+        self.pool_health = Gauge(
+            "zfsapi_pool_health", "1 for the pool's current health state", ["pool", "health"], registry=r
+        )

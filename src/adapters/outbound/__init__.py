@@ -1,0 +1,1 @@
+"""Outbound adapters: ZFS command line, session stores."""

@@ -1,0 +1,150 @@
+"""Pure argv builders. Names arrive as validated value objects; output is always machine-readable.
+
+argv[0] is the symbolic binary ("zfs" or "zpool"); the executor substitutes the configured path.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from zfsapi.domain.models import DatasetType
+from zfsapi.domain.names import (
+    BookmarkName,
+    DatasetName,
+    HoldTag,
+    PoolName,
+    PropertyName,
+    PropertyValue,
+    SnapshotName,
+)
+from zfsapi.domain.planning import DestroyFlags
+
+Properties = dict[PropertyName, PropertyValue]
+
+SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "used", "referenced", "userrefs")
+SPACE_COLUMNS = ("name", "avail", "used", "usedsnap", "usedds", "usedrefreserv", "usedchild")
+POOL_COLUMNS = ("name", "size", "alloc", "free", "cap", "health", "frag")
+
+
+def _opts(properties: Properties) -> list[str]:
+    out: list[str] = []
+    for key, value in properties.items():
+        out += ["-o", f"{key}={value}"]
+    return out
+
+
+def create(name: DatasetName, properties: Properties, parents: bool) -> list[str]:
+    return ["zfs", "create", *(["-p"] if parents else []), *_opts(properties), name.value]
+
+
+def create_volume(name: DatasetName, size_bytes: int, properties: Properties, sparse: bool) -> list[str]:
+    return ["zfs", "create", *(["-s"] if sparse else []), "-V", str(size_bytes), *_opts(properties), name.value]
+
+
+def clone(source: SnapshotName, target: DatasetName, properties: Properties) -> list[str]:
+    return ["zfs", "clone", *_opts(properties), source.value, target.value]
+
+
+def destroy(name: DatasetName | SnapshotName | BookmarkName, flags: DestroyFlags | None = None) -> list[str]:
+    extra: list[str] = []
+    if flags is not None:
+        extra += ["-r"] if flags.recursive and not flags.dependents else []
+        extra += ["-R"] if flags.dependents else []
+    return ["zfs", "destroy", *extra, name.value]
+
+
+def list_datasets(
+    root: DatasetName | None, recursive: bool, types: Sequence[DatasetType], columns: Sequence[str]
+) -> list[str]:
+    argv = ["zfs", "list", "-H", "-p", "-o", ",".join(columns), "-t", ",".join(t.value for t in types)]
+    if root is None:
+        argv += [] if recursive else ["-d", "0"]
+    else:
+        argv += ["-r"] if recursive else ["-d", "1"]
+        argv.append(root.value)
+    return argv
+
+
+def get(name: DatasetName | SnapshotName, prop: PropertyName | None) -> list[str]:
+    return ["zfs", "get", "-H", "-p", "-o", "property,value,source", prop.value if prop else "all", name.value]
+
+
+def set_property(name: DatasetName, prop: PropertyName, value: PropertyValue) -> list[str]:
+    return ["zfs", "set", f"{prop}={value}", name.value]
+
+
+def space(name: DatasetName) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(SPACE_COLUMNS), name.value]
+
+
+def mount(name: DatasetName) -> list[str]:
+    return ["zfs", "mount", name.value]
+
+
+def unmount(name: DatasetName) -> list[str]:
+    return ["zfs", "unmount", name.value]
+
+
+def rename(old: DatasetName, new: DatasetName) -> list[str]:
+    return ["zfs", "rename", old.value, new.value]
+
+
+def snapshot(name: SnapshotName, recursive: bool, properties: Properties) -> list[str]:
+    return ["zfs", "snapshot", *(["-r"] if recursive else []), *_opts(properties), name.value]
+
+
+def list_snapshots(dataset: DatasetName, recursive: bool) -> list[str]:
+    # Sorted by createtxg: oldest first, independent of names and clock changes.
+    return [
+        "zfs", "list", "-H", "-p", "-t", "snapshot", "-o", ",".join(SNAPSHOT_COLUMNS), "-s", "createtxg",
+        *(["-r"] if recursive else ["-d", "1"]), dataset.value,
+    ]
+
+
+def rollback(name: SnapshotName, destroy_newer: bool) -> list[str]:
+    return ["zfs", "rollback", *(["-r"] if destroy_newer else []), name.value]
+
+
+def hold(name: SnapshotName, tag: HoldTag, recursive: bool) -> list[str]:
+    return ["zfs", "hold", *(["-r"] if recursive else []), tag.value, name.value]
+
+
+def release(name: SnapshotName, tag: HoldTag, recursive: bool) -> list[str]:
+    return ["zfs", "release", *(["-r"] if recursive else []), tag.value, name.value]
+
+
+def holds(name: SnapshotName, recursive: bool, parsable: bool) -> list[str]:
+    # `zfs holds -p` (exact timestamps) exists from OpenZFS 2.2 on.
+    return ["zfs", "holds", "-H", *(["-p"] if parsable else []), *(["-r"] if recursive else []), name.value]
+
+
+def diff(older: SnapshotName, newer: SnapshotName | DatasetName) -> list[str]:
+    return ["zfs", "diff", "-F", "-H", older.value, newer.value]
+
+
+def bookmark(source: SnapshotName | BookmarkName, target: BookmarkName) -> list[str]:
+    return ["zfs", "bookmark", source.value, target.value]
+
+
+def list_bookmarks(dataset: DatasetName) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-t", "bookmark", "-o", "name", "-s", "createtxg", "-d", "1", dataset.value]
+
+
+def version() -> list[str]:
+    return ["zfs", "version"]
+
+
+def pool_list() -> list[str]:
+    return ["zpool", "list", "-H", "-p", "-o", ",".join(POOL_COLUMNS)]
+
+
+def pool_get(pool: PoolName, prop: PropertyName | None) -> list[str]:
+    return ["zpool", "get", "-H", "-p", "-o", "property,value,source", prop.value if prop else "all", pool.value]
+
+
+def scrub(pool: PoolName, stop: bool) -> list[str]:
+    return ["zpool", "scrub", *(["-s"] if stop else []), pool.value]
+
+
+def pool_status(pool: PoolName) -> list[str]:
+    return ["zpool", "status", "-p", "-v", pool.value]

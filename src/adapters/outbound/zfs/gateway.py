@@ -1,0 +1,159 @@
+"""The ZFS command-line gateway: implements the Datasets, Snapshots, Bookmarks and Pools ports."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
+from zfsapi.domain.names import (
+    BookmarkName,
+    DatasetName,
+    HoldTag,
+    PoolName,
+    PropertyName,
+    PropertyValue,
+    SnapshotName,
+)
+from zfsapi.domain.planning import DestroyFlags
+
+from . import commands, parsers
+from .executor import Completed, ZfsExecutor
+
+Properties = dict[PropertyName, PropertyValue]
+
+
+class ZfsCliGateway:
+    """Every port method is one (rarely two) zfs/zpool commands; failures are classified in `parsers`."""
+
+    def __init__(self, executor: ZfsExecutor) -> None:
+        self._exec = executor
+        self._version: tuple[int, int] | None = None
+
+    async def _ok(self, argv: list[str], *, name: str, kind: str = "dataset") -> Completed:
+        done = await self._exec.run(argv)
+        if not done.ok:
+            raise parsers.classify(done, name=name, kind=kind)
+        return done
+
+    async def _series(self) -> tuple[int, int]:
+        if self._version is None:
+            major, minor, *_ = (await self.version()).split(".")
+            self._version = (int(major), int(minor))
+        return self._version
+
+    # ---- datasets ----
+
+    async def create_dataset(self, name: DatasetName, *, properties: Properties, parents: bool) -> None:
+        await self._ok(commands.create(name, properties, parents), name=name.value)
+
+    async def create_volume(self, name: DatasetName, *, size_bytes: int, properties: Properties, sparse: bool) -> None:
+        await self._ok(commands.create_volume(name, size_bytes, properties, sparse), name=name.value)
+
+    async def create_clone(self, source: SnapshotName, target: DatasetName, *, properties: Properties) -> None:
+        await self._ok(commands.clone(source, target, properties), name=target.value)
+
+    async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None:
+        await self._ok(commands.destroy(name, flags), name=name.value)
+
+    async def list_datasets(
+        self,
+        root: DatasetName | None,
+        *,
+        recursive: bool,
+        types: Sequence[DatasetType],
+        properties: Sequence[PropertyName],
+    ) -> list[tuple[str, dict[str, str]]]:
+        columns = ["name", *(p.value for p in properties)]
+        done = await self._ok(commands.list_datasets(root, recursive, types, columns), name=str(root or ""))
+        return [
+            (row[0], {col: parsers.property_value(col, val) for col, val in zip(columns[1:], row[1:])})
+            for row in parsers.rows(done, len(columns))
+        ]
+
+    async def get_properties(
+        self, name: DatasetName | SnapshotName, *, property: PropertyName | None
+    ) -> dict[str, PropertyEntry]:
+        done = await self._ok(commands.get(name, property), name=name.value)
+        return parsers.properties(done)
+
+    async def set_property(self, name: DatasetName, prop: PropertyName, value: PropertyValue) -> None:
+        await self._ok(commands.set_property(name, prop, value), name=name.value)
+
+    async def get_space(self, name: DatasetName) -> SpaceUsage:
+        return parsers.space(await self._ok(commands.space(name), name=name.value))
+
+    async def mount(self, name: DatasetName) -> bool:
+        done = await self._exec.run(commands.mount(name))
+        if not done.ok:
+            if "already mounted" in done.stderr:
+                return False
+            raise parsers.classify(done, name=name.value)
+        return True
+
+    async def unmount(self, name: DatasetName) -> bool:
+        done = await self._exec.run(commands.unmount(name))
+        if not done.ok:
+            if "not currently mounted" in done.stderr:
+                return False
+            raise parsers.classify(done, name=name.value)
+        return True
+
+    async def rename(self, old: DatasetName, new: DatasetName) -> None:
+        await self._ok(commands.rename(old, new), name=old.value)
+
+    # ---- snapshots ----
+
+    async def create_snapshot(self, name: SnapshotName, *, recursive: bool, properties: Properties) -> None:
+        await self._ok(commands.snapshot(name, recursive, properties), name=name.value, kind="snapshot")
+
+    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool) -> list[Snapshot]:
+        return parsers.snapshots(await self._ok(commands.list_snapshots(dataset, recursive), name=dataset.value))
+
+    async def destroy_snapshot(self, name: SnapshotName, *, recursive: bool) -> None:
+        flags = DestroyFlags(recursive=recursive, dependents=False)
+        await self._ok(commands.destroy(name, flags), name=name.value, kind="snapshot")
+
+    async def rollback(self, name: SnapshotName, *, destroy_newer: bool) -> None:
+        await self._ok(commands.rollback(name, destroy_newer), name=name.value, kind="snapshot")
+
+    async def hold(self, name: SnapshotName, tag: HoldTag, *, recursive: bool) -> None:
+        await self._ok(commands.hold(name, tag, recursive), name=name.value, kind="snapshot")
+
+    async def release(self, name: SnapshotName, tag: HoldTag, *, recursive: bool) -> None:
+        await self._ok(commands.release(name, tag, recursive), name=name.value, kind="snapshot")
+
+    async def list_holds(self, name: SnapshotName, *, recursive: bool) -> list[tuple[str, Hold]]:
+        parsable = await self._series() >= (2, 2)
+        return parsers.holds(await self._ok(commands.holds(name, recursive, parsable), name=name.value, kind="snapshot"))
+
+    async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]:
+        return parsers.diff(await self._ok(commands.diff(older, newer), name=older.value, kind="snapshot"))
+
+    # ---- bookmarks ----
+
+    async def create_bookmark(self, source: SnapshotName | BookmarkName, bookmark: BookmarkName) -> None:
+        await self._ok(commands.bookmark(source, bookmark), name=source.value, kind="snapshot")
+
+    async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
+        done = await self._ok(commands.list_bookmarks(dataset), name=dataset.value)
+        return [row[0] for row in parsers.rows(done, 1)]
+
+    async def destroy_bookmark(self, bookmark: BookmarkName) -> None:
+        await self._ok(commands.destroy(bookmark), name=bookmark.value, kind="bookmark")
+
+    # ---- pools ----
+
+    async def list_pools(self) -> list[Pool]:
+        return parsers.pools(await self._ok(commands.pool_list(), name="", kind="pool"))
+
+    async def pool_properties(self, pool: PoolName, *, property: PropertyName | None) -> dict[str, PropertyEntry]:
+        return parsers.properties(await self._ok(commands.pool_get(pool, property), name=pool.value, kind="pool"))
+
+    async def scrub(self, pool: PoolName, *, stop: bool) -> None:
+        await self._ok(commands.scrub(pool, stop), name=pool.value, kind="pool")
+
+    async def pool_status(self, pool: PoolName) -> PoolStatus:
+        return parsers.pool_status(await self._ok(commands.pool_status(pool), name=pool.value, kind="pool"), pool.value)
+
+    async def version(self) -> str:
+        return parsers.version(await self._ok(commands.version(), name="", kind="pool"))

@@ -1,0 +1,1 @@
+"""Use cases over Protocol ports. Imports the domain only."""

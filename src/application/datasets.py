@@ -1,0 +1,210 @@
+"""Use cases for filesystems, volumes and clones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.models import DatasetType, PropertyEntry, SpaceUsage
+from zfsapi.domain.names import DatasetName, PropertyName, PropertyValue, SnapshotName
+from zfsapi.domain.planning import plan_destroy
+
+from .ports import Datasets, Properties
+
+
+class CreateDataset:
+    """Create a filesystem, optionally with its missing parents (`zfs create [-p] [-o k=v]...`).
+
+    Raises:
+        AlreadyExists: the dataset exists. NotFound: the parent is missing and `parents` is false.
+    """
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName, properties: Properties, parents: bool = False) -> None:
+        await self._datasets.create_dataset(dataset, properties=properties, parents=parents)
+
+
+class DestroyDataset:
+    """Destroy a dataset. `recursive` takes children and snapshots (-r); clones elsewhere only with
+    `recursive_dependents` (-R).
+
+    Raises:
+        NotFound, HasDependents (children, snapshots, clones or holds, listed in `dependents`).
+    """
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName, recursive: bool = False, recursive_dependents: bool = False) -> None:
+        if dataset.depth == 0:
+            raise InvalidArgument("dataset", "a pool's root dataset cannot be destroyed")
+        await self._datasets.destroy_dataset(dataset, flags=plan_destroy(recursive, recursive_dependents))
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetListing:
+    names: list[str]
+    properties: dict[str, dict[str, str]] | None
+
+
+class ListDatasets:
+    """List filesystems and/or volumes, under `dataset` or in every pool; optionally with properties.
+
+    Raises:
+        NotFound: `dataset` does not exist.
+    """
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(
+        self,
+        *,
+        dataset: DatasetName | None = None,
+        recursive: bool = True,
+        type: str = "all",
+        properties: Sequence[PropertyName] = (),
+    ) -> DatasetListing:
+        kinds = {
+            "all": (DatasetType.FILESYSTEM, DatasetType.VOLUME),
+            "filesystem": (DatasetType.FILESYSTEM,),
+            "volume": (DatasetType.VOLUME,),
+        }
+        if type not in kinds:
+            raise InvalidArgument("type", "must be one of filesystem, volume, all")
+        rows = await self._datasets.list_datasets(dataset, recursive=recursive, types=kinds[type], properties=properties)
+        names = [name for name, _ in rows]
+        return DatasetListing(names, {name: props for name, props in rows} if properties else None)
+
+
+class GetDatasetProperties:
+    """Read one property or all of them (exact integers from parsable output, with their source).
+
+    Raises:
+        NotFound: the dataset does not exist, or the named property is not set/known.
+    """
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(
+        self, *, dataset: DatasetName | SnapshotName, property: PropertyName | None = None
+    ) -> dict[str, PropertyEntry]:
+        return await self._datasets.get_properties(dataset, property=property)
+
+
+class SetDatasetProperty:
+    """Set one property (`zfs set`). Raises NotFound, ZfsCommandFailed (bad value)."""
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName, property: PropertyName, value: PropertyValue) -> None:
+        await self._datasets.set_property(dataset, property, value)
+
+
+class GetDatasetSpace:
+    """Space accounting of one dataset in bytes (`zfs list -o space`). Pure read, kept thin."""
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName) -> SpaceUsage:
+        return await self._datasets.get_space(dataset)
+
+
+class MountDataset:
+    """Mount a filesystem; returns False when it was mounted already. Raises NotFound, HasDependents."""
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName) -> bool:
+        return await self._datasets.mount(dataset)
+
+
+class UnmountDataset:
+    """Unmount a filesystem; returns False when it was not mounted. Raises NotFound, HasDependents (busy)."""
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName) -> bool:
+        return await self._datasets.unmount(dataset)
+
+
+class RenameDataset:
+    """Rename a dataset within its pool. Raises NotFound, AlreadyExists, InvalidArgument (other pool)."""
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, dataset: DatasetName, new_name: DatasetName) -> None:
+        if dataset.pool != new_name.pool:
+            raise InvalidArgument("new_name", "a dataset cannot be renamed into another pool")
+        if new_name.is_within(dataset):
+            raise InvalidArgument("new_name", "a dataset cannot be renamed below itself")
+        await self._datasets.rename(dataset, new_name)
+
+
+class CreateClone:
+    """Clone a snapshot into a new dataset. Raises NotFound (snapshot), AlreadyExists (target)."""
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(self, *, source: SnapshotName, target: DatasetName, properties: Properties) -> None:
+        if source.dataset.pool != target.pool:
+            raise InvalidArgument("target", "a clone must be in the same pool as its snapshot")
+        await self._datasets.create_clone(source, target, properties=properties)
+
+
+#: volblocksize values OpenZFS accepts: powers of two from 512 bytes to 128 KiB (larger needs large_blocks).
+_SIZE_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20}
+
+
+def parse_block_size(text: str) -> int:
+    """'16K' -> 16384; a power of two between 512 B and 16 MiB."""
+    raw = text.strip().upper().removesuffix("B")
+    suffix = raw[-1] if raw and raw[-1] in "KM" else ""
+    number = raw[: len(raw) - len(suffix)]
+    if not number.isdigit():
+        raise InvalidArgument("volblocksize", f"not a size: {text!r} (e.g. 16K)")
+    size = int(number) * _SIZE_SUFFIX[suffix]
+    if size < 512 or size > (16 << 20) or size & (size - 1):
+        raise InvalidArgument("volblocksize", "must be a power of two from 512 to 16M")
+    return size
+
+
+class CreateVolume:
+    """Create a zvol of `size_bytes` (rounded up to a multiple of the block size), sparse by default.
+
+    Raises:
+        AlreadyExists, NotFound (parent), InvalidArgument.
+    """
+
+    def __init__(self, datasets: Datasets) -> None:
+        self._datasets = datasets
+
+    async def execute(
+        self,
+        *,
+        dataset: DatasetName,
+        size_bytes: int,
+        compression: PropertyValue,
+        volblocksize: str = "16K",
+        sparse: bool = True,
+    ) -> int:
+        block = parse_block_size(volblocksize)
+        if size_bytes <= 0:
+            raise InvalidArgument("size_bytes", "must be positive")
+        size = -(-size_bytes // block) * block
+        props = {
+            PropertyName("compression"): compression,
+            PropertyName("volblocksize"): PropertyValue(str(block)),
+        }
+        await self._datasets.create_volume(dataset, size_bytes=size, properties=props, sparse=sparse)
+        return size

@@ -1,0 +1,87 @@
+"""Use cases for pools: listing, properties, scrubs, status, and a cached view for health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+from zfsapi.domain.models import Pool, PoolStatus, PropertyEntry
+from zfsapi.domain.names import PoolName, PropertyName
+
+from .ports import Pools
+
+
+class ListPools:
+    """Every imported pool with size, allocation, capacity, health and fragmentation. Pure read."""
+
+    def __init__(self, pools: Pools) -> None:
+        self._pools = pools
+
+    async def execute(self) -> list[Pool]:
+        return await self._pools.list_pools()
+
+
+class GetPoolProperties:
+    """One pool property or all (`zpool get -H -p`). Raises NotFound."""
+
+    def __init__(self, pools: Pools) -> None:
+        self._pools = pools
+
+    async def execute(self, *, pool: PoolName, property: PropertyName | None = None) -> dict[str, PropertyEntry]:
+        return await self._pools.pool_properties(pool, property=property)
+
+
+class StartScrub:
+    """Start (or resume a paused) scrub. Raises NotFound; HasDependents when a scrub/resilver runs."""
+
+    def __init__(self, pools: Pools) -> None:
+        self._pools = pools
+
+    async def execute(self, *, pool: PoolName) -> None:
+        await self._pools.scrub(pool, stop=False)
+
+
+class StopScrub:
+    """Cancel the running scrub. Raises NotFound; StateConflict when no scrub is running."""
+
+    def __init__(self, pools: Pools) -> None:
+        self._pools = pools
+
+    async def execute(self, *, pool: PoolName) -> None:
+        await self._pools.scrub(pool, stop=True)
+
+
+class GetPoolStatus:
+    """`zpool status` as raw text plus the parsed state, scan progress and vdev tree. Raises NotFound."""
+
+    def __init__(self, pools: Pools) -> None:
+        self._pools = pools
+
+    async def execute(self, *, pool: PoolName) -> PoolStatus:
+        return await self._pools.pool_status(pool)
+
+
+class PoolOverview:
+    """The pool list for health checks and gauges, refreshed at most every `max_age` seconds.
+
+    Concurrent callers within the window share one `zpool list`.
+    """
+
+    def __init__(self, pools: Pools, max_age: float = 5.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._pools = pools
+        self._max_age = max_age
+        self._monotonic = monotonic
+        self._cached: tuple[float, list[Pool], str] | None = None
+        self._lock = asyncio.Lock()
+
+    async def execute(self) -> tuple[list[Pool], str]:
+        """(pools, zfs version). Raises ZfsUnavailable."""
+        async with self._lock:
+            cached = self._cached
+            if cached is not None and self._monotonic() - cached[0] < self._max_age:
+                return cached[1], cached[2]
+            version = cached[2] if cached else await self._pools.version()
+            pools = await self._pools.list_pools()
+            self._cached = (self._monotonic(), pools, version)
+            return pools, version

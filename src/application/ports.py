@@ -1,0 +1,119 @@
+"""Ports: what the use cases need from the outside world, named by intent (never by tool)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, Sequence
+
+from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
+from zfsapi.domain.names import (
+    BookmarkName,
+    DatasetName,
+    HoldTag,
+    PoolName,
+    PropertyName,
+    PropertyValue,
+    SnapshotName,
+)
+from zfsapi.domain.planning import DestroyFlags
+
+Properties = dict[PropertyName, PropertyValue]
+
+
+class Datasets(Protocol):
+    """Filesystems and volumes.
+
+    Every method raises NotFound / AlreadyExists / HasDependents / ZfsCommandFailed / ZfsUnavailable
+    as ZFS's answer warrants.
+    """
+
+    async def create_dataset(self, name: DatasetName, *, properties: Properties, parents: bool) -> None: ...
+
+    async def create_volume(
+        self, name: DatasetName, *, size_bytes: int, properties: Properties, sparse: bool
+    ) -> None: ...
+
+    async def create_clone(self, source: SnapshotName, target: DatasetName, *, properties: Properties) -> None: ...
+
+    async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None: ...
+
+    async def list_datasets(
+        self,
+        root: DatasetName | None,
+        *,
+        recursive: bool,
+        types: Sequence[DatasetType],
+        properties: Sequence[PropertyName],
+    ) -> list[tuple[str, dict[str, str]]]:
+        """(full name, {property: value}) in ZFS's order; `root` itself is included."""
+        ...
+
+    async def get_properties(
+        self, name: DatasetName | SnapshotName, *, property: PropertyName | None
+    ) -> dict[str, PropertyEntry]: ...
+
+    async def set_property(self, name: DatasetName, prop: PropertyName, value: PropertyValue) -> None: ...
+
+    async def get_space(self, name: DatasetName) -> SpaceUsage: ...
+
+    async def mount(self, name: DatasetName) -> bool:
+        """Mount; False when it was mounted already."""
+        ...
+
+    async def unmount(self, name: DatasetName) -> bool:
+        """Unmount; False when it was not mounted."""
+        ...
+
+    async def rename(self, old: DatasetName, new: DatasetName) -> None: ...
+
+
+class Snapshots(Protocol):
+    """Snapshots, holds and diffs."""
+
+    async def create_snapshot(self, name: SnapshotName, *, recursive: bool, properties: Properties) -> None: ...
+
+    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool) -> list[Snapshot]:
+        """Oldest first (by createtxg). Raises NotFound when the dataset does not exist."""
+        ...
+
+    async def destroy_snapshot(self, name: SnapshotName, *, recursive: bool) -> None: ...
+
+    async def rollback(self, name: SnapshotName, *, destroy_newer: bool) -> None: ...
+
+    async def hold(self, name: SnapshotName, tag: HoldTag, *, recursive: bool) -> None: ...
+
+    async def release(self, name: SnapshotName, tag: HoldTag, *, recursive: bool) -> None: ...
+
+    async def list_holds(self, name: SnapshotName, *, recursive: bool) -> list[tuple[str, Hold]]:
+        """(snapshot full name, hold) pairs."""
+        ...
+
+    async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]: ...
+
+
+class Bookmarks(Protocol):
+    async def create_bookmark(self, source: SnapshotName | BookmarkName, bookmark: BookmarkName) -> None: ...
+
+    async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
+        """Full names of the dataset's own bookmarks. Raises NotFound for a missing dataset."""
+        ...
+
+    async def destroy_bookmark(self, bookmark: BookmarkName) -> None: ...
+
+
+class Pools(Protocol):
+    async def list_pools(self) -> list[Pool]: ...
+
+    async def pool_properties(self, pool: PoolName, *, property: PropertyName | None) -> dict[str, PropertyEntry]: ...
+
+    async def scrub(self, pool: PoolName, *, stop: bool) -> None: ...
+
+    async def pool_status(self, pool: PoolName) -> PoolStatus: ...
+
+    async def version(self) -> str:
+        """The OpenZFS userland version, e.g. '2.3.2'."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

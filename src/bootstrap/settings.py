@@ -1,0 +1,162 @@
+"""Settings: config.yaml (the old server's keys kept) overridden by ZFSAPI_* environment variables,
+decoded once into frozen Structs. A bad key or value is one line naming it."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+import msgspec
+import yaml
+from msgspec import Meta
+
+ENV_PREFIX = "ZFSAPI_"
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Positive = Annotated[int, Meta(ge=1)]
+
+
+class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class HttpSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 8545
+
+
+class ServerSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    http: HttpSettings = HttpSettings()
+
+
+class AuthSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Token auth for remote peers. With no users configured no token can be issued, so only
+    # passwordless loopback peers can call; there is no default password.
+    enabled: bool = True
+    passwordless_localhost: bool = True
+    # Passwordless access while listening on a non-loopback address must be asked for explicitly.
+    allow_passwordless_with_public_bind: bool = False
+    users: dict[str, str] = {}
+
+
+class RateLimitSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    requests: Positive = 100
+    window: Annotated[float, Meta(gt=0)] = 60.0
+
+
+class LoggingSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+
+class RedisSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str | None = None  # no host: in-process session store
+    port: Port = 6379
+    db: Annotated[int, Meta(ge=0)] = 0
+    password: str | None = None
+
+
+class ZfsSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    zfs: str = "zfs"
+    zpool: str = "zpool"
+    timeout: Annotated[float, Meta(gt=0)] = 300.0
+    max_concurrency: Annotated[int, Meta(ge=1, le=1024)] = 32
+    pool_cache_seconds: Annotated[float, Meta(ge=0)] = 5.0
+
+
+class JsonRpcSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    max_batch: Annotated[int, Meta(ge=1, le=10000)] = 100
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 1 << 20
+
+
+class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    logging: LoggingSettings = LoggingSettings()
+    redis: RedisSettings = RedisSettings()
+    zfs: ZfsSettings = ZfsSettings()
+    jsonrpc: JsonRpcSettings = JsonRpcSettings()
+    state_dir: str = "/var/lib/zfsapi"
+
+
+class SettingsError(Exception):
+    """One line: which key, what is wrong."""
+
+
+def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
+    """ZFSAPI_SERVER__HTTP__PORT=9000 -> {"server": {"http": {"port": 9000}}} (values read as YAML scalars)."""
+    tree: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "ZFSAPI_CONFIG":
+            continue
+        path = [part.lower() for part in key[len(ENV_PREFIX):].split("__")]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"{key}: conflicts with another ZFSAPI_* variable")
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the config file (if any), apply ZFSAPI_* variables, then `overrides`. Raises SettingsError."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("ZFSAPI_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise SettingsError(f"config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"config {path}: the top level must be a mapping")
+        data = loaded or {}
+    data = _merge(_merge(data, _env_tree(environ)), dict(overrides or {}))
+    try:
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.rsplit(" - at `$.", 1)
+        if len(where) == 2:
+            raise SettingsError(f"config key {where[1].rstrip('`')}: {where[0]}") from None
+        raise SettingsError(f"config: {text}") from None
+    _check(settings)
+    return settings
+
+
+def _is_loopback_bind(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check(settings: Settings) -> None:
+    s = settings
+    if s.auth.passwordless_localhost and not _is_loopback_bind(s.server.http.host) \
+            and not s.auth.allow_passwordless_with_public_bind:
+        raise SettingsError(
+            f"config key server.http.host: {s.server.http.host} is not a loopback address while "
+            "auth.passwordless_localhost is on; set auth.allow_passwordless_with_public_bind: true to confirm"
+        )

@@ -1,0 +1,1 @@
+"""Pure domain: ZFS names, models, typed errors and planning decisions. Imports nothing of ours."""

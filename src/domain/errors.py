@@ -1,0 +1,89 @@
+"""Typed errors of the domain. The root is never raised; adapters map each type to a wire code."""
+
+from __future__ import annotations
+
+
+class ZfsApiError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(ZfsApiError):
+    """A value broke a rule (a ZFS name, a property, a size). `param` names the offending parameter."""
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(f"Invalid value for {param}: {reason}")
+        self.param = param
+        self.reason = reason
+
+    def for_param(self, param: str) -> InvalidArgument:
+        """The same error, attributed to the named request parameter."""
+        return InvalidArgument(param, self.reason)
+
+
+class NotFound(ZfsApiError):
+    """A pool, dataset, snapshot, bookmark, hold, stream or file does not exist."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind.capitalize()} not found: {name}")
+        self.kind = kind
+        self.name = name
+
+
+class AlreadyExists(ZfsApiError):
+    """The object to create exists already."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind.capitalize()} already exists: {name}")
+        self.kind = kind
+        self.name = name
+
+
+class HasDependents(ZfsApiError):
+    """The object is busy or has dependents (children, clones, holds, mounted, in use)."""
+
+    def __init__(self, name: str, reason: str, dependents: list[str] | None = None) -> None:
+        super().__init__(f"{name} is busy or has dependents: {reason}")
+        self.name = name
+        self.reason = reason
+        self.dependents = list(dependents or [])
+
+
+class StateConflict(ZfsApiError):
+    """The request conflicts with the current state (e.g. a rollback would destroy newer snapshots)."""
+
+    def __init__(self, reason: str, **details: object) -> None:
+        super().__init__(f"Conflict with current state: {reason}")
+        self.reason = reason
+        self.details = details
+
+
+class ZfsCommandFailed(ZfsApiError):
+    """ZFS refused or failed in a way not classified more precisely."""
+
+    def __init__(self, command: list[str], exit_code: int, stderr: str) -> None:
+        verb = " ".join(command[:2])
+        super().__init__(f"ZFS command failed: {verb}: {stderr.splitlines()[0] if stderr else f'exit {exit_code}'}")
+        self.command = list(command)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+
+class ZfsUnavailable(ZfsApiError):
+    """ZFS cannot be used here (no binary, module not loaded, not permitted, timed out)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"ZFS unavailable: {reason}")
+        self.reason = reason
+
+
+class PermissionDenied(ZfsApiError):
+    """The caller's role or dataset scope does not allow the method on that dataset."""
+
+    def __init__(self, method: str, dataset: str | None = None) -> None:
+        super().__init__(f"Permission denied: {method}" + (f" on {dataset}" if dataset else ""))
+        self.method = method
+        self.dataset = dataset
