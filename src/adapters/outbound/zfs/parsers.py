@@ -244,7 +244,7 @@ def _kind(name: str, default: str) -> str:
         return "snapshot"
     if "#" in name:
         return "bookmark"
-    return default
+    return "pool" if default == "pool" else "dataset"
 
 
 def _dependents(stderr: str) -> list[str]:

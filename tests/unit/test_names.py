@@ -1,0 +1,110 @@
+"""OpenZFS naming rules (module/zcommon/zfs_namecheck.c, libzfs) as value objects."""
+
+from __future__ import annotations
+
+import pytest
+
+from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.names import (
+    BookmarkName,
+    DatasetName,
+    HoldTag,
+    PoolName,
+    PropertyName,
+    PropertyValue,
+    SnapshotName,
+    parse_properties,
+)
+
+VALID = ["tank", "tank/a b", "tank/a:b.c_d-e", "t/" + "x" * 253, "T1/.x", "tank/..a", "a/" + "/".join("x" * 49)]
+INVALID = [
+    "", "/tank", "tank/", "tank//a", "1tank", "-o", "tank/a@b", "tank/a#b", "tank/a\tb", "tank/a\nb", "tank/ä",
+    "mirror", "mirror1/a", "raidz", "draid2", "spare", "log", "c0t0d0", "tank/.", "tank/..", "tank/%recv",
+    "t/" + "x" * 254, "a/" + "/".join("x" * 50), "tank/a/../b",
+]
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_valid_dataset_names(name):
+    assert DatasetName.parse(name).value == name
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_invalid_dataset_names(name):
+    with pytest.raises(InvalidArgument) as exc:
+        DatasetName.parse(name)
+    assert exc.value.param == "dataset" and exc.value.reason
+
+
+def test_255_bytes_counts_utf8_bytes_not_characters():
+    assert len(DatasetName.parse("t/" + "x" * 253).value.encode()) == 255
+    with pytest.raises(InvalidArgument):
+        SnapshotName.parse("t/" + "x" * 250 + "@abcd")
+
+
+def test_snapshot_and_bookmark_names():
+    snap = SnapshotName.parse("tank/a b@s 1:x")
+    assert (snap.dataset.value, snap.short, snap.value) == ("tank/a b", "s 1:x", "tank/a b@s 1:x")
+    assert BookmarkName.parse("tank/a#b").short == "b"
+    for bad in ["tank", "tank@", "@s", "tank@a@b", "tank@a/b", "tank@a#b", "tank@-x\n"]:
+        with pytest.raises(InvalidArgument) as exc:
+            SnapshotName.parse(bad)
+        assert exc.value.param == "snapshot"
+    with pytest.raises(InvalidArgument):
+        BookmarkName.parse("tank#a#b")
+
+
+def test_snapshot_of_accepts_short_or_full_name_of_the_same_dataset():
+    ds = DatasetName.parse("tank/a")
+    assert SnapshotName.of(ds, "s1").value == "tank/a@s1"
+    assert SnapshotName.of(ds, "tank/a@s1").value == "tank/a@s1"
+    with pytest.raises(InvalidArgument):
+        SnapshotName.of(ds, "tank/b@s1")
+
+
+def test_pool_names():
+    assert PoolName.parse("tank").value == "tank"
+    for bad in ["", "1a", "mirror", "raidz1", "c3", "a/b", "a@b"]:
+        with pytest.raises(InvalidArgument):
+            PoolName.parse(bad)
+
+
+def test_no_parsed_name_can_be_an_option():
+    for text in ["-r", "--", "-o mountpoint=/", "-Rf"]:
+        for cls in (DatasetName, PoolName):
+            with pytest.raises(InvalidArgument):
+                cls.parse(text)
+    with pytest.raises(InvalidArgument):
+        HoldTag.parse("-r")
+
+
+def test_properties():
+    assert PropertyName.parse("compression").is_user is False
+    assert PropertyName.parse("com.example:note").is_user
+    assert PropertyName.parse("userquota@bob").value == "userquota@bob"
+    for bad in ["", "Compression", "com.example", "a b", "x:Y", "-x:y", "1abc"]:
+        with pytest.raises(InvalidArgument):
+            PropertyName.parse(bad)
+    assert PropertyValue.parse("x" * 8192).value
+    for bad in ["x" * 8193, "a\tb", "a\nb", "a\0b"]:
+        with pytest.raises(InvalidArgument):
+            PropertyValue.parse(bad)
+
+
+def test_parse_properties_names_the_key():
+    with pytest.raises(InvalidArgument) as exc:
+        parse_properties({"compression": "lz4", "Bad": "x"})
+    assert exc.value.param == "properties.Bad"
+
+
+def test_hold_tags():
+    assert HoldTag.parse("keep me: 1").value == "keep me: 1"
+    for bad in ["", "a\tb", "x" * 256]:
+        with pytest.raises(InvalidArgument):
+            HoldTag.parse(bad)
+
+
+def test_hierarchy_helpers():
+    ds = DatasetName.parse("tank/a/b")
+    assert ds.parent == DatasetName("tank/a") and ds.pool == PoolName("tank") and ds.depth == 2
+    assert ds.is_within(DatasetName("tank/a")) and not DatasetName("tank/ab").is_within(DatasetName("tank/a"))

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from zfsapi.bootstrap.settings import SettingsError, load_settings
+
+
+def test_defaults_bind_loopback():
+    s = load_settings(environ={})
+    assert (s.server.http.host, s.server.http.port) == ("127.0.0.1", 8545)
+    assert s.redis.host is None and s.auth.passwordless_localhost and s.auth.users == {}
+
+
+def test_file_then_env_then_overrides(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("server:\n  http:\n    port: 9000\nrate_limit:\n  requests: 5\n  window: 10\n"
+                   "logging:\n  level: DEBUG\nredis:\n  host: 127.0.0.1\n")
+    s = load_settings(cfg, environ={"ZFSAPI_RATE_LIMIT__REQUESTS": "7", "ZFSAPI_ZFS__TIMEOUT": "12.5"})
+    assert s.server.http.port == 9000 and s.rate_limit.requests == 7 and s.zfs.timeout == 12.5
+    assert s.logging.level == "DEBUG" and s.redis.host == "127.0.0.1"
+    s = load_settings(cfg, environ={}, overrides={"server": {"http": {"port": 1234}}})
+    assert s.server.http.port == 1234
+
+
+@pytest.mark.parametrize("text, key", [
+    ("server:\n  http:\n    port: 99999\n", "server.http.port"),
+    ("server:\n  htp:\n    port: 1\n", "htp"),
+    ("logging:\n  level: LOUD\n", "logging.level"),
+    ("rate_limit:\n  requests: 0\n", "rate_limit.requests"),
+])
+def test_bad_config_names_the_key(tmp_path, text, key):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError) as exc:
+        load_settings(cfg, environ={})
+    assert key in str(exc.value)
+
+
+def test_public_bind_with_passwordless_needs_explicit_consent():
+    with pytest.raises(SettingsError) as exc:
+        load_settings(environ={"ZFSAPI_SERVER__HTTP__HOST": "0.0.0.0"})
+    assert "allow_passwordless_with_public_bind" in str(exc.value)
+    s = load_settings(environ={"ZFSAPI_SERVER__HTTP__HOST": "0.0.0.0",
+                               "ZFSAPI_AUTH__ALLOW_PASSWORDLESS_WITH_PUBLIC_BIND": "true"})
+    assert s.server.http.host == "0.0.0.0"
+
+
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("server:\n  http:\n    port: nope\n")
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config", "--config", str(cfg)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "server.http.port" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config"], capture_output=True, text=True)
+    assert r.returncode == 0

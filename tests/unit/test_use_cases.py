@@ -1,0 +1,155 @@
+"""Use cases through the real container, FakeZfs at the port boundary: end state and error fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from zfsapi.domain.errors import HasDependents, InvalidArgument, StateConflict
+from zfsapi.domain.names import DatasetName, SnapshotName
+
+
+async def test_create_list_destroy(rpc, fake_zfs):
+    assert await rpc("dataset_create", dataset="tank/a b/c:d", parents=True) == {"dataset": "tank/a b/c:d",
+                                                                                  "created": True}
+    assert "tank/a b" in fake_zfs.datasets
+    listing = await rpc("dataset_list", dataset="tank", properties=["com.x:y"])
+    assert listing["datasets"] == ["tank", "tank/a b", "tank/a b/c:d"]
+    assert listing["properties"]["tank/a b"] == {"com.x:y": "-"}
+    error = await rpc("dataset_destroy", error=True, dataset="tank/a b")
+    assert error["code"] == -32012 and error["data"]["dependents"] == ["tank/a b/c:d"]
+    assert await rpc("dataset_destroy", dataset="tank/a b", recursive=True) == {"dataset": "tank/a b",
+                                                                                 "destroyed": True}
+    assert set(fake_zfs.datasets) == {"tank"}
+
+
+async def test_pool_root_cannot_be_destroyed(rpc):
+    error = await rpc("dataset_destroy", error=True, dataset="tank", recursive=True)
+    assert error["code"] == -32602 and error["data"]["param"] == "dataset"
+
+
+async def test_errors_carry_kind_and_name(rpc):
+    error = await rpc("dataset_get_space", error=True, dataset="tank/missing")
+    assert error == {"code": -32010, "message": "Dataset not found: tank/missing",
+                     "data": {"kind": "dataset", "name": "tank/missing"}}
+    await rpc("dataset_create", dataset="tank/a")
+    error = await rpc("dataset_create", error=True, dataset="tank/a")
+    assert error["code"] == -32011 and error["data"] == {"kind": "dataset", "name": "tank/a"}
+
+
+async def test_snapshots_rollback_and_holds(rpc, fake_zfs):
+    await rpc("dataset_create", dataset="tank/a")
+    for name in ["s1", "s2", "s3"]:
+        await rpc("snapshot_create", dataset="tank/a", name=name)
+    result = await rpc("snapshot_list", dataset="tank/a")
+    assert result["snapshots"] == ["s1", "s2", "s3"]
+    assert [d["name"] for d in result["details"]] == ["tank/a@s1", "tank/a@s2", "tank/a@s3"]
+    error = await rpc("snapshot_rollback", error=True, dataset="tank/a", snapshot="s1")
+    assert error["code"] == -32015 and error["data"]["newer"] == ["tank/a@s2", "tank/a@s3"]
+    assert set(fake_zfs.snapshots) == {"tank/a@s1", "tank/a@s2", "tank/a@s3"}  # nothing lost
+    await rpc("snapshot_hold", dataset="tank/a", snapshot="s2", tag="keep")
+    holds = await rpc("snapshot_holds_list", dataset="tank/a", snapshot="s2")
+    assert holds["holds"] == ["keep"] and holds["details"][0]["tag"] == "keep"
+    error = await rpc("snapshot_destroy", error=True, dataset="tank/a", snapshot="s2")
+    assert error["code"] == -32012
+    await rpc("snapshot_release", dataset="tank/a", snapshot="s2", tag="keep")
+    result = await rpc("snapshot_rollback", dataset="tank/a", snapshot="s1", destroy_newer=True)
+    assert result == {"dataset": "tank/a", "snapshot": "s1", "rolled_back": True,
+                      "destroyed": ["tank/a@s2", "tank/a@s3"]}
+    assert set(fake_zfs.snapshots) == {"tank/a@s1"}
+
+
+async def test_auto_snapshot_names(rpc):
+    await rpc("dataset_create", dataset="tank/a")
+    first = await rpc("snapshot_create_auto", dataset="tank/a", tag="daily")
+    second = await rpc("snapshot_create_auto", dataset="tank/a", tag="daily")
+    third = await rpc("snapshot_create_auto", dataset="tank/a", tag="daily", tag1="db")
+    assert first["snapshot"] == "daily_2026-11-24-12-30"
+    assert second["snapshot"] == "daily_2026-11-24-12-30-15"
+    assert third["snapshot"] == "daily_db_2026-11-24-12-30"
+    error = await rpc("snapshot_create_auto", error=True, dataset="tank/a", tag="bad/tag")
+    assert error["data"]["param"] == "tag"
+
+
+async def test_clone_blocks_destroy_until_dependents_allowed(rpc, fake_zfs):
+    await rpc("dataset_create", dataset="tank/a")
+    await rpc("snapshot_create", dataset="tank/a", name="s")
+    assert await rpc("clone_create", source="tank/a@s", target="tank/c") == {"source": "tank/a@s",
+                                                                               "clone": "tank/c", "created": True}
+    error = await rpc("dataset_destroy", error=True, dataset="tank/a", recursive=True)
+    assert error["code"] == -32012 and error["data"]["dependents"] == ["tank/c"]
+    await rpc("dataset_destroy", dataset="tank/a", recursive_dependents=True)
+    assert "tank/c" not in fake_zfs.datasets
+
+
+async def test_volumes_and_bookmarks(rpc):
+    r = await rpc("volume_create", dataset="tank/v", size_bytes=1000)
+    assert r == {"volume": "tank/v", "created": True, "size_bytes": 16384}
+    assert (await rpc("volume_list"))["volumes"] == ["tank/v"]
+    error = await rpc("volume_create", error=True, dataset="tank/w")
+    assert error["code"] == -32602
+    error = await rpc("volume_create", error=True, dataset="tank/w", size_gb=1, size_bytes=5)
+    assert error["code"] == -32602
+    error = await rpc("volume_create", error=True, dataset="tank/w", size_gb=1, volblocksize="3K")
+    assert error["data"]["param"] == "volblocksize"
+    await rpc("snapshot_create", dataset="tank", name="s")
+    assert (await rpc("bookmark_create", snapshot="tank@s", bookmark="tank#b"))["bookmark"] == "tank#b"
+    assert (await rpc("bookmark_list", dataset="tank"))["bookmarks"] == ["tank#b"]
+    error = await rpc("bookmark_create", error=True, snapshot="tank@s", bookmark="other#b")
+    assert error["code"] == -32602
+    assert await rpc("bookmark_destroy", bookmark="tank#b") == {"bookmark": "tank#b", "destroyed": True}
+    assert (await rpc("bookmark_destroy", error=True, bookmark="tank#b"))["code"] == -32010
+
+
+async def test_mount_reports_already(rpc):
+    await rpc("dataset_create", dataset="tank/m")
+    assert await rpc("dataset_mount", dataset="tank/m") == {"dataset": "tank/m", "mounted": True,
+                                                           "already_mounted": True}
+    assert await rpc("dataset_unmount", dataset="tank/m") == {"dataset": "tank/m", "unmounted": True}
+    assert await rpc("dataset_mount", dataset="tank/m") == {"dataset": "tank/m", "mounted": True}
+
+
+async def test_rename_rules(rpc):
+    await rpc("dataset_create", dataset="tank/a")
+    assert (await rpc("dataset_rename", error=True, dataset="tank/a", new_name="other/a"))["data"]["param"] == \
+        "new_name"
+    assert (await rpc("dataset_rename", error=True, dataset="tank/a", new_name="tank/a/b"))["code"] == -32602
+    assert await rpc("dataset_rename", dataset="tank/a", new_name="tank/b") == {
+        "old_name": "tank/a", "new_name": "tank/b", "renamed": True}
+
+
+async def test_scrub_and_status(rpc):
+    assert await rpc("pool_scrub_start", pool="tank") == {"pool": "tank", "scrub": "started"}
+    assert (await rpc("pool_scrub_start", error=True, pool="tank"))["code"] == -32012
+    assert (await rpc("pool_status", pool="tank"))["scan"]["state"] == "scanning"
+    assert await rpc("pool_scrub_stop", pool="tank") == {"pool": "tank", "scrub": "stopped"}
+    assert (await rpc("pool_scrub_stop", error=True, pool="tank"))["code"] == -32015
+    assert (await rpc("pool_status", error=True, pool="nope"))["data"] == {"kind": "pool", "name": "nope"}
+
+
+async def test_properties_get_set(rpc):
+    await rpc("dataset_set_property", dataset="tank", property="com.x:note", value="hello world")
+    props = await rpc("dataset_get_properties", dataset="tank", property="com.x:note", detailed=True)
+    assert props["properties"] == {"com.x:note": {"value": "hello world", "source": "local"}}
+    assert (await rpc("dataset_get_properties", error=True, dataset="tank", property="nosuch"))["code"] == -32602
+
+
+async def test_diff_shape(rpc):
+    await rpc("snapshot_create", dataset="tank", name="s")
+    r = await rpc("snapshot_diff", snapshot1="tank@s")
+    assert r["snapshot2"] == "current" and r["summary"]["total_changes"] == 1
+    assert r["changes"]["modified"] == [{"path": "/tank/", "type": "directory"}]
+    error = await rpc("snapshot_diff", error=True, snapshot1="tank@s", snapshot2="tank/x@s")
+    assert error["data"]["param"] == "snapshot2"
+
+
+async def test_use_cases_embedded_without_http(use_cases, fake_zfs):
+    await use_cases.dataset_create.execute(dataset=DatasetName.parse("tank/e"), properties={})
+    await use_cases.snapshot_create.execute(snapshot=SnapshotName.parse("tank/e@1"), properties={})
+    assert [s.short for s in await use_cases.snapshot_list.execute(dataset=DatasetName.parse("tank/e"))] == ["1"]
+    with pytest.raises(HasDependents):
+        await use_cases.dataset_destroy.execute(dataset=DatasetName.parse("tank/e"))
+    await use_cases.snapshot_create.execute(snapshot=SnapshotName.parse("tank/e@2"), properties={})
+    with pytest.raises(StateConflict):
+        await use_cases.snapshot_rollback.execute(snapshot=SnapshotName.parse("tank/e@1"), destroy_newer=False)
+    with pytest.raises(InvalidArgument):
+        await use_cases.dataset_rename.execute(dataset=DatasetName("tank/e"), new_name=DatasetName("x/e"))
