@@ -91,6 +91,8 @@ def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
         if not key.startswith(ENV_PREFIX) or key == "ZFSAPI_CONFIG":
             continue
         path = [part.lower() for part in key[len(ENV_PREFIX):].split("__")]
+        if path[0] not in Settings.__struct_fields__:
+            continue  # ZFSAPI_* variables of other tools (ZFSAPI_VENV, ZFSAPI_TESTHOST_*) are not settings
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:

@@ -57,3 +57,11 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path):
     assert r.stderr.count("\n") == 1 and "server.http.port" in r.stderr
     r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config"], capture_output=True, text=True)
     assert r.returncode == 0
+
+
+def test_env_variables_outside_the_settings_sections_are_ignored():
+    s = load_settings(environ={"ZFSAPI_VENV": "/x", "ZFSAPI_TESTHOST_ZFS": "2.1"})
+    assert s == load_settings(environ={})
+    with pytest.raises(SettingsError) as exc:
+        load_settings(environ={"ZFSAPI_SERVER__HTTP__PROT": "1"})
+    assert "prot" in str(exc.value)
