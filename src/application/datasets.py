@@ -107,7 +107,7 @@ class SetDatasetProperty:
 
 
 class GetDatasetSpace:
-    """Space accounting of one dataset in bytes (`zfs list -o space`). Pure read, kept thin."""
+    """Space accounting of one dataset in bytes (`zfs list -o space`)."""
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets

@@ -13,7 +13,7 @@ from .ports import Pools
 
 
 class ListPools:
-    """Every imported pool with size, allocation, capacity, health and fragmentation. Pure read."""
+    """Every imported pool with size, allocation, capacity, health and fragmentation."""
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools

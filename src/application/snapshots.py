@@ -146,7 +146,7 @@ class CreateBookmark:
 
 
 class ListBookmarks:
-    """Bookmarks of one dataset (full names). Pure read, kept thin. Raises NotFound."""
+    """Bookmarks of one dataset (full names). Raises NotFound."""
 
     def __init__(self, bookmarks: Bookmarks) -> None:
         self._bookmarks = bookmarks

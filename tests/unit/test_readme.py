@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from zfsapi.bootstrap.apidoc import BEGIN, END, markdown
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_method_reference_is_generated_from_the_registry():
+    text = README.read_text()
+    current = text[text.index(BEGIN): text.index(END) + len(END)]
+    assert current == markdown(), "run: python -m zfsapi.bootstrap.apidoc and paste it into README.md"
+
+
+def test_readme_names_the_two_commands():
+    text = README.read_text()
+    assert "scripts/serve" in text and "scripts/test" in text
+    assert "scripts/test" in (README.parent / ".ci" / "run").read_text()
