@@ -123,3 +123,15 @@ def test_guard_helpers():
     assert not is_loopback_address("10.0.0.1") and not is_loopback_address(None) and not is_loopback_address("x")
     assert is_loopback_host("LOCALHOST:1") and is_loopback_host("[::1]") and not is_loopback_host("[::2]:1")
     assert check_passwordless(None, None, None).status == 421
+
+
+async def test_only_post_on_the_rpc_route(app):
+    async with http_client(app) as c:
+        r = await c.get("/")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
+async def test_notification_only_request_is_204_with_empty_body(app):
+    async with http_client(app) as c:
+        r = await c.post("/", json={"jsonrpc": "2.0", "method": "pool_list"})
+    assert r.status_code == 204 and r.content == b"" and r.headers["x-request-id"]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, asgi, get
+from litestar.types import Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from zfsapi import __version__
@@ -24,7 +25,7 @@ from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, INVALID_TOKEN, RpcE
 from ..jsonrpc.methods import register_core
 from ..jsonrpc.openrpc import register_discover
 from ..jsonrpc.registry import CallContext, Method, Registry
-from .guard import check_passwordless, is_json_content_type, is_loopback_address
+from .guard import Refusal, check_passwordless, is_json_content_type, is_loopback_address
 
 log = logging.getLogger("zfsapi.http")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -58,16 +59,62 @@ async def _require_principal(method: Method[Any], params: Any, ctx: CallContext)
     raise RpcError(AUTH_REQUIRED, "Authentication required")
 
 
-def _refuse(status: int, reason: str, request_id: str) -> Response[bytes]:
+def _refusal_body(reason: str) -> bytes:
     body = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": reason, "data": {"reason": reason}},
             "id": None}
-    return Response(_ENCODER.encode(body), status_code=status, media_type="application/json",
+    return _ENCODER.encode(body)
+
+
+def _refuse(refusal: Refusal, request_id: str) -> Response[bytes]:
+    return Response(_refusal_body(refusal.reason), status_code=refusal.status, media_type="application/json",
                     headers={"X-Request-ID": request_id})
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    return given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+async def _send(send: Send, status: int, body: bytes, request_id: str,
+                extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"x-request-id", request_id.encode())]
+    if status != 204:
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body if status != 204 else b""})
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None when it is (or announces to be) larger than `limit` bytes."""
+    for key, value in scope["headers"]:
+        if key.lower() == b"content-length" and value.isdigit() and int(value) > limit:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+_WANTED = {b"host", b"origin", b"sec-fetch-site", b"content-type", b"x-request-id", b"authorization"}
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The few headers this adapter reads, from the raw ASGI scope in one pass (first occurrence wins)."""
+    out: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        key = key.lower()
+        if key in _WANTED and key.decode() not in out:
+            out[key.decode()] = value.decode("latin-1")
+    return out
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    given = headers.get("x-request-id")
+    return given if given and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 def create_app(container: AppContainer) -> Litestar:
@@ -80,46 +127,53 @@ def create_app(container: AppContainer) -> Litestar:
     register_discover(registry, title="zfsapi", version=__version__)
     dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=_require_principal)
 
-    def admit(request: Request) -> tuple[Response[bytes] | None, bool, str]:
-        """(refusal or None, passwordless?, request id) for any route."""
-        rid = _request_id(request)
+    def admit(scope: Scope) -> tuple[Refusal | None, bool, str, dict[str, str]]:
+        """(refusal or None, passwordless?, request id, headers) for any route."""
+        headers = _headers(scope)
+        rid = _request_id(headers)
         request_id_var.set(rid)
-        peer = request.client.host if request.client else None
+        client = scope.get("client")
+        peer = client[0] if client else None
         if opts.passwordless_localhost and is_loopback_address(peer):
-            refusal = check_passwordless(
-                request.headers.get("host"), request.headers.get("origin"), request.headers.get("sec-fetch-site")
-            )
+            refusal = check_passwordless(headers.get("host"), headers.get("origin"), headers.get("sec-fetch-site"))
             if refusal is not None:
                 log.info("refused", extra={"peer": peer, "status": refusal.status, "reason": refusal.reason})
-                return _refuse(refusal.status, refusal.reason, rid), False, rid
-            return None, True, rid
-        return None, False, rid
+            return refusal, refusal is None, rid, headers
+        return None, False, rid, headers
 
-    @post("/", status_code=200)
-    async def jsonrpc(request: Request) -> Response[bytes]:
-        refusal, passwordless, rid = admit(request)
+    # POST / is the hot path: a raw ASGI route (no Request/Response objects per call), body read with a cap.
+    @asgi("/", is_mount=False, copy_scope=False)
+    async def jsonrpc(scope: Scope, receive: Receive, send: Send) -> None:
+        refusal, passwordless, rid, headers = admit(scope)
+        if scope["method"] != "POST":
+            await _send(send, 405, _refusal_body("only POST is accepted"), rid, [(b"allow", b"POST")])
+            return
         if refusal is not None:
-            return refusal
-        if not is_json_content_type(request.headers.get("content-type")):
-            return _refuse(415, "Content-Type must be application/json", rid)
-        body = await request.body()
+            await _send(send, refusal.status, _refusal_body(refusal.reason), rid)
+            return
+        if not is_json_content_type(headers.get("content-type")):
+            await _send(send, 415, _refusal_body("Content-Type must be application/json"), rid)
+            return
+        body = await _read_body(scope, receive, opts.max_body_bytes)
+        if body is None:
+            await _send(send, 413, _refusal_body(f"request body over {opts.max_body_bytes} bytes"), rid)
+            return
+        client = scope.get("client")
         ctx = CallContext(
             request_id=rid,
-            peer=request.client.host if request.client else "",
+            peer=client[0] if client else "",
             principal="localhost" if passwordless else None,
             passwordless=passwordless,
-            credentials_presented="authorization" in request.headers,
+            credentials_presented="authorization" in headers,
         )
         answer = await dispatcher.handle(body, ctx)
-        if answer is None:
-            return Response(b"", status_code=204, headers={"X-Request-ID": rid})
-        return Response(answer, status_code=200, media_type="application/json", headers={"X-Request-ID": rid})
+        await _send(send, 204 if answer is None else 200, answer or b"", rid)
 
     @get("/health")
     async def health(request: Request) -> Response[bytes]:
-        refusal, _, rid = admit(request)
+        refusal, _, rid, _ = admit(request.scope)
         if refusal is not None:
-            return refusal
+            return _refuse(refusal, rid)
         now = datetime.now(timezone.utc).isoformat()
         try:
             pools, version = await uc.pool_overview.execute()
@@ -137,9 +191,9 @@ def create_app(container: AppContainer) -> Litestar:
 
     @get("/metrics")
     async def metrics_route(request: Request) -> Response[bytes]:
-        refusal, _, _ = admit(request)
+        refusal, _, rid, _ = admit(request.scope)
         if refusal is not None:
-            return refusal
+            return _refuse(refusal, rid)
         try:
             pools, _ = await uc.pool_overview.execute()
         except ZfsApiError:

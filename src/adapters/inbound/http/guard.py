@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 _LOOPBACK_NAMES = {"localhost", "localhost."}
 
 
+@lru_cache(maxsize=4096)
 def is_loopback_address(host: str | None) -> bool:
     """127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104."""
     if not host:
@@ -36,6 +38,7 @@ def _host_only(authority: str) -> str:
     return authority
 
 
+@lru_cache(maxsize=1024)
 def is_loopback_host(authority: str | None) -> bool:
     """A Host header naming this machine's loopback: localhost, 127.x.y.z or [::1], with or without port."""
     if not authority:
@@ -50,6 +53,7 @@ class Refusal:
     reason: str
 
 
+@lru_cache(maxsize=1024)
 def check_passwordless(host: str | None, origin: str | None, fetch_site: str | None) -> Refusal | None:
     """For a loopback peer in passwordless mode: None when the request may proceed, else why not."""
     if not is_loopback_host(host):

@@ -60,6 +60,7 @@ class Dispatcher:
         self.max_batch = max_batch
         self._metrics = metrics
         self._policy = policy
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def handle(self, body: bytes, ctx: CallContext) -> bytes | None:
         """The response body, or None when nothing is owed (notifications only)."""
@@ -126,6 +127,12 @@ class Dispatcher:
             raise _validation_error(exc) from None
 
     def _observe(self, method: str, outcome: str, started: float) -> None:
-        if self._metrics is not None:
-            self._metrics.rpc_requests.labels(method, outcome).inc()
-            self._metrics.rpc_latency.labels(method, outcome).observe(time.perf_counter() - started)
+        if self._metrics is None:
+            return
+        children = self._children.get((method, outcome))
+        if children is None:  # label lookups are cached: the label set is bounded by the registry
+            children = (self._metrics.rpc_requests.labels(method, outcome),
+                        self._metrics.rpc_latency.labels(method, outcome))
+            self._children[(method, outcome)] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)

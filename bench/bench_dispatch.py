@@ -1,0 +1,64 @@
+"""JSON-RPC dispatch overhead: a no-op JSON-RPC method vs a bare Litestar POST handler returning the same JSON.
+
+    .venv/bin/python -m bench.bench_dispatch [N]
+
+Both apps are driven in-process at the ASGI level (no sockets), alternating rounds, so the ratio is the cost of
+our envelope handling, param conversion, policy hook, metrics and guard. Target: ratio >= 0.85.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import msgspec
+from litestar import Litestar, Request, Response, post
+
+from bench.common import asgi_post, rate
+from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, NoParams
+from zfsapi.bootstrap import build_container, load_settings
+
+RESULT = {"ok": True}
+
+
+def baseline_app() -> Litestar:
+    encoder = msgspec.json.Encoder()
+
+    @post("/", status_code=200)
+    async def handler(request: Request) -> Response[bytes]:
+        body = msgspec.json.decode(await request.body())
+        return Response(encoder.encode({"jsonrpc": "2.0", "result": RESULT, "id": body["id"]}),
+                        media_type="application/json")
+
+    return Litestar(route_handlers=[handler], openapi_config=None, logging_config=None)
+
+
+def our_app() -> Litestar:
+    app = create_app(build_container(load_settings(environ={})))
+
+    async def noop(p: NoParams, ctx: CallContext) -> dict:
+        return RESULT
+
+    app.state["registry"].add("bench.noop", NoParams, noop, summary="no-op", result=("ok",))
+    return app
+
+
+async def main(n: int) -> None:
+    ours, base = our_app(), baseline_app()
+    body = b'{"jsonrpc":"2.0","method":"bench.noop","params":{},"id":1}'
+    for app in (ours, base):
+        status, out = await asgi_post(app, body)
+        assert status == 200 and b'"ok":true' in out, out
+        await rate(lambda: asgi_post(app, body), 500)  # warm-up
+    r_ours, r_base = [], []
+    for _ in range(5):
+        r_ours.append(await rate(lambda: asgi_post(ours, body), n))
+        r_base.append(await rate(lambda: asgi_post(base, body), n))
+    best_ours, best_base = max(r_ours), max(r_base)
+    print(f"dispatch: zfsapi no-op {best_ours:.0f} req/s, bare Litestar {best_base:.0f} req/s, "
+          f"ratio {best_ours / best_base:.2f} (target >= 0.85; best of 5 alternating rounds of {n})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
