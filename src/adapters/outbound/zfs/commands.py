@@ -17,9 +17,8 @@ from zfsapi.domain.names import (
     PropertyValue,
     SnapshotName,
 )
+from zfsapi.application.ports import Properties
 from zfsapi.domain.planning import DestroyFlags
-
-Properties = dict[PropertyName, PropertyValue]
 
 SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "used", "referenced", "userrefs")
 SPACE_COLUMNS = ("name", "avail", "used", "usedsnap", "usedds", "usedrefreserv", "usedchild")

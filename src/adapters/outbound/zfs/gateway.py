@@ -14,12 +14,11 @@ from zfsapi.domain.names import (
     PropertyValue,
     SnapshotName,
 )
+from zfsapi.application.ports import Properties
 from zfsapi.domain.planning import DestroyFlags
 
 from . import commands, parsers
 from .executor import Completed, ZfsExecutor
-
-Properties = dict[PropertyName, PropertyValue]
 
 
 class ZfsCliGateway:
@@ -82,21 +81,20 @@ class ZfsCliGateway:
     async def get_space(self, name: DatasetName) -> SpaceUsage:
         return parsers.space(await self._ok(commands.space(name), name=name.value))
 
+    async def _change(self, argv: list[str], *, name: str, unchanged: str) -> bool:
+        """Run a state change; False when stderr says the state was already so (`unchanged` text)."""
+        done = await self._exec.run(argv)
+        if done.ok:
+            return True
+        if unchanged in done.stderr:
+            return False
+        raise parsers.classify(done, name=name)
+
     async def mount(self, name: DatasetName) -> bool:
-        done = await self._exec.run(commands.mount(name))
-        if not done.ok:
-            if "already mounted" in done.stderr:
-                return False
-            raise parsers.classify(done, name=name.value)
-        return True
+        return await self._change(commands.mount(name), name=name.value, unchanged="filesystem already mounted")
 
     async def unmount(self, name: DatasetName) -> bool:
-        done = await self._exec.run(commands.unmount(name))
-        if not done.ok:
-            if "not currently mounted" in done.stderr:
-                return False
-            raise parsers.classify(done, name=name.value)
-        return True
+        return await self._change(commands.unmount(name), name=name.value, unchanged="not currently mounted")
 
     async def rename(self, old: DatasetName, new: DatasetName) -> None:
         await self._ok(commands.rename(old, new), name=old.value)
