@@ -22,7 +22,7 @@ from zfsapi.domain.names import (
     parse_snapshot_or_bookmark,
 )
 
-from .registry import CallContext, Params, Registry
+from .registry import CallContext, NoParams, Params, Registry
 
 T = TypeVar("T")
 Name = Annotated[str, Meta(min_length=1, max_length=1024)]
@@ -182,10 +182,6 @@ class BookmarkCreate(Params, frozen=True, forbid_unknown_fields=True):
 
 class BookmarkOnly(Params, frozen=True, forbid_unknown_fields=True):
     bookmark: Name
-
-
-class NoParams(Params, frozen=True, forbid_unknown_fields=True):
-    pass
 
 
 # ---- registration ------------------------------------------------------------------------------------------

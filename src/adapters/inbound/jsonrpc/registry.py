@@ -21,7 +21,6 @@ class CallContext:
     credentials_presented: bool = False  # an Authorization header came with the request
 
 
-Handler = Callable[[Any, CallContext], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
