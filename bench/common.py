@@ -71,3 +71,31 @@ class LoopLag:
     def p(self, q: float) -> float:
         s = sorted(self.samples)
         return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
+
+
+async def steady(fn, inflight: int, seconds: float, warmup: float) -> tuple[float, LoopLag]:
+    """`inflight` workers call `fn` back to back for warmup + seconds; (calls/s, loop lag) after the warm-up."""
+    loop = asyncio.get_running_loop()
+    begin = loop.time()
+    stop_at, sample_from = begin + warmup + seconds, begin + warmup
+    done = 0
+    lag = LoopLag()
+
+    async def worker() -> None:
+        nonlocal done
+        while loop.time() < stop_at:
+            await fn()
+            if loop.time() >= sample_from:
+                done += 1
+
+    async def sampler() -> None:
+        await asyncio.sleep(warmup)
+        with lag:
+            await asyncio.sleep(seconds)
+
+    await asyncio.gather(sampler(), *(worker() for _ in range(inflight)))
+    return done / (loop.time() - sample_from), lag
+
+
+def ms(lag: LoopLag) -> str:
+    return f"p50 {lag.p(0.5) * 1000:.1f} ms, p99 {lag.p(0.99) * 1000:.1f} ms"
