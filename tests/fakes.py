@@ -205,10 +205,11 @@ class FakeZfs:
         for t in targets:
             self.snapshots[f"{t}@{name.short}"] = _Snap(guid=hash((t, name.short, txg)) & (2**63 - 1), txg=txg)
 
-    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool) -> list[Snapshot]:
+    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool, details: bool = True) -> list[Snapshot]:
         self._need(dataset.value)
         owners = {dataset.value, *(self._children(dataset.value) if recursive else [])}
-        out = [Snapshot(n, s.guid, s.txg, 1_700_000_000 + s.txg, 0, 0, len(s.holds))
+        out = [Snapshot(n, s.guid, s.txg, 1_700_000_000 + s.txg, 0, 0, len(s.holds)) if details
+               else Snapshot(n, s.guid, s.txg)
                for n, s in self.snapshots.items() if n.split("@")[0] in owners]
         return sorted(out, key=lambda s: (s.createtxg, s.name))
 

@@ -72,8 +72,10 @@ class Snapshots(Protocol):
 
     async def create_snapshot(self, name: SnapshotName, *, recursive: bool, properties: Properties) -> None: ...
 
-    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool) -> list[Snapshot]:
-        """Oldest first (by createtxg). Raises NotFound when the dataset does not exist."""
+    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool, details: bool = True) -> list[Snapshot]:
+        """Oldest first (by createtxg). Without `details`, only name, guid and createtxg are read.
+
+        Raises NotFound when the dataset does not exist."""
         ...
 
     async def destroy_snapshot(self, name: SnapshotName, *, recursive: bool) -> None: ...

@@ -24,15 +24,18 @@ class PropertyEntry:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A snapshot; its identity is `guid` (names can be renamed)."""
+    """A snapshot; its identity is `guid` (+ `createtxg`), since names can be renamed.
+
+    The space and time fields are None when the listing skipped them (a much cheaper listing on ZFS).
+    """
 
     name: str  # full name, dataset@short
     guid: int
     createtxg: int
-    creation: int
-    used: int
-    referenced: int
-    userrefs: int
+    creation: int | None = None
+    used: int | None = None
+    referenced: int | None = None
+    userrefs: int | None = None
 
     @property
     def short(self) -> str:

@@ -107,6 +107,15 @@ async def test_snapshots_and_rollback(rpc, dataset):
     assert err["code"] == -32010 and err["data"]["kind"] == "snapshot"
 
 
+async def test_snapshot_list_without_details_has_the_same_identities(rpc, dataset):
+    for name in ["b", "a", "c"]:
+        await rpc("snapshot_create", dataset=dataset, name=name)
+    full = await rpc("snapshot_list", dataset=dataset)
+    fast = await rpc("snapshot_list", dataset=dataset, details=False)
+    assert fast["snapshots"] == full["snapshots"] == ["b", "a", "c"]
+    assert fast["details"] == [{k: d[k] for k in ("name", "guid", "createtxg")} for d in full["details"]]
+
+
 async def test_recursive_snapshots(rpc, dataset):
     await rpc("dataset_create", dataset=f"{dataset}/kid")
     await rpc("snapshot_create", dataset=dataset, name="r", recursive=True)

@@ -52,7 +52,11 @@ async def test_destroy_dependents_and_snapshot_order(port_and_root):
     await port.create_dataset(DatasetName.parse(f"{root}/kid"), properties={}, parents=True)
     for s in ["z", "a", "m"]:
         await port.create_snapshot(SnapshotName.parse(f"{root}@{s}"), recursive=False, properties={})
-    assert [s.short for s in await port.list_snapshots(root, recursive=False)] == ["z", "a", "m"]
+    full = await port.list_snapshots(root, recursive=False)
+    assert [s.short for s in full] == ["z", "a", "m"]
+    fast = await port.list_snapshots(root, recursive=False, details=False)
+    assert [(s.name, s.guid, s.createtxg) for s in fast] == [(s.name, s.guid, s.createtxg) for s in full]
+    assert fast[0].used is None and full[0].used is not None
     with pytest.raises(HasDependents) as exc:
         await port.destroy_dataset(root, flags=DestroyFlags(False, False))
     assert sorted(exc.value.dependents) == sorted([f"{root}/kid", f"{root}@z", f"{root}@a", f"{root}@m"])

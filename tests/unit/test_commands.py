@@ -54,6 +54,11 @@ def test_listings_are_parsable():
         "zpool", "get", "-H", "-p", "-o", "property,value,source", "size", "tank"]
 
 
+def test_snapshot_listing_without_details_stays_on_the_fast_columns():
+    assert c.list_snapshots(DS, True, False) == [
+        "zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,guid,createtxg", "-s", "createtxg", "-r", "tank/a b"]
+
+
 def test_snapshot_verbs():
     assert c.snapshot(SNAP, True, {}) == ["zfs", "snapshot", "-r", "tank/a b@s 1"]
     assert c.rollback(SNAP, True) == ["zfs", "rollback", "-r", "tank/a b@s 1"]

@@ -34,6 +34,12 @@ def test_snapshots_oldest_first_with_exact_integers():
     assert (snaps[0].createtxg, snaps[0].used, snaps[0].referenced, snaps[0].userrefs) == (11, 14336, 24576, 0)
 
 
+def test_snapshot_identities_without_details():
+    (snap,) = parsers.snapshots(done(stdout=b"tp/a b@s1\t12871756710286808311\t11\n"), details=False)
+    assert (snap.name, snap.guid, snap.createtxg, snap.used, snap.creation) == (
+        "tp/a b@s1", 12871756710286808311, 11, None, None)
+
+
 def test_row_with_wrong_column_count_is_an_error():
     with pytest.raises(ZfsCommandFailed):
         parsers.snapshots(done(stdout=b"tp/a@s\t1\t2\n"))

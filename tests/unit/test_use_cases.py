@@ -58,6 +58,14 @@ async def test_snapshots_rollback_and_holds(rpc, fake_zfs):
     assert set(fake_zfs.snapshots) == {"tank/a@s1"}
 
 
+async def test_snapshot_list_without_details(rpc):
+    await rpc("snapshot_create", dataset="tank", name="a")
+    full = await rpc("snapshot_list", dataset="tank")
+    fast = await rpc("snapshot_list", dataset="tank", details=False)
+    assert fast["snapshots"] == full["snapshots"] == ["a"]
+    assert fast["details"] == [{k: full["details"][0][k] for k in ("name", "guid", "createtxg")}]
+
+
 async def test_auto_snapshot_names(rpc):
     await rpc("dataset_create", dataset="tank/a")
     first = await rpc("snapshot_create_auto", dataset="tank/a", tag="daily")

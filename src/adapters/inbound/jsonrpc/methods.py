@@ -115,6 +115,7 @@ class SnapshotCreateAuto(Params, frozen=True, forbid_unknown_fields=True):
 class SnapshotList(Params, frozen=True, forbid_unknown_fields=True):
     dataset: Name
     recursive: bool = False
+    details: bool = True
 
 
 class SnapshotDestroy(Params, frozen=True, forbid_unknown_fields=True):
@@ -264,14 +265,18 @@ def register_core(registry: Registry, uc: UseCases) -> None:
 
     async def snapshot_list(p: SnapshotList, ctx: CallContext) -> dict[str, Any]:
         name = ds(p.dataset)
-        snaps = await uc.snapshot_list.execute(dataset=name, recursive=p.recursive)
+        snaps = await uc.snapshot_list.execute(dataset=name, recursive=p.recursive, details=p.details)
         own = name.value + "@"
+        if p.details:
+            details = [{"name": s.name, "guid": s.guid, "createtxg": s.createtxg, "creation": s.creation,
+                        "used": s.used, "referenced": s.referenced, "userrefs": s.userrefs} for s in snaps]
+        else:
+            details = [{"name": s.name, "guid": s.guid, "createtxg": s.createtxg} for s in snaps]
         return {
             "dataset": name.value,
             # own snapshots by short name; with recursive, descendants' snapshots need their full name
             "snapshots": [s.name[len(own):] if s.name.startswith(own) else s.name for s in snaps],
-            "details": [{"name": s.name, "guid": s.guid, "createtxg": s.createtxg, "creation": s.creation,
-                         "used": s.used, "referenced": s.referenced, "userrefs": s.userrefs} for s in snaps],
+            "details": details,
         }
 
     async def snapshot_destroy(p: SnapshotDestroy, ctx: CallContext) -> dict[str, Any]:

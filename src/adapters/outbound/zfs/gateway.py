@@ -104,8 +104,9 @@ class ZfsCliGateway:
     async def create_snapshot(self, name: SnapshotName, *, recursive: bool, properties: Properties) -> None:
         await self._ok(commands.snapshot(name, recursive, properties), name=name.value, kind="snapshot")
 
-    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool) -> list[Snapshot]:
-        return parsers.snapshots(await self._ok(commands.list_snapshots(dataset, recursive), name=dataset.value))
+    async def list_snapshots(self, dataset: DatasetName, *, recursive: bool, details: bool = True) -> list[Snapshot]:
+        done = await self._ok(commands.list_snapshots(dataset, recursive, details), name=dataset.value)
+        return parsers.snapshots(done, details)
 
     async def destroy_snapshot(self, name: SnapshotName, *, recursive: bool) -> None:
         flags = DestroyFlags(recursive=recursive, dependents=False)

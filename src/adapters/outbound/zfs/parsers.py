@@ -55,7 +55,9 @@ def _int(value: str) -> int:
     return int(value) if value not in ("-", "") else 0
 
 
-def snapshots(completed: Completed) -> list[Snapshot]:
+def snapshots(completed: Completed, details: bool = True) -> list[Snapshot]:
+    if not details:
+        return [Snapshot(name, int(guid), int(txg)) for name, guid, txg in rows(completed, 3)]
     return [
         Snapshot(name, int(guid), int(txg), int(creation), _int(used), _int(refer), _int(userrefs))
         for name, guid, txg, creation, used, refer, userrefs in rows(completed, 7)
