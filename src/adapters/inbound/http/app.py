@@ -79,11 +79,10 @@ async def _send(send: Send, status: int, body: bytes, request_id: str,
     await send({"type": "http.response.body", "body": body if status != 204 else b""})
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None when it is (or announces to be) larger than `limit` bytes."""
-    for key, value in scope["headers"]:
-        if key.lower() == b"content-length" and value.isdigit() and int(value) > limit:
-            return None
+async def _read_body(receive: Receive, announced: str | None, limit: int) -> bytes | None:
+    """The whole body, or None when it is (or its Content-Length announces it to be) larger than `limit` bytes."""
+    if announced is not None and announced.isdigit() and int(announced) > limit:
+        return None
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -99,7 +98,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
             return b"".join(chunks)
 
 
-_WANTED = {b"host", b"origin", b"sec-fetch-site", b"content-type", b"x-request-id", b"authorization"}
+_WANTED = {b"host", b"origin", b"sec-fetch-site", b"content-type", b"content-length", b"x-request-id",
+           b"authorization"}
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -117,6 +117,17 @@ def _request_id(headers: dict[str, str]) -> str:
     return given if given and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the guard decided for one request, and what it read to decide."""
+
+    refusal: Refusal | None
+    passwordless: bool
+    request_id: str
+    headers: dict[str, str]
+    peer: str | None
+
+
 def create_app(container: AppContainer) -> Litestar:
     """Build the app from the container's use cases, metrics and HTTP options."""
     uc = container.use_cases()
@@ -127,8 +138,8 @@ def create_app(container: AppContainer) -> Litestar:
     register_discover(registry, title="zfsapi", version=__version__)
     dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=_require_principal)
 
-    def admit(scope: Scope) -> tuple[Refusal | None, bool, str, dict[str, str]]:
-        """(refusal or None, passwordless?, request id, headers) for any route."""
+    def admit(scope: Scope) -> Admission:
+        """The guard's decision for any route, with the request id set for logging."""
         headers = _headers(scope)
         rid = _request_id(headers)
         request_id_var.set(rid)
@@ -138,42 +149,42 @@ def create_app(container: AppContainer) -> Litestar:
             refusal = check_passwordless(headers.get("host"), headers.get("origin"), headers.get("sec-fetch-site"))
             if refusal is not None:
                 log.info("refused", extra={"peer": peer, "status": refusal.status, "reason": refusal.reason})
-            return refusal, refusal is None, rid, headers
-        return None, False, rid, headers
+            return Admission(refusal, refusal is None, rid, headers, peer)
+        return Admission(None, False, rid, headers, peer)
 
     # POST / is the hot path: a raw ASGI route (no Request/Response objects per call), body read with a cap.
     @asgi("/", is_mount=False, copy_scope=False)
     async def jsonrpc(scope: Scope, receive: Receive, send: Send) -> None:
-        refusal, passwordless, rid, headers = admit(scope)
+        a = admit(scope)
+        rid = a.request_id
         if scope["method"] != "POST":
             await _send(send, 405, _refusal_body("only POST is accepted"), rid, [(b"allow", b"POST")])
             return
-        if refusal is not None:
-            await _send(send, refusal.status, _refusal_body(refusal.reason), rid)
+        if a.refusal is not None:
+            await _send(send, a.refusal.status, _refusal_body(a.refusal.reason), rid)
             return
-        if not is_json_content_type(headers.get("content-type")):
+        if not is_json_content_type(a.headers.get("content-type")):
             await _send(send, 415, _refusal_body("Content-Type must be application/json"), rid)
             return
-        body = await _read_body(scope, receive, opts.max_body_bytes)
+        body = await _read_body(receive, a.headers.get("content-length"), opts.max_body_bytes)
         if body is None:
             await _send(send, 413, _refusal_body(f"request body over {opts.max_body_bytes} bytes"), rid)
             return
-        client = scope.get("client")
         ctx = CallContext(
             request_id=rid,
-            peer=client[0] if client else "",
-            principal="localhost" if passwordless else None,
-            passwordless=passwordless,
-            credentials_presented="authorization" in headers,
+            peer=a.peer or "",
+            principal="localhost" if a.passwordless else None,
+            passwordless=a.passwordless,
+            credentials_presented="authorization" in a.headers,
         )
         answer = await dispatcher.handle(body, ctx)
         await _send(send, 204 if answer is None else 200, answer or b"", rid)
 
     @get("/health")
     async def health(request: Request) -> Response[bytes]:
-        refusal, _, rid, _ = admit(request.scope)
-        if refusal is not None:
-            return _refuse(refusal, rid)
+        a = admit(request.scope)
+        if a.refusal is not None:
+            return _refuse(a.refusal, a.request_id)
         now = datetime.now(timezone.utc).isoformat()
         try:
             pools, version = await uc.pool_overview.execute()
@@ -191,9 +202,9 @@ def create_app(container: AppContainer) -> Litestar:
 
     @get("/metrics")
     async def metrics_route(request: Request) -> Response[bytes]:
-        refusal, _, rid, _ = admit(request.scope)
-        if refusal is not None:
-            return _refuse(refusal, rid)
+        a = admit(request.scope)
+        if a.refusal is not None:
+            return _refuse(a.refusal, a.request_id)
         try:
             pools, _ = await uc.pool_overview.execute()
         except ZfsApiError:
