@@ -187,6 +187,10 @@ class BookmarkOnly(Params, frozen=True, forbid_unknown_fields=True):
 
 # ---- registration ------------------------------------------------------------------------------------------
 
+_SNAPSHOT_ID_FIELDS = ("name", "guid", "createtxg")
+_SNAPSHOT_FIELDS = (*_SNAPSHOT_ID_FIELDS, "creation", "used", "referenced", "userrefs")
+
+
 def _vdev(v: Vdev) -> dict[str, Any]:
     return {"name": v.name, "state": v.state, "read": v.read, "write": v.write, "checksum": v.checksum,
             "children": [_vdev(c) for c in v.children]}
@@ -267,11 +271,8 @@ def register_core(registry: Registry, uc: UseCases) -> None:
         name = ds(p.dataset)
         snaps = await uc.snapshot_list.execute(dataset=name, recursive=p.recursive, details=p.details)
         own = name.value + "@"
-        if p.details:
-            details = [{"name": s.name, "guid": s.guid, "createtxg": s.createtxg, "creation": s.creation,
-                        "used": s.used, "referenced": s.referenced, "userrefs": s.userrefs} for s in snaps]
-        else:
-            details = [{"name": s.name, "guid": s.guid, "createtxg": s.createtxg} for s in snaps]
+        fields = _SNAPSHOT_FIELDS if p.details else _SNAPSHOT_ID_FIELDS
+        details = [{f: getattr(s, f) for f in fields} for s in snaps]
         return {
             "dataset": name.value,
             # own snapshots by short name; with recursive, descendants' snapshots need their full name
