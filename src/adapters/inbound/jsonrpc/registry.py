@@ -21,8 +21,6 @@ class CallContext:
     credentials_presented: bool = False  # an Authorization header came with the request
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Method(Generic[P]):
     name: str

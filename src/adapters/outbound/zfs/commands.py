@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from zfsapi.application.ports import Properties
 from zfsapi.domain.models import DatasetType
 from zfsapi.domain.names import (
     BookmarkName,
@@ -17,7 +18,6 @@ from zfsapi.domain.names import (
     PropertyValue,
     SnapshotName,
 )
-from zfsapi.application.ports import Properties
 from zfsapi.domain.planning import DestroyFlags
 
 SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "used", "referenced", "userrefs")

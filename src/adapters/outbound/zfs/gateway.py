@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from zfsapi.application.ports import Properties
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -14,7 +15,6 @@ from zfsapi.domain.names import (
     PropertyValue,
     SnapshotName,
 )
-from zfsapi.application.ports import Properties
 from zfsapi.domain.planning import DestroyFlags
 
 from . import commands, parsers
