@@ -32,7 +32,11 @@ class Metrics:
             "zfsapi_stream_bytes", "Bytes moved by HTTP streams", ["direction"], registry=r
         )
         self.streams_active = Gauge("zfsapi_streams_active", "Streams transferring now", registry=r)
-        self.rate_limited = Counter("zfsapi_rate_limit_refusals", "Requests refused by the rate limit", registry=r)
+        self.rate_limited = Counter(
+            "zfsapi_rate_limit_refusals", "Requests refused by a rate limit, by limit (requests, login)", ["limit"],
+            registry=r,
+        )
+        self.logins = Counter("zfsapi_logins", "auth_login attempts by outcome", ["outcome"], registry=r)
         self.pool_size = Gauge("zfsapi_pool_size_bytes", "Pool size", ["pool"], registry=r)
         self.pool_allocated = Gauge("zfsapi_pool_allocated_bytes", "Pool allocated space", ["pool"], registry=r)
         self.pool_free = Gauge("zfsapi_pool_free_bytes", "Pool free space", ["pool"], registry=r)

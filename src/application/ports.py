@@ -16,6 +16,7 @@ from zfsapi.domain.names import (
     SnapshotName,
 )
 from zfsapi.domain.planning import DestroyFlags
+from zfsapi.domain.ratelimit import Decision, Quota
 
 Properties = dict[PropertyName, PropertyValue]
 
@@ -119,3 +120,9 @@ class Pools(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class RateLimiter(Protocol):
+    """Shared or per-process GCRA state: one check-and-update per call, atomic."""
+
+    async def hit(self, key: str, quota: Quota, cost: int = 1) -> Decision: ...

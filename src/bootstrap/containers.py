@@ -6,14 +6,21 @@ from dependency_injector import containers, providers
 
 from zfsapi.adapters.inbound.http.app import HttpOptions
 from zfsapi.adapters.metrics import Metrics
+from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
+from zfsapi.adapters.outbound.auth.tokens import JwtTokens
+from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
+from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations
+from zfsapi.adapters.outbound.sessions.redis_store import RedisRateLimiter, RedisRevocations, connect
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.application import datasets as d
 from zfsapi.application import pools as p
 from zfsapi.application import snapshots as s
+from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application.catalog import UseCases
 
+from .security import rate_quota, signing_key, user_records
 from .settings import Settings
 
 
@@ -66,12 +73,42 @@ class Container(containers.DeclarativeContainer):
         bookmark_destroy=providers.Singleton(s.DestroyBookmark, zfs),
     )
 
+    # Session state: in this process, or in Redis shared by every worker and server using it.
+    backend = providers.Callable(lambda host: "redis" if host else "memory", settings.provided.redis.host)
+    redis = providers.Singleton(connect, settings.provided.redis.host, settings.provided.redis.port,
+                                settings.provided.redis.db, settings.provided.redis.password)
+    revocations = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemoryRevocations),
+        redis=providers.Singleton(RedisRevocations, redis),
+    )
+    rate_limiter = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemoryRateLimiter),
+        redis=providers.Singleton(RedisRateLimiter, redis),
+    )
+
+    users = providers.Singleton(ConfigUsers, providers.Callable(user_records, settings),
+                                config_file=settings.provided.source)
+    passwords = providers.Singleton(Argon2Passwords, workers=settings.provided.auth.password_workers,
+                                    profile=settings.provided.auth.password_profile)
+    tokens = providers.Singleton(JwtTokens, key=providers.Callable(signing_key, settings),
+                                 lifetime=settings.provided.auth.token_lifetime)
+    auth = providers.Singleton(
+        AuthUseCases,
+        login=providers.Singleton(Login, users, passwords, tokens, enabled=settings.provided.auth.enabled),
+        logout=providers.Singleton(Logout, revocations, tokens),
+        authenticate=providers.Singleton(Authenticate, users, tokens, revocations),
+    )
+
     http_options = providers.Singleton(
         HttpOptions,
         max_batch=settings.provided.jsonrpc.max_batch,
         max_body_bytes=settings.provided.jsonrpc.max_body_bytes,
         passwordless_localhost=settings.provided.auth.passwordless_localhost,
-        sessions_backend=providers.Callable(lambda host: "redis" if host else "memory", settings.provided.redis.host),
+        sessions_backend=backend,
+        rate_limit=providers.Callable(rate_quota, settings, login=False),
+        login_limit=providers.Callable(rate_quota, settings, login=True),
     )
 
 

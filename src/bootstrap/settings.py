@@ -12,6 +12,9 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.names import DatasetName
+
 ENV_PREFIX = "ZFSAPI_"
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Positive = Annotated[int, Meta(ge=1)]
@@ -24,25 +27,41 @@ class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class HttpSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 8545
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1  # more than one needs redis.host (shared sessions and limits)
 
 
 class ServerSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     http: HttpSettings = HttpSettings()
 
 
+class UserSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    password_hash: str
+    role: Literal["admin", "operator", "readonly"] = "readonly"
+    datasets: list[str] = []  # dataset prefixes this user may touch; empty: all
+
+
 class AuthSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # Token auth for remote peers. With no users configured no token can be issued, so only
     # passwordless loopback peers can call; there is no default password.
-    enabled: bool = True
+    enabled: bool = True  # false: auth_login issues no tokens (only passwordless loopback callers remain)
     passwordless_localhost: bool = True
     # Passwordless access while listening on a non-loopback address must be asked for explicitly.
     allow_passwordless_with_public_bind: bool = False
-    users: dict[str, str] = {}
+    # name -> hash (the old server's form; such a user is an admin) or {password_hash, role, datasets}
+    users: dict[str, str | UserSettings] = {}
+    secret_key: str | None = None  # default: 32 random bytes generated into state_dir/jwt.key
+    token_lifetime: Annotated[float, Meta(ge=10, le=86400)] = 1800.0
+    # Argon2id cost: argon2-cffi's default (RFC 9106 low memory, 64 MiB) or OWASP's minimum for small hosts
+    password_profile: Literal["rfc9106-low-memory", "owasp-minimum"] = "rfc9106-low-memory"
+    password_workers: Annotated[int, Meta(ge=1, le=16)] = 2  # concurrent hash checks (each holds its memory)
 
 
 class RateLimitSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    requests: Positive = 100
-    window: Annotated[float, Meta(gt=0)] = 60.0
+    enabled: bool = True
+    requests: Positive = 100  # per principal (token subject, else peer address) ...
+    window: Annotated[float, Meta(gt=0)] = 60.0  # ... per this many seconds; a batch of N costs N
+    login_requests: Positive = 5  # auth_login attempts per peer address ...
+    login_window: Annotated[float, Meta(gt=0)] = 60.0  # ... per this many seconds
 
 
 class LoggingSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -78,6 +97,7 @@ class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     zfs: ZfsSettings = ZfsSettings()
     jsonrpc: JsonRpcSettings = JsonRpcSettings()
     state_dir: str = "/var/lib/zfsapi"
+    source: str | None = None  # the config file these settings came from (set by load_settings)
 
 
 class SettingsError(Exception):
@@ -133,6 +153,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise SettingsError(f"config {path}: the top level must be a mapping")
         data = loaded or {}
     data = _merge(_merge(data, _env_tree(environ)), dict(overrides or {}))
+    data["source"] = str(path) if path else None
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -162,3 +183,19 @@ def _check(settings: Settings) -> None:
             f"config key server.http.host: {s.server.http.host} is not a loopback address while "
             "auth.passwordless_localhost is on; set auth.allow_passwordless_with_public_bind: true to confirm"
         )
+    if s.server.http.workers > 1 and not s.redis.host:
+        raise SettingsError("config key server.http.workers: more than one worker needs redis.host, so that "
+                            "sessions, revocations and rate limits are shared")
+    if s.auth.secret_key is not None and len(s.auth.secret_key.encode()) < 32:
+        raise SettingsError("config key auth.secret_key: shorter than 32 bytes; use 32 or more random bytes "
+                            "(or remove it to have one generated into state_dir)")
+    for name, user in s.auth.users.items():
+        for prefix in [] if isinstance(user, str) else user.datasets:
+            try:
+                DatasetName.parse(prefix)
+            except InvalidArgument as exc:
+                raise SettingsError(f"config key auth.users.{name}.datasets: {prefix!r}: {exc.reason}") from None
+        digest = user if isinstance(user, str) else user.password_hash
+        if not digest.startswith(("$argon2id$", "$2b$", "$2a$", "$2y$")):
+            raise SettingsError(f"config key auth.users.{name}: not an Argon2id or bcrypt hash "
+                                "(make one with `zfsapi hash-password`)")

@@ -83,7 +83,43 @@ class ZfsUnavailable(ZfsApiError):
 class PermissionDenied(ZfsApiError):
     """The caller's role or dataset scope does not allow the method on that dataset."""
 
-    def __init__(self, method: str, dataset: str | None = None) -> None:
-        super().__init__(f"Permission denied: {method}" + (f" on {dataset}" if dataset else ""))
+    def __init__(self, method: str, dataset: str | None = None, reason: str = "not allowed") -> None:
+        super().__init__(f"Permission denied: {method}" + (f" on {dataset}" if dataset else "") + f": {reason}")
         self.method = method
         self.dataset = dataset
+        self.reason = reason
+
+
+class InvalidCredentials(ZfsApiError):
+    """Unknown user or wrong password (deliberately not saying which)."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid credentials")
+
+
+class InvalidToken(ZfsApiError):
+    """A bearer token that is malformed, forged, expired, revoked or names a user that no longer exists."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("Invalid token")
+        self.reason = reason  # for logs only: the client is told "Invalid token" and nothing more
+
+
+class RateLimited(ZfsApiError):
+    """Too many requests for this principal (or peer) in the window."""
+
+    def __init__(self, retry_after: float, limit: int, period: float, remaining: int = 0) -> None:
+        super().__init__("Rate limit exceeded")
+        self.retry_after = retry_after
+        self.limit = limit
+        self.period = period
+        self.remaining = remaining
+
+
+class ServiceUnavailable(ZfsApiError):
+    """A backing service other than ZFS (the session store) cannot be reached."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service} unavailable: {reason}")
+        self.service = service
+        self.reason = reason

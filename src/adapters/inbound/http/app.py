@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from contextvars import ContextVar
@@ -17,14 +18,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from zfsapi import __version__
 from zfsapi.adapters.metrics import Metrics
+from zfsapi.application.auth import AuthUseCases
 from zfsapi.application.catalog import UseCases
-from zfsapi.domain.errors import ZfsApiError
+from zfsapi.application.ports import RateLimiter
+from zfsapi.domain.authz import LOCALHOST, Principal
+from zfsapi.domain.errors import InvalidToken, RateLimited, ServiceUnavailable, ZfsApiError
+from zfsapi.domain.ratelimit import Decision, Quota
 
+from ..jsonrpc.access import require_permission
+from ..jsonrpc.auth_methods import register_auth
 from ..jsonrpc.dispatcher import Dispatcher
-from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, INVALID_TOKEN, RpcError
+from ..jsonrpc.errors import INVALID_REQUEST
 from ..jsonrpc.methods import register_core
 from ..jsonrpc.openrpc import register_discover
-from ..jsonrpc.registry import CallContext, Method, Registry
+from ..jsonrpc.registry import CallContext, Registry
 from .guard import Refusal, check_passwordless, is_json_content_type, is_loopback_address
 
 log = logging.getLogger("zfsapi.http")
@@ -41,22 +48,32 @@ class HttpOptions:
     max_body_bytes: int = 1 << 20
     passwordless_localhost: bool = True
     sessions_backend: str = "memory"
+    rate_limit: Quota | None = Quota(100, 60.0)  # per principal (None: off)
+    login_limit: Quota | None = Quota(5, 60.0)  # auth_login attempts per peer (None: off)
 
 
 class AppContainer(Protocol):
     """The slice of the bootstrap container this adapter resolves (once, at app creation)."""
 
     def use_cases(self) -> UseCases: ...
+    def auth(self) -> AuthUseCases: ...
+    def rate_limiter(self) -> RateLimiter: ...
     def metrics(self) -> Metrics: ...
     def http_options(self) -> HttpOptions: ...
 
 
-async def _require_principal(method: Method[Any], params: Any, ctx: CallContext) -> None:
-    if method.public or ctx.principal is not None:
-        return
-    if ctx.credentials_presented:
-        raise RpcError(INVALID_TOKEN, "Invalid token")
-    raise RpcError(AUTH_REQUIRED, "Authentication required")
+def _bearer(header: str) -> str | None:
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token and " " not in token else None
+
+
+def _rate_headers(quota: Quota, d: Decision) -> list[tuple[bytes, bytes]]:
+    """IETF draft-ietf-httpapi-ratelimit-headers: the policy (quota q per window w) and what is left of it."""
+    return [
+        (b"ratelimit-policy", f'"default";q={quota.limit};w={math.ceil(quota.period)}'.encode()),
+        (b"ratelimit", f'"default";r={d.remaining};t={math.ceil(d.reset)}'.encode()),
+    ]
 
 
 def _refusal_body(reason: str) -> bytes:
@@ -131,12 +148,30 @@ class Admission:
 def create_app(container: AppContainer) -> Litestar:
     """Build the app from the container's use cases, metrics and HTTP options."""
     uc = container.use_cases()
+    auth = container.auth()
+    limiter = container.rate_limiter()
     metrics = container.metrics()
     opts = container.http_options()
     registry = Registry()
+    register_auth(registry, auth.login, auth.logout, limiter, opts.login_limit, metrics)
     register_core(registry, uc)
     register_discover(registry, title="zfsapi", version=__version__)
-    dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=_require_principal)
+    dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission)
+
+    async def identify(a: Admission) -> tuple[Principal | None, BaseException | None]:
+        """Who is calling: the bearer token's user when one is presented (even from loopback), else the
+        passwordless local admin when the guard allowed it, else nobody."""
+        header = a.headers.get("authorization")
+        if header is None:
+            return (LOCALHOST if a.passwordless else None), None
+        token = _bearer(header)
+        if token is None:
+            return None, InvalidToken("not a Bearer token")
+        try:
+            return await auth.authenticate.execute(token=token), None
+        except (InvalidToken, ServiceUnavailable) as exc:
+            log.info("token refused", extra={"peer": a.peer, "reason": getattr(exc, "reason", "")})
+            return None, exc
 
     def admit(scope: Scope) -> Admission:
         """The guard's decision for any route, with the request id set for logging."""
@@ -170,15 +205,38 @@ def create_app(container: AppContainer) -> Litestar:
         if body is None:
             await _send(send, 413, _refusal_body(f"request body over {opts.max_body_bytes} bytes"), rid)
             return
+        principal, auth_error = await identify(a)
         ctx = CallContext(
             request_id=rid,
             peer=a.peer or "",
-            principal="localhost" if a.passwordless else None,
-            passwordless=a.passwordless,
+            principal=principal,
+            passwordless=a.passwordless and principal is LOCALHOST,
             credentials_presented="authorization" in a.headers,
+            auth_error=auth_error,
         )
-        answer = await dispatcher.handle(body, ctx)
-        await _send(send, 204 if answer is None else 200, answer or b"", rid)
+        quota = opts.rate_limit
+        decision: Decision | None = None
+
+        async def charge(cost: int) -> None:
+            nonlocal decision
+            if quota is None:
+                return
+            key = ("u:" + principal.name) if principal is not None and principal.token_id else ("a:" + ctx.peer)
+            decision = await limiter.hit(key, quota, cost)
+            if not decision.allowed:
+                raise RateLimited(decision.retry_after, quota.limit, quota.period, decision.remaining)
+
+        try:
+            answer = await dispatcher.handle(body, ctx, charge)
+        except RateLimited as exc:
+            metrics.rate_limited.labels("requests").inc()
+            extra = _rate_headers(quota, decision) if quota and decision else []
+            if not math.isinf(exc.retry_after):
+                extra.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
+            await _send(send, 429, dispatcher.refusal_body(body, exc), rid, extra)
+            return
+        extra = _rate_headers(quota, decision) if quota and decision else None
+        await _send(send, 204 if answer is None else 200, answer or b"", rid, extra)
 
     @get("/health")
     async def health(request: Request) -> Response[bytes]:

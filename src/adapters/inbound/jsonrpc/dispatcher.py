@@ -28,8 +28,11 @@ _DECODER = msgspec.json.Decoder()
 _AT_PATH = re.compile(r" - at `\$\.([^.`\[]+)[^`]*`$")
 _FIELD = re.compile(r"field `([^`]+)`")
 
-# A policy hook runs before each call: it may raise RpcError (auth, permissions, rate limits).
+# A policy hook runs before each call: it may raise RpcError or a domain error (auth, permissions).
 Policy = Callable[[Method[Any], Any, CallContext], Awaitable[None]]
+# A charge hook runs once per request, after decoding and before any call, with the number of calls it holds
+# (a batch of N costs N). Raising refuses the whole request: every call gets the error and none runs.
+Charge = Callable[[int], Awaitable[None]]
 
 
 def _response(id_: Any, result: Any = _MISSING, error: RpcError | None = None) -> dict[str, Any]:
@@ -62,8 +65,9 @@ class Dispatcher:
         self._policy = policy
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
-    async def handle(self, body: bytes, ctx: CallContext) -> bytes | None:
-        """The response body, or None when nothing is owed (notifications only)."""
+    async def handle(self, body: bytes, ctx: CallContext, charge: Charge | None = None) -> bytes | None:
+        """The response body, or None when nothing is owed (notifications only). An exception raised by
+        `charge` propagates after nothing has run; `refusal_body` renders it."""
         try:
             message = _DECODER.decode(body)
         except msgspec.DecodeError:
@@ -75,11 +79,30 @@ class Dispatcher:
                 error = RpcError(INVALID_REQUEST, "Invalid Request",
                                  {"reason": f"batch of {len(message)} exceeds the limit of {self.max_batch}"})
                 return _ENCODER.encode(_response(None, error=error))
+            if charge is not None:
+                await charge(len(message))
             answers = await asyncio.gather(*(self._one(item, ctx) for item in message))
             replies = [a for a in answers if a is not None]
             return _ENCODER.encode(replies) if replies else None
+        if charge is not None:
+            await charge(1)
         answer = await self._one(message, ctx)
         return None if answer is None else _ENCODER.encode(answer)
+
+    @staticmethod
+    def refusal_body(body: bytes, exc: BaseException) -> bytes:
+        """The answer to a request refused as a whole: the error once per call that has an id, in the request's
+        shape (a batch gets an array), so clients match it to their ids."""
+        error = to_rpc_error(exc, "request")
+        try:
+            message = _DECODER.decode(body)
+        except msgspec.DecodeError:
+            message = None
+        items = message if isinstance(message, list) else [message]
+        ids = [x["id"] for x in items if isinstance(x, dict) and "id" in x]
+        if not isinstance(message, list):
+            return _ENCODER.encode(_response(ids[0] if ids else None, error=error))
+        return _ENCODER.encode([_response(i, error=error) for i in ids] or [_response(None, error=error)])
 
     async def _one(self, request: Any, ctx: CallContext) -> dict[str, Any] | None:
         if not isinstance(request, dict):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable
 
 from zfsapi.domain.errors import (
     AlreadyExists,
     HasDependents,
     InvalidArgument,
+    InvalidCredentials,
+    InvalidToken,
     NotFound,
     PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
     StateConflict,
     ZfsCommandFailed,
     ZfsUnavailable,
@@ -53,7 +58,8 @@ def invalid_params(param: str, reason: str) -> RpcError:
 _TABLE: dict[type[BaseException], Callable[[Any], RpcError]] = {
     RpcError: lambda e: e,
     InvalidArgument: lambda e: invalid_params(e.param, e.reason),
-    PermissionDenied: lambda e: RpcError(PERMISSION_DENIED, "Permission denied", {"method": e.method, "dataset": e.dataset}),
+    PermissionDenied: lambda e: RpcError(PERMISSION_DENIED, e.message,
+                                           {"method": e.method, "dataset": e.dataset, "reason": e.reason}),
     NotFound: lambda e: RpcError(NOT_FOUND, e.message, {"kind": e.kind, "name": e.name}),
     AlreadyExists: lambda e: RpcError(ALREADY_EXISTS, e.message, {"kind": e.kind, "name": e.name}),
     HasDependents: lambda e: RpcError(
@@ -64,7 +70,16 @@ _TABLE: dict[type[BaseException], Callable[[Any], RpcError]] = {
     ),
     ZfsUnavailable: lambda e: RpcError(ZFS_UNAVAILABLE, e.message, {"reason": e.reason}),
     StateConflict: lambda e: RpcError(CONFLICT, e.message, {"reason": e.reason, **e.details}),
+    InvalidCredentials: lambda e: RpcError(INVALID_CREDENTIALS, "Invalid credentials", {}),
+    InvalidToken: lambda e: RpcError(INVALID_TOKEN, "Invalid token", {}),
+    RateLimited: lambda e: RpcError(RATE_LIMITED, "Rate limit exceeded", {"retry_after": retry_after(e)}),
+    ServiceUnavailable: lambda e: RpcError(INTERNAL_ERROR, e.message, {"service": e.service}),
 }
+
+
+def retry_after(e: RateLimited) -> float | None:
+    """Seconds, rounded up to the millisecond; None when the request can never fit (a batch over the limit)."""
+    return None if math.isinf(e.retry_after) else math.ceil(e.retry_after * 1000) / 1000
 
 
 def register(error_type: type[BaseException], convert: Callable[[Any], RpcError]) -> None:

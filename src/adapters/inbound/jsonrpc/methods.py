@@ -8,6 +8,7 @@ from typing import Annotated, Any, Callable, Literal, TypeVar
 from msgspec import Meta
 
 from zfsapi.application.catalog import UseCases
+from zfsapi.domain.authz import Action
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.models import ChangeKind, PropertyEntry, Vdev
 from zfsapi.domain.names import (
@@ -214,9 +215,10 @@ def register_core(registry: Registry, uc: UseCases) -> None:
         root = ds(p.dataset) if p.dataset is not None else None
         props = [parse("properties", PropertyName.parse, x) for x in p.properties]
         listing = await uc.dataset_list.execute(dataset=root, recursive=p.recursive, type=p.type, properties=props)
-        out: dict[str, Any] = {"datasets": listing.names}
+        names = ctx.visible(listing.names)
+        out: dict[str, Any] = {"datasets": names}
         if listing.properties is not None:
-            out["properties"] = listing.properties
+            out["properties"] = {n: listing.properties[n] for n in names if n in listing.properties}
         return out
 
     async def dataset_get_properties(p: DatasetGetProperties, ctx: CallContext) -> dict[str, Any]:
@@ -270,6 +272,8 @@ def register_core(registry: Registry, uc: UseCases) -> None:
     async def snapshot_list(p: SnapshotList, ctx: CallContext) -> dict[str, Any]:
         name = ds(p.dataset)
         snaps = await uc.snapshot_list.execute(dataset=name, recursive=p.recursive, details=p.details)
+        if ctx.principal is not None and not ctx.principal.unrestricted:
+            snaps = [s for s in snaps if ctx.principal.covers(s.name)]
         own = name.value + "@"
         fields = _SNAPSHOT_FIELDS if p.details else _SNAPSHOT_ID_FIELDS
         details = [{f: getattr(s, f) for f in fields} for s in snaps]
@@ -333,6 +337,8 @@ def register_core(registry: Registry, uc: UseCases) -> None:
 
     async def pool_list(p: NoParams, ctx: CallContext) -> dict[str, Any]:
         pools = await uc.pool_list.execute()
+        if ctx.principal is not None:
+            pools = [x for x in pools if ctx.principal.sees_pool(x.name)]
         return {"pools": [x.name for x in pools],
                 "details": [{"name": x.name, "size": x.size, "allocated": x.allocated, "free": x.free,
                              "capacity": x.capacity, "health": x.health, "fragmentation": x.fragmentation}
@@ -382,7 +388,7 @@ def register_core(registry: Registry, uc: UseCases) -> None:
         """Volumes (zvols) under a dataset, or in every pool."""
         root = ds(p.dataset) if p.dataset is not None else None
         listing = await uc.dataset_list.execute(dataset=root, recursive=True, type="volume")
-        return {"volumes": listing.names}
+        return {"volumes": ctx.visible(listing.names)}
 
     async def bookmark_create(p: BookmarkCreate, ctx: CallContext) -> dict[str, Any]:
         source = parse("snapshot", parse_snapshot_or_bookmark, p.snapshot)
@@ -393,45 +399,45 @@ def register_core(registry: Registry, uc: UseCases) -> None:
 
     async def bookmark_list(p: DatasetOnly, ctx: CallContext) -> dict[str, Any]:
         name = ds(p.dataset)
-        return {"dataset": name.value, "bookmarks": await uc.bookmark_list.execute(dataset=name)}
+        return {"dataset": name.value, "bookmarks": ctx.visible(await uc.bookmark_list.execute(dataset=name))}
 
     async def bookmark_destroy(p: BookmarkOnly, ctx: CallContext) -> dict[str, Any]:
         bookmark = parse("bookmark", BookmarkName.parse, p.bookmark)
         await uc.bookmark_destroy.execute(bookmark=bookmark)
         return {"bookmark": bookmark.value, "destroyed": True}
 
-    def add(name: str, params: type[Params], handler: Any, result: str) -> None:
+    def add(name: str, params: type[Params], handler: Any, result: str, action: Action) -> None:
         use_case = getattr(uc, name, None)
         doc = (use_case.__doc__ or handler.__name__) if use_case is not None else handler.__name__
         registry.add(name, params, handler, summary=" ".join(doc.split("\n\n")[0].split()),
-                     result=tuple(result.split()))
+                     result=tuple(result.split()), action=action)
 
-    add("dataset_create", DatasetCreate, dataset_create, "dataset created")
-    add("dataset_destroy", DatasetDestroy, dataset_destroy, "dataset destroyed")
-    add("dataset_list", DatasetList, dataset_list, "datasets properties")
-    add("dataset_get_properties", DatasetGetProperties, dataset_get_properties, "dataset properties")
-    add("dataset_set_property", DatasetSetProperty, dataset_set_property, "dataset property value")
-    add("dataset_get_space", DatasetOnly, dataset_get_space, "dataset space")
-    add("dataset_mount", DatasetOnly, dataset_mount, "dataset mounted already_mounted")
-    add("dataset_unmount", DatasetOnly, dataset_unmount, "dataset unmounted already_unmounted")
-    add("dataset_rename", DatasetRename, dataset_rename, "old_name new_name renamed")
-    add("snapshot_create", SnapshotCreate, snapshot_create, "dataset snapshot created")
-    add("snapshot_create_auto", SnapshotCreateAuto, snapshot_create_auto, "dataset snapshot created")
-    add("snapshot_list", SnapshotList, snapshot_list, "dataset snapshots details")
-    add("snapshot_destroy", SnapshotDestroy, snapshot_destroy, "snapshot destroyed")
-    add("snapshot_rollback", SnapshotRollback, snapshot_rollback, "dataset snapshot rolled_back destroyed")
-    add("snapshot_hold", SnapshotHold, snapshot_hold, "dataset snapshot hold")
-    add("snapshot_release", SnapshotHold, snapshot_release, "dataset snapshot released")
-    add("snapshot_holds_list", SnapshotHolds, snapshot_holds_list, "dataset snapshot holds details")
-    add("snapshot_diff", SnapshotDiff, snapshot_diff, "snapshot1 snapshot2 changes summary")
-    add("pool_list", NoParams, pool_list, "pools details")
-    add("pool_get_properties", PoolGetProperties, pool_get_properties, "pool properties")
-    add("pool_scrub_start", PoolOnly, pool_scrub_start, "pool scrub")
-    add("pool_scrub_stop", PoolOnly, pool_scrub_stop, "pool scrub")
-    add("pool_status", PoolOnly, pool_status, "pool status state scan vdevs errors")
-    add("clone_create", CloneCreate, clone_create, "source clone created")
-    add("volume_create", VolumeCreate, volume_create, "volume created size_bytes")
-    add("volume_list", VolumeList, volume_list, "volumes")
-    add("bookmark_create", BookmarkCreate, bookmark_create, "snapshot bookmark created")
-    add("bookmark_list", DatasetOnly, bookmark_list, "dataset bookmarks")
-    add("bookmark_destroy", BookmarkOnly, bookmark_destroy, "bookmark destroyed")
+    add("dataset_create", DatasetCreate, dataset_create, "dataset created", Action.CHANGE)
+    add("dataset_destroy", DatasetDestroy, dataset_destroy, "dataset destroyed", Action.DESTROY)
+    add("dataset_list", DatasetList, dataset_list, "datasets properties", Action.LIST)
+    add("dataset_get_properties", DatasetGetProperties, dataset_get_properties, "dataset properties", Action.READ)
+    add("dataset_set_property", DatasetSetProperty, dataset_set_property, "dataset property value", Action.CHANGE)
+    add("dataset_get_space", DatasetOnly, dataset_get_space, "dataset space", Action.READ)
+    add("dataset_mount", DatasetOnly, dataset_mount, "dataset mounted already_mounted", Action.CHANGE)
+    add("dataset_unmount", DatasetOnly, dataset_unmount, "dataset unmounted already_unmounted", Action.CHANGE)
+    add("dataset_rename", DatasetRename, dataset_rename, "old_name new_name renamed", Action.CHANGE)
+    add("snapshot_create", SnapshotCreate, snapshot_create, "dataset snapshot created", Action.CHANGE)
+    add("snapshot_create_auto", SnapshotCreateAuto, snapshot_create_auto, "dataset snapshot created", Action.CHANGE)
+    add("snapshot_list", SnapshotList, snapshot_list, "dataset snapshots details", Action.LIST)
+    add("snapshot_destroy", SnapshotDestroy, snapshot_destroy, "snapshot destroyed", Action.DESTROY)
+    add("snapshot_rollback", SnapshotRollback, snapshot_rollback, "dataset snapshot rolled_back destroyed", Action.DESTROY)
+    add("snapshot_hold", SnapshotHold, snapshot_hold, "dataset snapshot hold", Action.CHANGE)
+    add("snapshot_release", SnapshotHold, snapshot_release, "dataset snapshot released", Action.CHANGE)
+    add("snapshot_holds_list", SnapshotHolds, snapshot_holds_list, "dataset snapshot holds details", Action.READ)
+    add("snapshot_diff", SnapshotDiff, snapshot_diff, "snapshot1 snapshot2 changes summary", Action.READ)
+    add("pool_list", NoParams, pool_list, "pools details", Action.LIST)
+    add("pool_get_properties", PoolGetProperties, pool_get_properties, "pool properties", Action.READ)
+    add("pool_scrub_start", PoolOnly, pool_scrub_start, "pool scrub", Action.CHANGE)
+    add("pool_scrub_stop", PoolOnly, pool_scrub_stop, "pool scrub", Action.CHANGE)
+    add("pool_status", PoolOnly, pool_status, "pool status state scan vdevs errors", Action.READ)
+    add("clone_create", CloneCreate, clone_create, "source clone created", Action.CHANGE)
+    add("volume_create", VolumeCreate, volume_create, "volume created size_bytes", Action.CHANGE)
+    add("volume_list", VolumeList, volume_list, "volumes", Action.LIST)
+    add("bookmark_create", BookmarkCreate, bookmark_create, "snapshot bookmark created", Action.CHANGE)
+    add("bookmark_list", DatasetOnly, bookmark_list, "dataset bookmarks", Action.LIST)
+    add("bookmark_destroy", BookmarkOnly, bookmark_destroy, "bookmark destroyed", Action.DESTROY)

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from zfsapi.domain.authz import Action
+
 from .registry import CallContext, NoParams, Registry
 
 OPENRPC_VERSION = "1.3.2"
@@ -53,4 +55,4 @@ def register_discover(registry: Registry, *, title: str, version: str) -> None:
         return cache
 
     registry.add("rpc.discover", NoParams, discover, summary="This API's OpenRPC description.",
-                 result=("openrpc", "info", "methods", "components"), public=True)
+                 result=("openrpc", "info", "methods", "components"), action=Action.READ, public=True)

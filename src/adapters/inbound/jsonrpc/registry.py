@@ -7,6 +7,8 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 import msgspec
 
+from zfsapi.domain.authz import Action, Principal
+
 P = TypeVar("P", bound=msgspec.Struct)
 
 
@@ -16,9 +18,14 @@ class CallContext:
 
     request_id: str
     peer: str
-    principal: str | None  # None: unauthenticated
+    principal: Principal | None  # None: unauthenticated
     passwordless: bool = False
     credentials_presented: bool = False  # an Authorization header came with the request
+    auth_error: BaseException | None = None  # why the presented credentials were not accepted
+
+    def visible(self, names: list[str]) -> list[str]:
+        """The names (datasets, snapshots, bookmarks) the caller may see."""
+        return names if self.principal is None else self.principal.visible(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,7 @@ class Method(Generic[P]):
     handler: Callable[[P, CallContext], Awaitable[Any]]
     summary: str
     result: tuple[str, ...]  # the result's keys, for rpc.discover
+    action: Action  # what it does, for permission checks
     public: bool = False  # callable without authentication (auth_login, rpc.discover)
     fields: tuple[str, ...] = ()  # declared param order, for positional params
 
@@ -44,11 +52,13 @@ class Registry:
         *,
         summary: str,
         result: tuple[str, ...],
+        action: Action,
         public: bool = False,
     ) -> None:
         if name in self._methods:
             raise ValueError(f"method {name} registered twice")
-        self._methods[name] = Method(name, params, handler, summary, result, public, params.__struct_fields__)
+        self._methods[name] = Method(name, params, handler, summary, result, action, public,
+                                     params.__struct_fields__)
 
     def get(self, name: str) -> Method[Any] | None:
         return self._methods.get(name)

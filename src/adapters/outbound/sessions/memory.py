@@ -1,0 +1,73 @@
+"""In-process session state (the default when no Redis is configured): token revocations and rate-limit
+state, kept in dicts with expiry. One process only: several workers need Redis to share it."""
+
+from __future__ import annotations
+
+import time
+
+from zfsapi.domain.ratelimit import Decision, Quota, gcra
+
+
+class Expiring:
+    """A dict whose entries vanish after their TTL (checked on read, swept every `sweep_every` writes)."""
+
+    def __init__(self, sweep_every: int = 1024) -> None:
+        self._data: dict[str, tuple[float, object]] = {}
+        self._writes = 0
+        self._sweep_every = sweep_every
+
+    def get(self, key: str, now: float | None = None) -> object | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= (time.monotonic() if now is None else now):
+            self._data.pop(key, None)
+            return None
+        return item[1]
+
+    def put(self, key: str, value: object, ttl: float) -> None:
+        now = time.monotonic()
+        self._data[key] = (now + ttl, value)
+        self._writes += 1
+        if self._writes % self._sweep_every == 0:
+            self._data = {k: v for k, v in self._data.items() if v[0] > now}
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class MemoryRevocations:
+    def __init__(self) -> None:
+        self._store = Expiring()
+
+    async def revoke(self, jti: str, ttl: float) -> None:
+        if ttl > 0:
+            self._store.put("jti:" + jti, True, ttl)
+
+    async def revoke_before(self, subject: str, issued_before: float, ttl: float) -> None:
+        current = self._store.get("nbf:" + subject)
+        if isinstance(current, float) and current >= issued_before:
+            return
+        self._store.put("nbf:" + subject, issued_before, ttl)
+
+    async def state(self, jti: str, subject: str) -> tuple[bool, float | None]:
+        nbf = self._store.get("nbf:" + subject)
+        return self._store.get("jti:" + jti) is not None, nbf if isinstance(nbf, float) else None
+
+
+class MemoryRateLimiter:
+    """GCRA with the TAT per key in an expiring dict (an entry lives no longer than one period past its TAT)."""
+
+    def __init__(self) -> None:
+        self._tats = Expiring()
+
+    async def hit(self, key: str, quota: Quota, cost: int = 1) -> Decision:
+        return self.hit_now(key, quota, cost)
+
+    def hit_now(self, key: str, quota: Quota, cost: int = 1) -> Decision:
+        now = time.monotonic()
+        tat = self._tats.get(key, now)
+        decision, new_tat = gcra(quota, tat if isinstance(tat, float) else None, now, cost)
+        if new_tat is not None:
+            self._tats.put(key, new_tat, new_tat - now + 1.0)
+        return decision

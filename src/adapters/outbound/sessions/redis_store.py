@@ -1,0 +1,107 @@
+"""Redis-backed session state shared by every worker and server using the same Redis: token revocations and
+the GCRA rate limiter (one atomic Lua script per check, run with EVALSHA, with Redis's clock as "now" so
+servers with skewed clocks still share one limit).
+
+When Redis cannot be reached the rate limiter falls back to a per-process limiter (each process then enforces
+the limit on its own: limits stay in force, looser by the number of processes, instead of refusing everyone
+or letting everyone through); revocation checks fail closed (ServiceUnavailable), since letting a revoked
+token through is worse than refusing a valid one for the length of an outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from zfsapi.domain.errors import ServiceUnavailable
+from zfsapi.domain.ratelimit import Decision, Quota
+
+from .memory import MemoryRateLimiter
+
+log = logging.getLogger("zfsapi.sessions")
+PREFIX = "zfsapi:"
+
+# KEYS[1] = the limiter key; ARGV = interval (ms), period (ms), cost.
+# Returns {allowed (0/1), remaining, retry_after_ms, reset_ms}. Times in integer microseconds from TIME.
+GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local base = now
+if tat > now then base = tat end
+local new_tat = base + cost * interval
+local allow_at = new_tat - period
+if cost * interval > period or allow_at > now then
+  local remaining = math.floor((period - (base - now)) / interval)
+  if remaining < 0 then remaining = 0 end
+  local retry = allow_at - now
+  if cost * interval > period then retry = -1 end
+  return {0, remaining, retry, base - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+local remaining = math.floor((period - (new_tat - now)) / interval)
+if remaining < 0 then remaining = 0 end
+return {1, remaining, 0, new_tat - now}
+"""
+
+
+def connect(host: str, port: int, db: int, password: str | None) -> aioredis.Redis:
+    return aioredis.Redis(host=host, port=port, db=db, password=password, socket_timeout=2.0,
+                          socket_connect_timeout=2.0, health_check_interval=30)
+
+
+class RedisRateLimiter:
+    def __init__(self, client: aioredis.Redis, fallback: MemoryRateLimiter | None = None) -> None:
+        self._client = client
+        self._script = client.register_script(GCRA_LUA)  # EVALSHA, loading the script on NOSCRIPT
+        self._fallback = fallback or MemoryRateLimiter()
+        self._degraded = False
+
+    async def hit(self, key: str, quota: Quota, cost: int = 1) -> Decision:
+        interval_us = quota.interval * 1e6
+        try:
+            allowed, remaining, retry_us, reset_us = await self._script(
+                keys=[PREFIX + "rl:" + key], args=[repr(interval_us), repr(quota.period * 1e6), cost])
+        except (RedisError, OSError) as exc:
+            if not self._degraded:
+                log.warning("redis unreachable, rate limiting per process until it is back",
+                            extra={"error": type(exc).__name__})
+                self._degraded = True
+            return self._fallback.hit_now(key, quota, cost)
+        if self._degraded:
+            log.warning("redis reachable again, rate limits shared again")
+            self._degraded = False
+        retry = math.inf if int(retry_us) < 0 else int(retry_us) / 1e6
+        return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
+
+
+class RedisRevocations:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+
+    async def _do(self, coro):
+        try:
+            return await coro
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable("session store", type(exc).__name__) from None
+
+    async def revoke(self, jti: str, ttl: float) -> None:
+        if ttl > 0:
+            await self._do(self._client.set(PREFIX + "revoked:" + jti, b"1", px=max(1, math.ceil(ttl * 1000))))
+
+    async def revoke_before(self, subject: str, issued_before: float, ttl: float) -> None:
+        key = PREFIX + "nbf:" + subject
+        # keep the later mark if another server wrote one meanwhile
+        script = ("local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
+                  "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1")
+        await self._do(self._client.eval(script, 1, key, repr(issued_before), max(1, math.ceil(ttl * 1000))))
+
+    async def state(self, jti: str, subject: str) -> tuple[bool, float | None]:
+        revoked, nbf = await self._do(self._client.mget(PREFIX + "revoked:" + jti, PREFIX + "nbf:" + subject))
+        return revoked is not None, float(nbf) if nbf is not None else None

@@ -1,0 +1,17 @@
+"""`create()`: the app factory uvicorn's worker processes call when server.http.workers > 1."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from . import create_app_from_settings
+from .logs import configure_logging
+from .settings import Settings
+
+
+def create():  # -> litestar.Litestar
+    settings = msgspec.json.decode(os.environ["ZFSAPI_SETTINGS_JSON"], type=Settings)
+    configure_logging(settings.logging.level)
+    return create_app_from_settings(settings)

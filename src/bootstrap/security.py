@@ -1,0 +1,39 @@
+"""Settings -> the security adapters' inputs: user records, the signing key, rate quotas."""
+
+from __future__ import annotations
+
+import os
+
+from zfsapi.adapters.outbound.auth.secret import load_or_create_key
+from zfsapi.application.auth import UserRecord
+from zfsapi.domain.authz import Role
+from zfsapi.domain.names import DatasetName
+from zfsapi.domain.ratelimit import Quota
+
+from .settings import Settings
+
+
+def user_records(settings: Settings) -> list[UserRecord]:
+    out = []
+    for name, user in settings.auth.users.items():
+        if isinstance(user, str):  # the old server's form: name -> hash, an administrator
+            out.append(UserRecord(name, user, Role.ADMIN))
+        else:
+            prefixes = tuple(DatasetName.parse(p).value for p in user.datasets)
+            out.append(UserRecord(name, user.password_hash, Role(user.role), prefixes))
+    return out
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The configured key, else the one in state_dir (made on first start). With no users and no key, nobody
+    can log in, so a per-process random key does (no state directory needed)."""
+    if settings.auth.secret_key is None and not (settings.auth.users and settings.auth.enabled):
+        return os.urandom(32)
+    return load_or_create_key(settings.auth.secret_key, settings.state_dir)
+
+
+def rate_quota(settings: Settings, login: bool) -> Quota | None:
+    r = settings.rate_limit
+    if not r.enabled:
+        return None
+    return Quota(r.login_requests, r.login_window) if login else Quota(r.requests, r.window)
