@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from zfsapi.adapters.inbound.jsonrpc.methods import register_core
+from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.openrpc import document
-from zfsapi.adapters.inbound.jsonrpc.registry import Registry
 
 from .containers import build_container
 from .settings import load_settings
@@ -30,8 +29,7 @@ def _type(schema: dict[str, Any]) -> str:
 
 
 def markdown() -> str:
-    registry = Registry()
-    register_core(registry, build_container(load_settings(environ={})).use_cases())
+    registry = create_app(build_container(load_settings(environ={}))).state["registry"]
     doc = document(registry, title="zfsapi", version="")
     lines = [BEGIN, "", "| method | params (name: type = default) | result keys | what it does |", "|---|---|---|---|"]
     for m in doc["methods"]:

@@ -450,3 +450,28 @@ def test_bad_user_config_is_one_line(users, match):
 def test_workers_need_redis():
     with pytest.raises(SettingsError, match="server.http.workers"):
         load_settings(environ={}, overrides={"server": {"http": {"workers": 2}}})
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------
+
+def test_cli_user_add_and_hash_password(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text("# production box\nserver:\n  http:\n    port: 9000  # not the default\n")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "zfsapi", *a], input="s3cret-pw\n", text=True,  # noqa: E731
+                                    capture_output=True, timeout=60)
+    r = run("user", "add", "backup", "--role", "operator", "--dataset", "tank/backups", "--config", str(config),
+            "--profile", "owasp-minimum")
+    assert r.returncode == 0, r.stderr
+    text = config.read_text()
+    assert "# production box" in text and "# not the default" in text and "s3cret" not in text
+    settings = load_settings(config, environ={})
+    user = settings.auth.users["backup"]
+    assert user.role == "operator" and user.datasets == ["tank/backups"]
+    PasswordHasher().verify(user.password_hash, "s3cret-pw")
+    r = run("hash-password", "--profile", "owasp-minimum")
+    assert r.returncode == 0 and r.stdout.startswith("$argon2id$") and "s3cret" not in r.stdout + r.stderr
+    r = run("user", "add", "x", "--dataset", "tank/../etc", "--config", str(config))
+    assert r.returncode != 0 and "tank/../etc" in r.stderr

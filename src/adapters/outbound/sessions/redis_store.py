@@ -13,7 +13,11 @@ from __future__ import annotations
 import logging
 import math
 
+import time
+
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from zfsapi.domain.errors import ServiceUnavailable
@@ -52,19 +56,25 @@ return {1, remaining, 0, new_tat - now}
 
 
 def connect(host: str, port: int, db: int, password: str | None) -> aioredis.Redis:
+    # one quick retry, no backoff: a request must not wait seconds on a Redis that is down
     return aioredis.Redis(host=host, port=port, db=db, password=password, socket_timeout=2.0,
-                          socket_connect_timeout=2.0, health_check_interval=30)
+                          socket_connect_timeout=1.0, health_check_interval=30, retry=Retry(NoBackoff(), 1))
 
 
 class RedisRateLimiter:
+    RETRY_AFTER = 2.0  # seconds between attempts to reach Redis again while it is down
+
     def __init__(self, client: aioredis.Redis, fallback: MemoryRateLimiter | None = None) -> None:
         self._client = client
         self._script = client.register_script(GCRA_LUA)  # EVALSHA, loading the script on NOSCRIPT
         self._fallback = fallback or MemoryRateLimiter()
         self._degraded = False
+        self._next_try = 0.0
 
     async def hit(self, key: str, quota: Quota, cost: int = 1) -> Decision:
         interval_us = quota.interval * 1e6
+        if self._degraded and time.monotonic() < self._next_try:
+            return self._fallback.hit_now(key, quota, cost)
         try:
             allowed, remaining, retry_us, reset_us = await self._script(
                 keys=[PREFIX + "rl:" + key], args=[repr(interval_us), repr(quota.period * 1e6), cost])
@@ -73,6 +83,7 @@ class RedisRateLimiter:
                 log.warning("redis unreachable, rate limiting per process until it is back",
                             extra={"error": type(exc).__name__})
                 self._degraded = True
+            self._next_try = time.monotonic() + self.RETRY_AFTER
             return self._fallback.hit_now(key, quota, cost)
         if self._degraded:
             log.warning("redis reachable again, rate limits shared again")
