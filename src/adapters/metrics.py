@@ -32,6 +32,10 @@ class Metrics:
             "zfsapi_stream_bytes", "Bytes moved by HTTP streams", ["direction"], registry=r
         )
         self.streams_active = Gauge("zfsapi_streams_active", "Streams transferring now", registry=r)
+        self.stream_duration = Histogram(
+            "zfsapi_stream_duration_seconds", "HTTP stream transfer durations by operation and outcome",
+            ["operation", "outcome"], buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400), registry=r,
+        )
         self.rate_limited = Counter(
             "zfsapi_rate_limit_refusals", "Requests refused by a rate limit, by limit (requests, login)", ["limit"],
             registry=r,

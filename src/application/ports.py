@@ -17,6 +17,7 @@ from zfsapi.domain.names import (
 )
 from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.ratelimit import Decision, Quota
+from zfsapi.domain.transfer import Compression, ResumeToken, SendSpec, StreamSession
 
 Properties = dict[PropertyName, PropertyValue]
 
@@ -126,3 +127,76 @@ class RateLimiter(Protocol):
     """Shared or per-process GCRA state: one check-and-update per call, atomic."""
 
     async def hit(self, key: str, quota: Quota, cost: int = 1) -> Decision: ...
+
+
+class SendStream(Protocol):
+    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded)."""
+
+    async def read(self) -> bytes: ...
+
+    async def finish(self) -> None:
+        """Wait for the process; raise the classified error when it failed."""
+        ...
+
+    async def kill(self) -> None:
+        """Kill and reap (idempotent)."""
+        ...
+
+
+class ReceiveStream(Protocol):
+    """A running `zfs receive`: write chunks, then `finish` (end of input, wait, raise on failure)."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def finish(self) -> str | None:
+        """End of input: wait, raise the classified error on failure, else the snapshot received."""
+        ...
+
+    async def kill(self) -> None: ...
+
+
+class Transfers(Protocol):
+    """zfs send/receive: estimates, streams, file transfers, resume tokens."""
+
+    async def estimate(self, spec: SendSpec) -> int: ...
+
+    async def open_send(self, spec: SendSpec | None, *, resume_token: str | None = None) -> SendStream:
+        """Start the send; raise the classified error if it fails before producing its first byte."""
+        ...
+
+    async def open_receive(self, target: DatasetName, *, force: bool, resumable: bool) -> ReceiveStream: ...
+
+    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
+        """Write the stream (compressed) to a new file at `path` inside `root`: (size, sha256 hex)."""
+        ...
+
+    async def receive_from_file(self, target: DatasetName, path: str, root: str, compression: Compression, *,
+                                force: bool, resumable: bool) -> str | None:
+        """The snapshot received."""
+        ...
+
+    async def decode_resume_token(self, token: str) -> ResumeToken: ...
+
+    async def resume_token(self, dataset: DatasetName) -> str | None: ...
+
+    async def abort_receive(self, dataset: DatasetName) -> None: ...
+
+    async def is_encrypted(self, dataset: DatasetName) -> bool: ...
+
+
+class StreamSessions(Protocol):
+    """Stream sessions by id: in this process or in Redis (shared by every worker and server)."""
+
+    async def create(self, session: StreamSession, retain: float) -> None: ...
+
+    async def get(self, stream_id: str) -> StreamSession | None: ...
+
+    async def claim(self, stream_id: str, now: float) -> StreamSession | None:
+        """Atomically move a pending, unexpired session to active; None when it is not claimable."""
+        ...
+
+    async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
+        """Set state/bytes/error; returns the session as stored (its state may say cancelled)."""
+        ...
+
+    async def list(self) -> list[StreamSession]: ...

@@ -10,14 +10,21 @@ from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
 from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
-from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations
-from zfsapi.adapters.outbound.sessions.redis_store import RedisRateLimiter, RedisRevocations, connect
+from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
+from zfsapi.adapters.outbound.sessions.redis_store import (
+    RedisRateLimiter,
+    RedisRevocations,
+    RedisStreamSessions,
+    connect,
+)
+from zfsapi.adapters.outbound.zfs.streams import ZfsStreams
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.application import datasets as d
 from zfsapi.application import pools as p
 from zfsapi.application import snapshots as s
 from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
+from zfsapi.application import transfers as t
 from zfsapi.application.catalog import UseCases
 
 from .security import rate_quota, signing_key, user_records
@@ -86,6 +93,25 @@ class Container(containers.DeclarativeContainer):
         backend,
         memory=providers.Singleton(MemoryRateLimiter),
         redis=providers.Singleton(RedisRateLimiter, redis),
+    )
+
+    stream_sessions = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemoryStreamSessions),
+        redis=providers.Singleton(RedisStreamSessions, redis),
+    )
+    streams = providers.Singleton(ZfsStreams, executor, zfs=settings.provided.zfs.zfs)
+    transfer_roots = providers.Callable(lambda dirs: tuple(dirs), settings.provided.transfer.directories)
+    transfers = providers.Singleton(
+        t.TransferUseCases,
+        plan_send=providers.Singleton(t.PlanSend, streams),
+        send_estimate=providers.Singleton(t.SendEstimate, streams),
+        send_to_file=providers.Singleton(t.SendToFile, streams, transfer_roots),
+        receive_from_file=providers.Singleton(t.ReceiveFromFile, streams, transfer_roots),
+        receive_abort=providers.Singleton(t.AbortReceive, streams),
+        streams=providers.Singleton(t.StreamService, streams, zfs, stream_sessions,
+                                    retain=settings.provided.transfer.stream_retain,
+                                    max_ttl=settings.provided.transfer.stream_max_ttl),
     )
 
     users = providers.Singleton(ConfigUsers, providers.Callable(user_records, settings),

@@ -88,6 +88,13 @@ class JsonRpcSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True)
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 1 << 20
 
 
+class TransferSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # send_to_file / receive_from_file paths must lie inside one of these (absolute) directories
+    directories: list[str] = []
+    stream_max_ttl: Annotated[float, Meta(ge=1)] = 86400.0  # the longest stream_init ttl accepted
+    stream_retain: Annotated[float, Meta(ge=0)] = 3600.0  # finished sessions stay listable this long
+
+
 class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
@@ -96,6 +103,7 @@ class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     redis: RedisSettings = RedisSettings()
     zfs: ZfsSettings = ZfsSettings()
     jsonrpc: JsonRpcSettings = JsonRpcSettings()
+    transfer: TransferSettings = TransferSettings()
     state_dir: str = "/var/lib/zfsapi"
     source: str | None = None  # the config file these settings came from (set by load_settings)
 
@@ -189,6 +197,9 @@ def _check(settings: Settings) -> None:
     if s.auth.secret_key is not None and len(s.auth.secret_key.encode()) < 32:
         raise SettingsError("config key auth.secret_key: shorter than 32 bytes; use 32 or more random bytes "
                             "(or remove it to have one generated into state_dir)")
+    for d in s.transfer.directories:
+        if not d.startswith("/") or d.rstrip("/") == "":
+            raise SettingsError(f"config key transfer.directories: {d!r} must be an absolute directory other than /")
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:

@@ -123,3 +123,11 @@ class ServiceUnavailable(ZfsApiError):
         super().__init__(f"{service} unavailable: {reason}")
         self.service = service
         self.reason = reason
+
+
+class ReceiveFailed(ZfsCommandFailed):
+    """A zfs receive that failed or was cut off; with -s the target keeps a token to resume from."""
+
+    def __init__(self, command: list[str], exit_code: int, stderr: str, resume_token: str | None) -> None:
+        super().__init__(command, exit_code, stderr)
+        self.resume_token = resume_token

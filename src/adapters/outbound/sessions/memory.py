@@ -4,8 +4,10 @@ state, kept in dicts with expiry. One process only: several workers need Redis t
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from zfsapi.domain.ratelimit import Decision, Quota, gcra
+from zfsapi.domain.transfer import StreamSession, StreamState
 
 
 class Expiring:
@@ -31,6 +33,16 @@ class Expiring:
         self._writes += 1
         if self._writes % self._sweep_every == 0:
             self._data = {k: v for k, v in self._data.items() if v[0] > now}
+
+    def replace(self, key: str, value: object) -> None:
+        """New value, same expiry."""
+        item = self._data.get(key)
+        if item is not None:
+            self._data[key] = (item[0], value)
+
+    def values(self) -> list[object]:
+        now = time.monotonic()
+        return [v for expiry, v in self._data.values() if expiry > now]
 
     def __len__(self) -> int:
         return len(self._data)
@@ -71,3 +83,39 @@ class MemoryRateLimiter:
         if new_tat is not None:
             self._tats.put(key, new_tat, new_tat - now + 1.0)
         return decision
+
+
+class MemoryStreamSessions:
+    """Stream sessions in this process (lost on restart, invisible to other workers)."""
+
+    def __init__(self) -> None:
+        self._store = Expiring()
+
+    async def create(self, session: StreamSession, retain: float) -> None:
+        self._store.put(session.stream_id, session, retain)
+
+    async def get(self, stream_id: str) -> StreamSession | None:
+        s = self._store.get(stream_id)
+        return s if isinstance(s, StreamSession) else None
+
+    async def claim(self, stream_id: str, now: float) -> StreamSession | None:
+        s = await self.get(stream_id)  # no await between the check and the update: atomic on the loop
+        if s is None or s.state is not StreamState.PENDING or now >= s.expires_at:
+            return None
+        return self._replace(s, state=StreamState.ACTIVE)
+
+    async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
+        s = await self.get(stream_id)
+        if s is None:
+            return None
+        if "state" in changes:
+            changes["state"] = StreamState(changes["state"])
+        return self._replace(s, **changes)
+
+    def _replace(self, s: StreamSession, **changes: object) -> StreamSession:
+        new = replace(s, **changes)  # type: ignore[arg-type]
+        self._store.replace(s.stream_id, new)
+        return new
+
+    async def list(self) -> list[StreamSession]:
+        return [s for s in self._store.values() if isinstance(s, StreamSession)]

@@ -15,6 +15,7 @@ import math
 
 import time
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Decision, Quota
+from zfsapi.domain.transfer import StreamSession
 
 from .memory import MemoryRateLimiter
 
@@ -116,3 +118,67 @@ class RedisRevocations:
     async def state(self, jti: str, subject: str) -> tuple[bool, float | None]:
         revoked, nbf = await self._do(self._client.mget(PREFIX + "revoked:" + jti, PREFIX + "nbf:" + subject))
         return revoked is not None, float(nbf) if nbf is not None else None
+
+
+# KEYS[1] = the session key; ARGV[1] = JSON of fields to set; ARGV[2] = "claim" (only pending, unexpired,
+# becomes active) or "update"; ARGV[3] = now. Returns the stored JSON, or false. KEEPTTL keeps the retention.
+SESSION_LUA = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local s = cjson.decode(raw)
+if ARGV[2] == 'claim' then
+  if s['state'] ~= 'pending' or tonumber(ARGV[3]) >= s['expires_at'] then return false end
+  s['state'] = 'active'
+else
+  for k, v in pairs(cjson.decode(ARGV[1])) do s[k] = v end
+end
+local out = cjson.encode(s)
+redis.call('SET', KEYS[1], out, 'KEEPTTL')
+return out
+"""
+
+
+class RedisStreamSessions:
+    """Stream sessions as JSON in Redis (claim and updates atomic in Lua), indexed by a sorted set."""
+
+    INDEX = PREFIX + "streams"
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(SESSION_LUA)
+        self._do = RedisRevocations(client)._do
+
+    @staticmethod
+    def _key(stream_id: str) -> str:
+        return PREFIX + "stream:" + stream_id
+
+    @staticmethod
+    def _decode(raw: bytes | None) -> StreamSession | None:
+        return None if raw is None else msgspec.json.decode(raw, type=StreamSession)
+
+    async def create(self, session: StreamSession, retain: float) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self._key(session.stream_id), msgspec.json.encode(session), px=max(1, math.ceil(retain * 1000)))
+        pipe.zadd(self.INDEX, {session.stream_id: session.created + retain})
+        await self._do(pipe.execute())
+
+    async def get(self, stream_id: str) -> StreamSession | None:
+        return self._decode(await self._do(self._client.get(self._key(stream_id))))
+
+    async def claim(self, stream_id: str, now: float) -> StreamSession | None:
+        raw = await self._do(self._script(keys=[self._key(stream_id)], args=["{}", "claim", repr(now)]))
+        return self._decode(raw or None)
+
+    async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
+        raw = await self._do(self._script(keys=[self._key(stream_id)],
+                                          args=[msgspec.json.encode(changes), "update", "0"]))
+        return self._decode(raw or None)
+
+    async def list(self) -> list[StreamSession]:
+        now = time.time()
+        await self._do(self._client.zremrangebyscore(self.INDEX, "-inf", now))
+        ids = [i.decode() for i in await self._do(self._client.zrange(self.INDEX, 0, -1))]
+        if not ids:
+            return []
+        raws = await self._do(self._client.mget([self._key(i) for i in ids]))
+        return [s for s in (self._decode(r) for r in raws) if s is not None]

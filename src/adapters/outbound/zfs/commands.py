@@ -19,6 +19,7 @@ from zfsapi.domain.names import (
     SnapshotName,
 )
 from zfsapi.domain.planning import DestroyFlags
+from zfsapi.domain.transfer import SendSpec
 
 SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "used", "referenced", "userrefs")
 # name, guid and createtxg keep `zfs list` on its fast iteration path; each other column tripled the time of
@@ -151,3 +152,29 @@ def scrub(pool: PoolName, stop: bool) -> list[str]:
 
 def pool_status(pool: PoolName) -> list[str]:
     return ["zpool", "status", "-p", "-v", pool.value]
+
+
+# ---- send / receive ----
+
+def _from(spec: SendSpec) -> list[str]:
+    return [] if spec.from_ is None else ["-i", spec.from_.value]
+
+
+def send(spec: SendSpec, dry_run: bool = False) -> list[str]:
+    return ["zfs", "send", *(["-n", "-v", "-P"] if dry_run else []), *spec.flags(), *_from(spec), spec.snapshot.value]
+
+
+def send_resume(token: str, dry_run: bool = False) -> list[str]:
+    return ["zfs", "send", *(["-n", "-v", "-P"] if dry_run else []), "-t", token]
+
+
+def receive(target: DatasetName, force: bool, resumable: bool) -> list[str]:
+    return ["zfs", "receive", "-v", *(["-s"] if resumable else []), *(["-F"] if force else []), target.value]
+
+
+def receive_abort(target: DatasetName) -> list[str]:
+    return ["zfs", "receive", "-A", target.value]
+
+
+def get_value(name: DatasetName, prop: str) -> list[str]:
+    return ["zfs", "get", "-H", "-p", "-o", "value", prop, name.value]

@@ -31,6 +31,7 @@ from zfsapi.domain.models import (
     SpaceUsage,
     Vdev,
 )
+from zfsapi.domain.transfer import ResumeToken
 
 from .executor import Completed
 
@@ -303,3 +304,36 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
     if "bad property list" in low or "invalid property" in low:
         return InvalidArgument("property", err.split("\n")[0])
     return ZfsCommandFailed(completed.argv, completed.exit_code, err)
+
+
+def send_size(text: str) -> int:
+    """The total of `zfs send -nvP`: its last `size<TAB>N` line, read as an unsigned 64-bit integer."""
+    for line in reversed(text.splitlines()):
+        parts = line.split("\t")
+        if parts[0] == "size" and len(parts) == 2 and parts[1].isdigit():
+            value = int(parts[1])
+            if value >= 1 << 64:
+                break
+            return value
+    raise ValueError(f"no size line in zfs send -nvP output: {text[-200:]!r}")
+
+
+def resume_token(text: str) -> ResumeToken:
+    """`zfs send -nvt TOKEN`: the nvlist printed after "resume token contents:" (numbers in hex)."""
+    fields: dict[str, str] = {}
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("resume token contents"):
+            inside = True
+            continue
+        if not inside or not line.startswith(("\t", " ")):
+            continue
+        key, sep, value = line.strip().partition(" = ")
+        fields[key.strip()] = value.strip() if sep else "1"
+    if "toname" not in fields or "toguid" not in fields:
+        raise ValueError("resume token contents without toname/toguid")
+    num = lambda k: int(fields[k], 0) if k in fields else None  # noqa: E731
+    return ResumeToken(
+        toname=fields["toname"], toguid=num("toguid") or 0, fromguid=num("fromguid"),
+        raw="rawok" in fields, compressed="compressok" in fields, bytes_done=num("bytes") or 0,
+    )

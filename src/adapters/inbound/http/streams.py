@@ -1,0 +1,174 @@
+"""GET /stream/{id} (the `zfs send` bytes) and POST /stream/{id} (the body piped into `zfs receive`).
+
+The stream id is the capability; the loopback guard still applies (Host, Origin). A send is validated and
+its first bytes read before the response starts; a failure after that raises out of the ASGI app, so the
+server drops the connection without the chunked terminator and a truncated stream never looks complete.
+A client that goes away is noticed through `http.disconnect` and its zfs child killed and reaped at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any, AsyncIterator, Callable
+
+import msgspec
+from litestar import asgi
+from litestar.types import Receive, Scope, Send
+
+from zfsapi.adapters.metrics import Metrics
+from zfsapi.application.transfers import StreamService
+from zfsapi.domain.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ReceiveFailed,
+    StateConflict,
+    ZfsApiError,
+    ZfsUnavailable,
+)
+
+from ..jsonrpc.errors import to_rpc_error
+
+log = logging.getLogger("zfsapi.stream")
+_ID = re.compile(r"[0-9a-f]{32}")
+_ENCODER = msgspec.json.Encoder()
+COALESCE = 256 * 1024  # request body chunks are gathered to at least this much per pipe write
+
+
+class ClientGone(Exception):
+    pass
+
+
+def _status(exc: BaseException) -> int:
+    for cls, status in ((NotFound, 404), (StateConflict, 409), (InvalidArgument, 400), (PermissionDenied, 403),
+                        (ZfsUnavailable, 503), (ZfsApiError, 500)):
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _error_body(exc: BaseException, **extra: Any) -> bytes:
+    e = to_rpc_error(exc, "stream")
+    error: dict[str, Any] = {"code": e.code, "message": e.message, "data": e.data or {}}
+    return _ENCODER.encode({"success": False, "error": error, **extra})
+
+
+async def _json(send: Send, status: int, body: bytes, request_id: str) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"x-request-id", request_id.encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scope], Any]):
+    async def wait_disconnect(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def get(stream_id: str, receive: Receive, send: Send, rid: str) -> None:
+        started = time.monotonic()
+        try:
+            chunks = await streams.send(stream_id)
+        except Exception as exc:
+            await _json(send, _status(exc), _error_body(exc), rid)
+            return
+        metrics.streams_active.inc()
+        outcome = "failed"
+        sent_bytes = metrics.stream_bytes.labels("sent")
+
+        async def pump() -> None:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/octet-stream"), (b"x-request-id", rid.encode()),
+                                    (b"cache-control", b"no-store")]})
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent_bytes.inc(len(chunk))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        pumping = asyncio.create_task(pump())
+        watching = asyncio.create_task(wait_disconnect(receive))
+        try:
+            await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not pumping.done():  # the client went away: stop the send now
+                pumping.cancel()
+                outcome = "disconnected"
+                await asyncio.gather(pumping, return_exceptions=True)
+                return
+            pumping.result()  # a failure midway raises here: the connection is dropped, not ended cleanly
+            outcome = "done"
+        finally:
+            watching.cancel()
+            await chunks.aclose()  # type: ignore[attr-defined]
+            metrics.streams_active.dec()
+            metrics.stream_duration.labels("send", outcome).observe(time.monotonic() - started)
+
+    async def post(stream_id: str, receive: Receive, send: Send, rid: str) -> None:
+        started = time.monotonic()
+        received = metrics.stream_bytes.labels("received")
+
+        async def body() -> AsyncIterator[bytes]:
+            buf: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone("client went away mid-body")
+                chunk = message.get("body", b"")
+                if chunk:
+                    buf.append(chunk)
+                    size += len(chunk)
+                    received.inc(len(chunk))
+                more = message.get("more_body", False)
+                if size >= COALESCE or (not more and size):
+                    yield b"".join(buf) if len(buf) > 1 else buf[0]
+                    buf, size = [], 0
+                if not more:
+                    return
+
+        metrics.streams_active.inc()
+        outcome = "failed"
+        try:
+            session, snapshot, count, took = await streams.receive(stream_id, body())
+            outcome = "done"
+            out = {"success": True, "dataset": session.target_dataset, "snapshot": snapshot, "bytes_received": count,
+                   "duration": round(took, 3), "rate_mbps": round(count / took / 1e6 if took > 0 else 0.0, 1)}
+            await _json(send, 200, _ENCODER.encode(out), rid)
+        except ClientGone:
+            outcome = "disconnected"
+        except ReceiveFailed as exc:
+            await _json(send, _status(exc), _error_body(exc, receive_resume_token=exc.resume_token), rid)
+        except Exception as exc:
+            await _json(send, _status(exc), _error_body(exc), rid)
+        finally:
+            metrics.streams_active.dec()
+            metrics.stream_duration.labels("receive", outcome).observe(time.monotonic() - started)
+
+    # mounted (path params on ASGI routes are keyed by HTTP method in Litestar's router, which raw ASGI
+    # handlers do not have): the rest of the path is the stream id
+    @asgi("/stream", is_mount=True, copy_scope=True)
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        a = admit(scope)
+        rid = a.request_id
+        if a.refusal is not None:
+            await _json(send, a.refusal.status, _ENCODER.encode({"success": False, "error": a.refusal.reason}), rid)
+            return
+        stream_id = scope["path"].strip("/")
+        method = scope["method"]
+        if not _ID.fullmatch(stream_id):
+            await _json(send, 404, _error_body(NotFound("stream", stream_id[:64])), rid)
+        elif method == "GET":
+            await get(stream_id, receive, send, rid)
+        elif method == "POST":
+            ctype = (a.headers.get("content-type") or "").split(";")[0].strip().lower()
+            if ctype != "application/octet-stream":  # never a "simple" cross-site request
+                await _json(send, 415, _error_body(InvalidArgument("Content-Type", "must be application/octet-stream")),
+                            rid)
+                return
+            await post(stream_id, receive, send, rid)
+        else:
+            await _json(send, 405, _ENCODER.encode({"success": False, "error": "GET or POST"}), rid)
+
+    return stream

@@ -1,0 +1,148 @@
+"""Send and receive: the flags chosen for a send, stream sessions and their states, resume tokens, and the
+path rule for file transfers (pure: the filesystem checks live in the adapter)."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from .errors import InvalidArgument
+from .names import BookmarkName, SnapshotName
+
+
+class Compression(Enum):
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+    @property
+    def suffix(self) -> str:
+        return {"none": "", "gzip": ".gz", "zstd": ".zst"}[self.value]
+
+    @classmethod
+    def by_suffix(cls, path: str) -> Compression:
+        if path.endswith(".gz"):
+            return cls.GZIP
+        if path.endswith((".zst", ".zstd")):
+            return cls.ZSTD
+        return cls.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class SendSpec:
+    """One send: full (from_ None) or incremental from a snapshot or bookmark.
+
+    Flags chosen for the caller: large blocks and embedded data always (-L -e), the blocks as they are stored
+    on disk (-c) unless turned off, raw (-w) for encrypted datasets or when asked. An incremental chain keeps
+    its flags by being sent with the same options; -L, once used, must stay on for the chain.
+    """
+
+    snapshot: SnapshotName
+    from_: SnapshotName | BookmarkName | None = None
+    recursive: bool = False
+    raw: bool = False
+    native_compressed: bool = True
+
+    def __post_init__(self) -> None:
+        if self.from_ is not None and self.recursive and isinstance(self.from_, BookmarkName):
+            raise InvalidArgument("from_snapshot", "a recursive send cannot start from a bookmark")
+
+    def flags(self) -> list[str]:
+        out = ["-L", "-e"]
+        if self.native_compressed:
+            out.append("-c")
+        if self.raw:
+            out.append("-w")
+        if self.recursive:
+            out.append("-R")
+        return out
+
+    def with_raw(self, raw: bool) -> SendSpec:
+        return replace(self, raw=raw)
+
+
+class StreamState(Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def final(self) -> bool:
+        return self not in (StreamState.PENDING, StreamState.ACTIVE)
+
+
+class Operation(Enum):
+    SEND = "send"
+    RECEIVE = "receive"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSession:
+    """A single-use capability for one HTTP transfer, as kept in the session store."""
+
+    stream_id: str
+    operation: Operation
+    username: str
+    created: float
+    expires_at: float
+    dataset: str | None = None  # send: the source dataset
+    snapshot: str | None = None  # send: the full snapshot name
+    from_snapshot: str | None = None
+    target_dataset: str | None = None  # receive
+    force: bool = False
+    resumable: bool = True
+    resume_token: str | None = None
+    raw: bool = False
+    native_compressed: bool = True
+    recursive: bool = False
+    state: StreamState = StreamState.PENDING
+    bytes: int = 0
+    error: str | None = None
+
+    def effective_state(self, now: float) -> StreamState:
+        if self.state is StreamState.PENDING and now >= self.expires_at:
+            return StreamState.EXPIRED
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeToken:
+    """What `zfs send -nvt TOKEN` says a receive_resume_token continues."""
+
+    toname: str  # dataset@snapshot the stream leads to
+    toguid: int
+    fromguid: int | None
+    raw: bool
+    compressed: bool
+    bytes_done: int
+
+
+def size_human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if value < 1024 or unit == "P":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.2f}{unit}"
+        value /= 1024
+    return f"{n}B"
+
+
+def confine(path: str, roots: tuple[str, ...], param: str) -> tuple[str, str]:
+    """(root, normalized absolute path) for a file path that lies inside one of `roots`; InvalidArgument
+    otherwise. Relative paths are taken relative to the first root; no '..' component is accepted at all.
+    The adapter then resolves symlinks and opens with O_NOFOLLOW, so this is the first of two checks."""
+    if not roots:
+        raise InvalidArgument(param, "no transfer directories are configured (transfer.directories)")
+    if not path or "\0" in path or len(path.encode()) > 4096:
+        raise InvalidArgument(param, "not a usable path")
+    if ".." in path.split("/"):
+        raise InvalidArgument(param, "'..' is not allowed in transfer paths")
+    full = posixpath.normpath(path if path.startswith("/") else posixpath.join(roots[0], path))
+    for root in roots:
+        root = posixpath.normpath(root)
+        if full.startswith(root.rstrip("/") + "/") and full != root:
+            return root, full
+    raise InvalidArgument(param, f"must lie inside a transfer directory ({', '.join(roots)})")

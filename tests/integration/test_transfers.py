@@ -1,0 +1,320 @@
+"""Send/receive on real OpenZFS: estimates, file transfers with each compression, confinement, HTTP streams
+round trip (full and incremental), resume after a cut, forged/foreign tokens, concurrent receives, expired and
+reused stream ids, client disconnects (the zfs child gone within a second)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import Rpc, free_port, http_client
+from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap import build_container, load_settings
+
+from .conftest import zfs
+
+
+def send_digest(*argv: str) -> str:
+    """sha256 of `zfs send ARGV` (the reference stream)."""
+    out = subprocess.run(["zfs", "send", *argv], capture_output=True, check=True, timeout=600).stdout
+    return hashlib.sha256(out).hexdigest()
+
+
+def same_snapshot(a: str, b: str) -> None:
+    """A received snapshot is the sent one: ZFS keeps the snapshot guid, and the files hash the same. (The
+    streams of the two cannot be compared byte for byte: a stream's header names its dataset.)"""
+    guid = lambda s: zfs("zfs", "get", "-H", "-p", "-o", "value", "guid", s).stdout.strip()  # noqa: E731
+    assert guid(a) == guid(b)
+
+    def tree(snap: str) -> dict[str, str]:
+        ds, short = snap.split("@")
+        root = os.path.join(zfs("zfs", "get", "-H", "-o", "value", "mountpoint", ds).stdout.strip(), ".zfs",
+                            "snapshot", short)
+        return {f: hashlib.sha256(open(os.path.join(root, f), "rb").read()).hexdigest() for f in os.listdir(root)}
+
+    assert tree(a) == tree(b)
+
+
+def fill(dataset: str, mib: int, name: str = "data.bin") -> None:
+    mp = zfs("zfs", "get", "-H", "-o", "value", "mountpoint", dataset).stdout.strip()
+    with open(os.path.join(mp, name), "wb") as f:
+        f.write(os.urandom(mib << 20))
+    zfs("sync")
+
+
+@pytest.fixture
+def xfer_dir(tmp_path):
+    d = tmp_path / "transfers"
+    d.mkdir()
+    return str(d)
+
+
+@pytest.fixture
+def container(pool, xfer_dir):
+    return build_container(load_settings(environ={}, overrides={"transfer": {"directories": [xfer_dir]},
+                                                                "rate_limit": {"enabled": False}}))
+
+
+@pytest.fixture
+async def client(container):
+    async with http_client(create_app(container)) as c:
+        yield c
+
+
+@pytest.fixture
+def rpc(client) -> Rpc:
+    return Rpc(client)
+
+
+@pytest.fixture
+def target(pool, dataset):
+    name = dataset + "-recv"
+    yield name
+    zfs("zfs", "destroy", "-r", name, check=False)
+
+
+async def test_send_estimate_full_incremental_and_from_bookmark(rpc, dataset):
+    fill(dataset, 2)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    fill(dataset, 1, "more.bin")
+    zfs("zfs", "snapshot", f"{dataset}@s2")
+    zfs("zfs", "bookmark", f"{dataset}@s1", f"{dataset}#b1")
+    full = await rpc("send_estimate", dataset=dataset, snapshot="s2")
+    assert full["size_bytes"] > 3 << 20 and full["size_human"].endswith("M")
+    inc = await rpc("send_estimate", dataset=dataset, snapshot="s2", from_snapshot="s1")
+    assert (1 << 20) < inc["size_bytes"] < full["size_bytes"]
+    bm = await rpc("send_estimate", dataset=dataset, snapshot="s2", from_snapshot="#b1")
+    assert bm["size_bytes"] == inc["size_bytes"]
+    err = await rpc("send_estimate", error=True, dataset=dataset, snapshot="nope")
+    assert err["code"] == -32010
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+async def test_file_round_trip(rpc, dataset, target, xfer_dir, compression):
+    fill(dataset, 2)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    r = await rpc("send_to_file", dataset=dataset, snapshot="s1", output_file="s1.zfs", compression=compression)
+    path = r["output_file"]
+    assert path.startswith(xfer_dir) and os.path.getsize(path) == r["size_bytes"]
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == r["sha256"]
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    # never overwrite
+    again = await rpc("send_to_file", error=True, dataset=dataset, snapshot="s1", output_file="s1.zfs",
+                      compression=compression)
+    assert again["code"] == -32011
+    got = await rpc("receive_from_file", dataset=target, input_file=os.path.basename(path))
+    assert got["snapshot"] == f"{target}@s1"
+    same_snapshot(f"{target}@s1", f"{dataset}@s1")
+
+
+@pytest.mark.parametrize("path", ["../escape.zfs", "/etc/escape.zfs", "sub/../../x.zfs", "link/x.zfs", "dir-link"])
+async def test_file_paths_are_confined(rpc, dataset, xfer_dir, path):
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    os.symlink("/tmp", os.path.join(xfer_dir, "link"))
+    os.symlink("/tmp/zfsapi-victim", os.path.join(xfer_dir, "dir-link"))
+    err = await rpc("send_to_file", error=True, dataset=dataset, snapshot="s1", output_file=path)
+    # refused as a path, or (a symlink in the final component) as an existing file that is never followed
+    assert err["code"] == (-32011 if path == "dir-link" else -32602), err
+    assert not os.path.exists("/tmp/zfsapi-victim") and not os.path.exists("/tmp/x.zfs")
+
+
+async def test_a_failed_send_leaves_no_file(rpc, dataset, xfer_dir):
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    err = await rpc("send_to_file", error=True, dataset=dataset, snapshot="s1", from_snapshot="missing",
+                    output_file="inc.zfs", compression="gzip")
+    assert err["code"] in (-32010, -32013)
+    assert os.listdir(xfer_dir) == []
+
+
+async def test_a_send_that_fails_behind_gzip_is_a_failure(container, dataset, xfer_dir):
+    """The zfs send dies mid-stream (killed); gzip exits 0 on what it got: the result is still a failure."""
+    fill(dataset, 8)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    uc = container.transfers()
+    from zfsapi.domain.names import SnapshotName
+    from zfsapi.domain.transfer import Compression, SendSpec
+
+    task = asyncio.create_task(uc.send_to_file.execute(spec=SendSpec(SnapshotName.parse(f"{dataset}@s1")),
+                                                       output_file="killed.zfs", compression=Compression.GZIP))
+    for _ in range(200):
+        pids = subprocess.run(["pgrep", "-f", "zfs send"], capture_output=True, text=True).stdout.split()
+        if pids:
+            break
+        await asyncio.sleep(0.02)
+    subprocess.run(["pkill", "-9", "-f", "zfs send"])
+    with pytest.raises(Exception):
+        await task
+    assert os.listdir(xfer_dir) == []
+
+
+async def test_stream_round_trip_full_and_incremental(rpc, client, dataset, target):
+    fill(dataset, 3)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    fill(dataset, 1, "more.bin")
+    zfs("zfs", "snapshot", f"{dataset}@s2")
+    for snap, origin in (("s1", None), ("s2", "s1")):
+        out = await rpc("stream_init", operation="send", dataset=dataset, snapshot=snap, from_snapshot=origin)
+        assert out["method"] == "GET" and len(out["stream_id"]) == 32
+        r = await client.get(out["url"])
+        assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+        stream = r.content
+        ref = send_digest("-L", "-e", "-c", *(["-i", f"{dataset}@{origin}"] if origin else []), f"{dataset}@{snap}")
+        assert hashlib.sha256(stream).hexdigest() == ref
+        inn = await rpc("stream_init", operation="receive", target_dataset=target)
+        r = await client.post(inn["url"], content=stream, headers={"Content-Type": "application/octet-stream"})
+        body = r.json()
+        assert r.status_code == 200 and body["success"] and body["bytes_received"] == len(stream), body
+        assert body["snapshot"] == f"{target}@{snap}"
+    same_snapshot(f"{target}@s2", f"{dataset}@s2")
+    sessions = (await rpc("stream_list"))["sessions"]
+    assert [s["state"] for s in sessions] == ["done"] * 4
+    assert sessions[0]["bytes"] > 3 << 20
+
+
+async def test_stream_ids_are_single_use_and_expire(rpc, client, dataset):
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    out = await rpc("stream_init", operation="send", dataset=dataset, snapshot="s1")
+    assert (await client.get(out["url"])).status_code == 200
+    reused = await client.get(out["url"])
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == -32015
+    short = await rpc("stream_init", operation="send", dataset=dataset, snapshot="s1", ttl=1)
+    await asyncio.sleep(1.2)
+    expired = await client.get(short["url"])
+    assert expired.status_code == 409 and expired.json()["error"]["data"]["state"] == "expired"
+    assert (await client.get("/stream/" + "0" * 32)).status_code == 404
+    bad = await rpc("stream_init", error=True, operation="send", dataset=dataset, snapshot="missing")
+    assert bad["code"] == -32010  # validated before any stream exists
+
+
+async def test_two_receives_into_one_dataset(rpc, client, dataset, target):
+    fill(dataset, 4)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    stream = (await client.get((await rpc("stream_init", operation="send", dataset=dataset, snapshot="s1"))["url"])).content
+    a = await rpc("stream_init", operation="receive", target_dataset=target)
+    b = await rpc("stream_init", operation="receive", target_dataset=target)
+    ra, rb = await asyncio.gather(
+        client.post(a["url"], content=stream, headers={"Content-Type": "application/octet-stream"}),
+        client.post(b["url"], content=stream, headers={"Content-Type": "application/octet-stream"}),
+    )
+    results = sorted([ra.json()["success"], rb.json()["success"]])
+    assert results == [False, True], (ra.text, rb.text)
+    failed = ra.json() if not ra.json()["success"] else rb.json()
+    assert failed["error"]["code"] in (-32011, -32012, -32013)
+    same_snapshot(f"{target}@s1", f"{dataset}@s1")
+
+
+async def test_forged_and_foreign_resume_tokens(rpc, dataset, pool):
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    forged = await rpc("stream_init", error=True, operation="send", resume_token="1-deadbeef-ff-0011223344")
+    assert forged["code"] == -32015
+    junk = await rpc("stream_init", error=True, operation="send", resume_token="not a token; rm -rf /")
+    assert junk["code"] == -32602
+
+
+# ---- a real server: disconnects and resume -----------------------------------------------------------------
+
+@pytest.fixture
+def server(pool, xfer_dir, tmp_path):
+    port = free_port()
+    env = {**os.environ, "ZFSAPI_SERVER__HTTP__PORT": str(port), "ZFSAPI_RATE_LIMIT__ENABLED": "false",
+           "ZFSAPI_STATE_DIR": str(tmp_path / "state")}
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(url + "/health", timeout=30)
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(30)
+    log.close()
+
+
+def call(url: str, method: str, **params):
+    r = httpx.post(url + "/", json={"jsonrpc": "2.0", "method": method, "params": params, "id": 1}, timeout=120)
+    return r.json()
+
+
+def zfs_children(verb: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", f"zfs {verb}"], capture_output=True, text=True).stdout.split()
+
+
+def wait_gone(verb: str, within: float = 1.0) -> float:
+    t = time.monotonic()
+    while zfs_children(verb):
+        assert time.monotonic() - t < within + 5, f"zfs {verb} still running"
+        time.sleep(0.02)
+    return time.monotonic() - t
+
+
+def test_disconnect_mid_get_kills_the_send(server, dataset):
+    fill(dataset, 48)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    out = call(server, "stream_init", operation="send", dataset=dataset, snapshot="s1")["result"]
+    with httpx.stream("GET", server + out["url"], timeout=60) as r:
+        it = r.iter_raw(1 << 16)
+        next(it)
+        assert zfs_children("send")
+    took = wait_gone("send")
+    assert took <= 1.0, f"zfs send outlived its client by {took:.2f} s"
+    sessions = call(server, "stream_list")["result"]["sessions"]
+    assert sessions[-1]["state"] == "failed" and 0 < sessions[-1]["bytes"] < 48 << 20
+
+
+def test_disconnect_mid_post_leaves_a_token_and_resume_completes(server, dataset, target):
+    fill(dataset, 24)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    out = call(server, "stream_init", operation="send", dataset=dataset, snapshot="s1")["result"]
+    stream = httpx.get(server + out["url"], timeout=300).content
+    inn = call(server, "stream_init", operation="receive", target_dataset=target)["result"]
+
+    def partial():
+        yield stream[: len(stream) // 2]
+        time.sleep(0.5)
+        raise RuntimeError("cut")
+
+    with pytest.raises(Exception):
+        httpx.post(server + inn["url"], content=partial(), headers={"Content-Type": "application/octet-stream"},
+                   timeout=60)
+    took = wait_gone("receive")
+    assert took <= 1.0, f"zfs receive outlived its client by {took:.2f} s"
+    token = zfs("zfs", "get", "-H", "-o", "value", "receive_resume_token", target).stdout.strip()
+    assert token not in ("", "-")
+    # a foreign dataset cannot use it; the right one resumes
+    wrong = call(server, "stream_init", operation="send", dataset=dataset, snapshot="s0", resume_token=token)
+    assert wrong["error"]["code"] in (-32015, -32010)
+    res = call(server, "stream_init", operation="send", resume_token=token)["result"]
+    rest = httpx.get(server + res["url"], timeout=300).content
+    inn2 = call(server, "stream_init", operation="receive", target_dataset=target, resume_token=token)["result"]
+    done = httpx.post(server + inn2["url"], content=rest, headers={"Content-Type": "application/octet-stream"},
+                      timeout=300).json()
+    assert done["success"], done
+    same_snapshot(f"{target}@s1", f"{dataset}@s1")
+
+
+def test_stream_cancel_stops_an_active_send(server, dataset):
+    fill(dataset, 48)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    out = call(server, "stream_init", operation="send", dataset=dataset, snapshot="s1")["result"]
+    with httpx.stream("GET", server + out["url"], timeout=60) as r:
+        it = r.iter_raw(1 << 16)
+        next(it)
+        assert call(server, "stream_cancel", stream_id=out["stream_id"])["result"]["cancelled"]
+        with pytest.raises(httpx.HTTPError):
+            for _ in it:  # the response is cut off, never ended cleanly
+                pass
+    wait_gone("send")
+    states = {s["stream_id"]: s["state"] for s in call(server, "stream_list")["result"]["sessions"]}
+    assert states[out["stream_id"]] == "cancelled"
