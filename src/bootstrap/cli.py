@@ -87,6 +87,7 @@ def serve_forever(settings) -> int:
         host=settings.server.http.host,
         port=settings.server.http.port,
         loop="asyncio",
+        http="httptools",  # the C parser: several times less CPU per streamed byte than h11
         proxy_headers=False,
         server_header=False,
         date_header=True,

@@ -1,0 +1,146 @@
+"""HTTP streams vs plain pipes, side by side in one run, on real ZFS (run it where ZFS is, e.g. the guest):
+
+    scripts/zfs-testhost run -- python -m bench.bench_stream [MiB] [rounds]
+
+- GET /stream/{id} read by a raw-socket client  vs  `zfs send ... | cat > /dev/null`
+- POST /stream/{id} from a file                  vs  `cat file | zfs receive ...`
+
+The server is `python -m zfsapi serve` on a loopback port (uvicorn, the stdlib asyncio loop). The pool lives on
+tmpfs so the disk is not what is measured. Pipelines are argv lists joined by pipes (no shell).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from zfsapi.adapters.outbound.zfs.streams import PIPE_SIZE, READ_SIZE, make_pipe, pipe_size
+
+
+def run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def pipeline(first: list[str], second: list[str], stdin=None, stdout=None) -> float:
+    t = time.perf_counter()
+    a = subprocess.Popen(first, stdin=stdin, stdout=subprocess.PIPE)
+    b = subprocess.Popen(second, stdin=a.stdout, stdout=stdout)
+    a.stdout.close()
+    assert b.wait() == 0 and a.wait() == 0
+    return time.perf_counter() - t
+
+
+def rpc(port: int, method: str, **params) -> dict:
+    body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def http_get_discard(port: int, path: str) -> tuple[float, int]:
+    buf = bytearray(READ_SIZE)
+    t = time.perf_counter()
+    total = 0
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        while n := s.recv_into(buf):
+            total += n
+    return time.perf_counter() - t, total
+
+
+def http_post_file(port: int, path: str, file: str) -> tuple[float, dict]:
+    size = os.path.getsize(file)
+    t = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as s, open(file, "rb") as f:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                  f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+        s.sendfile(f)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return time.perf_counter() - t, json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def main(mib: int, rounds: int) -> None:
+    work = tempfile.mkdtemp(prefix="zfsapi-bench-", dir="/dev/shm")
+    pool = f"zb{uuid.uuid4().hex[:6]}"
+    image = os.path.join(work, "pool.img")
+    with open(image, "wb") as f:
+        f.truncate((4 * mib + 512) << 20)
+    run("zpool", "create", "-o", "cachefile=none", "-O", "compression=off", "-R", os.path.join(work, "root"), pool, image)
+    server = None
+    try:
+        src = f"{pool}/src"
+        run("zfs", "create", src)
+        mp = run("zfs", "get", "-H", "-o", "value", "mountpoint", src).strip()
+        with open(os.path.join(mp, "data.bin"), "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+        run("zfs", "snapshot", f"{src}@s1")
+        stream_file = os.path.join(work, "s1.zfs")
+        with open(stream_file, "wb") as f:
+            subprocess.run(["zfs", "send", "-L", "-e", "-c", f"{src}@s1"], stdout=f, check=True)
+        size = os.path.getsize(stream_file)
+
+        port = 18000 + os.getpid() % 1000
+        env = {**os.environ, "ZFSAPI_SERVER__HTTP__PORT": str(port), "ZFSAPI_RATE_LIMIT__ENABLED": "false",
+               "ZFSAPI_LOGGING__LEVEL": "WARNING", "ZFSAPI_STATE_DIR": os.path.join(work, "state")}
+        server = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve"], env=env)
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        results: dict[str, list[float]] = {k: [] for k in ("send_base", "send_ours", "recv_base", "recv_ours")}
+        for i in range(rounds):
+            results["send_base"].append(pipeline(["zfs", "send", "-L", "-e", "-c", f"{src}@s1"], ["cat"],
+                                                 stdout=subprocess.DEVNULL))
+            sid = rpc(port, "stream_init", operation="send", dataset=src, snapshot="s1")["result"]["stream_id"]
+            took, got = http_get_discard(port, f"/stream/{sid}")
+            assert got > size, (got, size)
+            results["send_ours"].append(took)
+
+            with open(stream_file, "rb") as f:
+                results["recv_base"].append(pipeline(["cat"], ["zfs", "receive", f"{pool}/base{i}"], stdin=f))
+            sid = rpc(port, "stream_init", operation="receive", target_dataset=f"{pool}/ours{i}")["result"]["stream_id"]
+            took, body = http_post_file(port, f"/stream/{sid}", stream_file)
+            assert body["success"], body
+            results["recv_ours"].append(took)
+            run("zfs", "destroy", "-r", f"{pool}/base{i}")
+            run("zfs", "destroy", "-r", f"{pool}/ours{i}")
+
+        r, w = make_pipe()
+        actual = pipe_size(w)
+        os.close(r), os.close(w)
+        med = {k: statistics.median(v) for k, v in results.items()}
+        mbps = lambda t: size / t / 1e6  # noqa: E731
+        print(f"stream of {size / 1e6:.1f} MB, {rounds} rounds, medians; pipes {actual} bytes "
+              f"(asked {PIPE_SIZE}), reads of {READ_SIZE} bytes, event loop: asyncio (stdlib, uvicorn loop=asyncio)")
+        print(f"GET  /stream  {mbps(med['send_ours']):7.1f} MB/s   zfs send | cat        {mbps(med['send_base']):7.1f} MB/s"
+              f"   ratio {med['send_base'] / med['send_ours']:.2f}")
+        print(f"POST /stream  {mbps(med['recv_ours']):7.1f} MB/s   cat file | zfs receive {mbps(med['recv_base']):7.1f} MB/s"
+              f"   ratio {med['recv_base'] / med['recv_ours']:.2f}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(30)
+        subprocess.run(["zpool", "destroy", "-f", pool])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 128, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
