@@ -18,6 +18,7 @@ from bench.common import asgi_post, rate
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, NoParams
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.domain.authz import Action
 
 RESULT = {"ok": True}
 
@@ -42,7 +43,7 @@ def our_app() -> Litestar:
     async def noop(p: NoParams, ctx: CallContext) -> dict:
         return RESULT
 
-    app.state["registry"].add("bench.noop", NoParams, noop, summary="no-op", result=("ok",))
+    app.state["registry"].add("bench.noop", NoParams, noop, summary="no-op", result=("ok",), action=Action.READ)
     return app
 
 

@@ -287,44 +287,37 @@ def received_snapshot(verbose: str) -> str | None:
     return names[-1].strip() if names else None
 
 
-def _dir_fd(root: str, path: str) -> tuple[int, str]:
-    """An O_DIRECTORY fd of the file's parent after checking, symlinks resolved, that it is inside `root`."""
+def _open_in(root: str, path: str, flags: int, param: str) -> int:
+    """Open `path` (its final component never followed) after checking that its parent, symlinks resolved,
+    lies inside `root`; the open is relative to that parent's directory fd."""
     real_root = os.path.realpath(root)
     parent = os.path.realpath(os.path.dirname(path))
     if parent != real_root and not parent.startswith(real_root.rstrip("/") + "/"):
-        raise InvalidArgument("path", "resolves outside the transfer directory (symlink)")
+        raise InvalidArgument(param, "resolves outside the transfer directory (symlink)")
     try:
-        return os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), os.path.basename(path)
+        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NotFound("file", os.path.dirname(path)) from None
-
-
-def _create_confined(path: str, root: str) -> int:
-    dfd, name = _dir_fd(root, path)
+        raise NotFound("directory", os.path.dirname(path)) from None
     try:
-        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        return os.open(os.path.basename(path), flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
     except FileExistsError:
         raise AlreadyExists("file", path) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InvalidArgument("output_file", "is a symlink") from None
-        raise
-    finally:
-        os.close(dfd)
-
-
-def _open_confined(path: str, root: str) -> int:
-    dfd, name = _dir_fd(root, path)
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
     except FileNotFoundError:
         raise NotFound("file", path) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise InvalidArgument("input_file", "is a symlink") from None
+            raise InvalidArgument(param, "is a symlink") from None
         raise
     finally:
         os.close(dfd)
+
+
+def _create_confined(path: str, root: str) -> int:
+    return _open_in(root, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "output_file")
+
+
+def _open_confined(path: str, root: str) -> int:
+    fd = _open_in(root, path, os.O_RDONLY, "input_file")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InvalidArgument("input_file", "not a regular file")
