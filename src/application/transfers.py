@@ -244,10 +244,13 @@ class StreamService:
         the response). Closing the iterator early kills and reaps the child."""
         s = await self._claim(stream_id, Operation.SEND)
         live = _Live(s)
+        proc: SendStream | None = None
         try:
             proc = await self._t.open_send(None if s.resume_token else self.send_spec(s), resume_token=s.resume_token)
             first = await proc.read()
         except BaseException as exc:
+            if proc is not None:
+                await proc.kill()  # e.g. cancelled while waiting for the first bytes: no child may outlive it
             await self._end(live, StreamState.FAILED, str(exc) or type(exc).__name__)
             raise
         self._live[stream_id] = live
