@@ -9,7 +9,7 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from msgspec import Meta
@@ -14,6 +13,7 @@ from zfsapi.domain.authz import Action
 from zfsapi.domain.errors import InvalidCredentials, RateLimited
 from zfsapi.domain.ratelimit import Quota
 
+from .methods import iso
 from .registry import CallContext, Params, Registry
 
 
@@ -24,10 +24,6 @@ class AuthLogin(Params, frozen=True, forbid_unknown_fields=True):
 
 class AuthLogout(Params, frozen=True, forbid_unknown_fields=True):
     all_sessions: bool = False  # also revoke every other token of this user issued until now
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def register_auth(registry: Registry, login: Login, logout: Logout, limiter: RateLimiter, quota: Quota | None,

@@ -3,6 +3,7 @@ the result keys of the wire contract (shared/api-contract.md)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal, TypeVar
 
 from msgspec import Meta
@@ -29,6 +30,11 @@ T = TypeVar("T")
 Name = Annotated[str, Meta(min_length=1, max_length=1024)]
 Text = Annotated[str, Meta(max_length=8192)]
 PropMap = Annotated[dict[Name, Text], Meta(max_length=256)]
+
+
+def iso(ts: float) -> str:
+    """A POSIX timestamp as ISO 8601 UTC with a Z, as every time on the wire is written."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def parse(param: str, factory: Callable[[str], T], value: str) -> T:

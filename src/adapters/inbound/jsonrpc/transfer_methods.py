@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta
@@ -15,7 +14,7 @@ from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName, parse_snapshot_or_bookmark
 from zfsapi.domain.transfer import Compression, Operation, SendSpec, StreamSession, size_human
 
-from .methods import Name, parse
+from .methods import Name, iso, parse
 from .registry import CallContext, NoParams, Params, Registry
 
 _TOKEN = re.compile(r"[0-9a-f]+(-[0-9a-f]+){3}")
@@ -74,10 +73,6 @@ class StreamInitParams(Params, frozen=True, forbid_unknown_fields=True):
 
 class StreamIdParams(Params, frozen=True, forbid_unknown_fields=True):
     stream_id: Annotated[str, Meta(min_length=1, max_length=128)]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _snapshot(dataset: DatasetName, text: str, param: str = "snapshot") -> SnapshotName:
