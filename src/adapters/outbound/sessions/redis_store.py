@@ -94,29 +94,37 @@ class RedisRateLimiter:
         return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
 
 
+async def _guarded(awaitable):
+    """A Redis call whose failure is the session store being unavailable (fail closed)."""
+    try:
+        return await awaitable
+    except (RedisError, OSError) as exc:
+        raise ServiceUnavailable("session store", type(exc).__name__) from None
+
+
+# KEYS[1] = the user's not-before key; ARGV = the mark, TTL (ms). Keeps the later mark if another server wrote one.
+NOT_BEFORE_LUA = """
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 1
+"""
+
+
 class RedisRevocations:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-
-    async def _do(self, coro):
-        try:
-            return await coro
-        except (RedisError, OSError) as exc:
-            raise ServiceUnavailable("session store", type(exc).__name__) from None
+        self._not_before = client.register_script(NOT_BEFORE_LUA)
 
     async def revoke(self, jti: str, ttl: float) -> None:
         if ttl > 0:
-            await self._do(self._client.set(PREFIX + "revoked:" + jti, b"1", px=max(1, math.ceil(ttl * 1000))))
+            await _guarded(self._client.set(PREFIX + "revoked:" + jti, b"1", px=max(1, math.ceil(ttl * 1000))))
 
     async def revoke_before(self, subject: str, issued_before: float, ttl: float) -> None:
-        key = PREFIX + "nbf:" + subject
-        # keep the later mark if another server wrote one meanwhile
-        script = ("local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                  "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1")
-        await self._do(self._client.eval(script, 1, key, repr(issued_before), max(1, math.ceil(ttl * 1000))))
+        await _guarded(self._not_before(keys=[PREFIX + "nbf:" + subject],
+                                        args=[repr(issued_before), max(1, math.ceil(ttl * 1000))]))
 
     async def state(self, jti: str, subject: str) -> tuple[bool, float | None]:
-        revoked, nbf = await self._do(self._client.mget(PREFIX + "revoked:" + jti, PREFIX + "nbf:" + subject))
+        revoked, nbf = await _guarded(self._client.mget(PREFIX + "revoked:" + jti, PREFIX + "nbf:" + subject))
         return revoked is not None, float(nbf) if nbf is not None else None
 
 
@@ -146,7 +154,6 @@ class RedisStreamSessions:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._script = client.register_script(SESSION_LUA)
-        self._do = RedisRevocations(client)._do
 
     @staticmethod
     def _key(stream_id: str) -> str:
@@ -160,25 +167,25 @@ class RedisStreamSessions:
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._key(session.stream_id), msgspec.json.encode(session), px=max(1, math.ceil(retain * 1000)))
         pipe.zadd(self.INDEX, {session.stream_id: session.created + retain})
-        await self._do(pipe.execute())
+        await _guarded(pipe.execute())
 
     async def get(self, stream_id: str) -> StreamSession | None:
-        return self._decode(await self._do(self._client.get(self._key(stream_id))))
+        return self._decode(await _guarded(self._client.get(self._key(stream_id))))
 
     async def claim(self, stream_id: str, now: float) -> StreamSession | None:
-        raw = await self._do(self._script(keys=[self._key(stream_id)], args=["{}", "claim", repr(now)]))
+        raw = await _guarded(self._script(keys=[self._key(stream_id)], args=["{}", "claim", repr(now)]))
         return self._decode(raw or None)
 
     async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
-        raw = await self._do(self._script(keys=[self._key(stream_id)],
+        raw = await _guarded(self._script(keys=[self._key(stream_id)],
                                           args=[msgspec.json.encode(changes), "update", "0"]))
         return self._decode(raw or None)
 
     async def list(self) -> list[StreamSession]:
         now = time.time()
-        await self._do(self._client.zremrangebyscore(self.INDEX, "-inf", now))
-        ids = [i.decode() for i in await self._do(self._client.zrange(self.INDEX, 0, -1))]
+        await _guarded(self._client.zremrangebyscore(self.INDEX, "-inf", now))
+        ids = [i.decode() for i in await _guarded(self._client.zrange(self.INDEX, 0, -1))]
         if not ids:
             return []
-        raws = await self._do(self._client.mget([self._key(i) for i in ids]))
+        raws = await _guarded(self._client.mget([self._key(i) for i in ids]))
         return [s for s in (self._decode(r) for r in raws) if s is not None]
