@@ -108,12 +108,9 @@ class InvalidToken(ZfsApiError):
 class RateLimited(ZfsApiError):
     """Too many requests for this principal (or peer) in the window."""
 
-    def __init__(self, retry_after: float, limit: int, period: float, remaining: int = 0) -> None:
+    def __init__(self, retry_after: float) -> None:
         super().__init__("Rate limit exceeded")
-        self.retry_after = retry_after
-        self.limit = limit
-        self.period = period
-        self.remaining = remaining
+        self.retry_after = retry_after  # seconds; inf when the request can never fit the quota
 
 
 class ServiceUnavailable(ZfsApiError):

@@ -230,7 +230,7 @@ def create_app(container: AppContainer) -> Litestar:
             key = ("u:" + principal.name) if principal is not None and principal.token_id else ("a:" + ctx.peer)
             decision = await limiter.hit(key, quota, cost)
             if not decision.allowed:
-                raise RateLimited(decision.retry_after, quota.limit, quota.period, decision.remaining)
+                raise RateLimited(decision.retry_after)
 
         try:
             answer = await dispatcher.handle(body, ctx, charge)

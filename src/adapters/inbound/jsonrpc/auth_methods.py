@@ -33,7 +33,7 @@ def register_auth(registry: Registry, login: Login, logout: Logout, limiter: Rat
             decision = await limiter.hit("login:" + ctx.peer, quota)
             if not decision.allowed:
                 metrics.rate_limited.labels("login").inc()
-                raise RateLimited(decision.retry_after, quota.limit, quota.period)
+                raise RateLimited(decision.retry_after)
         try:
             issued = await login.execute(username=p.username, password=p.password)
         except InvalidCredentials:

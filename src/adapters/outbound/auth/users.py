@@ -25,9 +25,6 @@ class ConfigUsers:
     def get(self, name: str) -> UserRecord | None:
         return self._users.get(name)
 
-    def __len__(self) -> int:
-        return len(self._users)
-
     async def replace_hash(self, name: str, old_hash: str, new_hash: str) -> bool:
         user = self._users.get(name)
         if user is None:

@@ -44,9 +44,6 @@ class Expiring:
         now = time.monotonic()
         return [v for expiry, v in self._data.values() if expiry > now]
 
-    def __len__(self) -> int:
-        return len(self._data)
-
 
 class MemoryRevocations:
     def __init__(self) -> None:

@@ -351,7 +351,6 @@ class SendHandle(_FdIO):
     def __init__(self, owner: ZfsStreams, proc: _Proc, fd: int, name: str) -> None:
         super().__init__(fd)
         self._owner, self._proc, self._name = owner, proc, name
-        self.pipe_size = pipe_size(fd)
         self._done: Completed | None = None
 
     async def read(self) -> bytes:
