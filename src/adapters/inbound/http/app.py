@@ -72,12 +72,14 @@ def _bearer(header: str) -> str | None:
     return token if scheme.lower() == "bearer" and token and " " not in token else None
 
 
-def _rate_headers(quota: Quota, d: Decision) -> list[tuple[bytes, bytes]]:
-    """IETF draft-ietf-httpapi-ratelimit-headers: the policy (quota q per window w) and what is left of it."""
-    return [
-        (b"ratelimit-policy", f'"default";q={quota.limit};w={math.ceil(quota.period)}'.encode()),
-        (b"ratelimit", f'"default";r={d.remaining};t={math.ceil(d.reset)}'.encode()),
-    ]
+def _policy_header(quota: Quota) -> tuple[bytes, bytes]:
+    """IETF draft-ietf-httpapi-ratelimit-headers: the policy, quota q per window w (fixed for the app)."""
+    return b"ratelimit-policy", f'"default";q={quota.limit};w={math.ceil(quota.period)}'.encode()
+
+
+def _rate_headers(policy: tuple[bytes, bytes], d: Decision) -> list[tuple[bytes, bytes]]:
+    """The policy and what is left of it right now."""
+    return [policy, (b"ratelimit", f'"default";r={d.remaining};t={math.ceil(d.reset)}'.encode())]
 
 
 def _refusal_body(reason: str) -> bytes:
@@ -163,6 +165,8 @@ def create_app(container: AppContainer) -> Litestar:
     register_transfers(registry, transfers)
     register_discover(registry, title="zfsapi", version=__version__)
     dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission)
+    quota = opts.rate_limit
+    policy = _policy_header(quota) if quota is not None else None
 
     async def identify(a: Admission) -> tuple[Principal | None, BaseException | None]:
         """Who is calling: the bearer token's user when one is presented (even from loopback), else the
@@ -220,7 +224,6 @@ def create_app(container: AppContainer) -> Litestar:
             credentials_presented="authorization" in a.headers,
             auth_error=auth_error,
         )
-        quota = opts.rate_limit
         decision: Decision | None = None
 
         async def charge(cost: int) -> None:
@@ -236,12 +239,12 @@ def create_app(container: AppContainer) -> Litestar:
             answer = await dispatcher.handle(body, ctx, charge)
         except RateLimited as exc:
             metrics.rate_limited.labels("requests").inc()
-            extra = _rate_headers(quota, decision) if quota and decision else []
+            extra = _rate_headers(policy, decision) if policy and decision else []
             if not math.isinf(exc.retry_after):
                 extra.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
             await _send(send, 429, dispatcher.refusal_body(body, exc), rid, extra)
             return
-        extra = _rate_headers(quota, decision) if quota and decision else None
+        extra = _rate_headers(policy, decision) if policy and decision else None
         await _send(send, 204 if answer is None else 200, answer or b"", rid, extra)
 
     @get("/health")
