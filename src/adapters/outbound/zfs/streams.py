@@ -138,21 +138,28 @@ class ZfsStreams:
             raise ZfsUnavailable(f"cannot run {exe[0]}: {exc.strerror}") from None
         return _Proc(argv, popen, err, out_file)
 
+    def _spawn_into_pipe(self, argv: list[str], stdin: int | None, procs: list[_Proc]) -> int:
+        """Start `argv` writing into a new pipe (appended to `procs`); the pipe's read end, which the caller
+        closes. When the spawn fails, no end of the pipe stays open."""
+        r, w = make_pipe()
+        try:
+            procs.append(self._spawn(argv, stdin, w))
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        return r
+
     async def _run_blocking(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # ---- HTTP streams ----
     async def open_send(self, spec: SendSpec | None, *, resume_token: str | None = None) -> SendHandle:
         argv = commands.send_resume(resume_token) if resume_token else commands.send(spec)  # type: ignore[arg-type]
-        r, w = make_pipe()
-        try:
-            proc = await self._run_blocking(self._spawn, argv, None, w)
-        except BaseException:
-            os.close(r)
-            raise
-        finally:
-            os.close(w)
-        return SendHandle(self, proc, r, spec.snapshot.value if spec else "resume")
+        procs: list[_Proc] = []
+        r = await self._run_blocking(self._spawn_into_pipe, argv, None, procs)
+        return SendHandle(self, procs[0], r, spec.snapshot.value if spec else "resume")
 
     async def open_receive(self, target: DatasetName, *, force: bool, resumable: bool) -> ReceiveHandle:
         r, w = make_pipe()
@@ -188,20 +195,13 @@ class ZfsStreams:
         """In a worker thread: zfs send [| compressor] -> we read, hash and write the file."""
         ok = False
         try:
-            r1, w1 = make_pipe()
-            try:
-                procs.append(self._spawn(commands.send(spec), None, w1))
-            finally:
-                os.close(w1)
-            last_r = r1
+            last_r = self._spawn_into_pipe(commands.send(spec), None, procs)
             if compression is not Compression.NONE:
-                r2, w2 = make_pipe()
+                send_out = last_r
                 try:
-                    procs.append(self._spawn(COMPRESSORS[compression][0], r1, w2))
+                    last_r = self._spawn_into_pipe(COMPRESSORS[compression][0], send_out, procs)
                 finally:
-                    os.close(w2)
-                    os.close(r1)
-                last_r = r2
+                    os.close(send_out)
             digest, size = hashlib.sha256(), 0
             try:
                 while True:
@@ -255,12 +255,7 @@ class ZfsStreams:
         try:
             stdin = fd
             if compression is not Compression.NONE:
-                r, w = make_pipe()
-                try:
-                    procs.append(self._spawn(COMPRESSORS[compression][1], fd, w))
-                finally:
-                    os.close(w)
-                stdin = r
+                stdin = self._spawn_into_pipe(COMPRESSORS[compression][1], fd, procs)
             try:
                 recv = self._spawn(commands.receive(target, force, resumable), stdin, None, True)
                 procs.append(recv)
