@@ -319,6 +319,7 @@ async def test_rate_limit_exact_count_and_retry_after(tmp_path):
     app = create_app(make_container(tmp_path, rate_limit={"requests": 5, "window": 60}))
     async with http_client(app) as c:
         statuses = []
+        first = time.monotonic()
         for i in range(5):
             r = await call(c, "pool_list", id_=i)
             statuses.append(r.status_code)
@@ -326,12 +327,13 @@ async def test_rate_limit_exact_count_and_retry_after(tmp_path):
             assert r.headers["ratelimit"].startswith(f'"default";r={4 - i};')
         assert statuses == [200] * 5
         r = await call(c, "pool_list", id_=99)
+        spent = time.monotonic() - first  # a busy machine makes the burst slow: the wait shrinks by that much
     assert r.status_code == 429
     retry = int(r.headers["retry-after"])
-    assert 11 <= retry <= 12  # one request's share of the window: 60 s / 5
+    assert 12 - spent - 1 <= retry <= 12  # one request's share of the window: 60 s / 5
     body = r.json()
     assert body["id"] == 99 and body["error"]["code"] == -32000
-    assert 11 <= body["error"]["data"]["retry_after"] <= 12
+    assert 12 - spent - 1 <= body["error"]["data"]["retry_after"] <= 12
 
 
 async def test_a_batch_of_n_costs_n_and_is_refused_whole(tmp_path, fake):
