@@ -42,7 +42,12 @@ class LogoutResult(Result, frozen=True, kw_only=True):
 
 
 class LimitedLogin:
-    """Exchange a username and password for a short-lived bearer token; attempts are limited per peer."""
+    """Exchange a username and password for a short-lived bearer token; attempts are limited per peer.
+
+    Raises:
+        InvalidCredentials: no such user, a wrong password, or logins are off (all alike).
+        RateLimited: this peer tried too often.
+    """
 
     def __init__(self, login: Login, limiter: RateLimiter, quota: Quota | None, metrics: Metrics) -> None:
         self._login, self._limiter, self._quota, self._metrics = login, limiter, quota, metrics

@@ -206,9 +206,10 @@ class CloneCreate(Params, frozen=True, forbid_unknown_fields=True):
 
 class VolumeCreate(Params, frozen=True, forbid_unknown_fields=True):
     dataset: Dataset
-    size_gb: Annotated[float, Meta(gt=0, description="The size in GiB (or give size_bytes).")] | None = None
-    size_bytes: Annotated[int, Meta(gt=0, le=2**63 - 1, description="The size in bytes (or give size_gb).")] | None \
+    size_gb: Annotated[Annotated[float, Meta(gt=0)] | None, Meta(description="The size in GiB (or size_bytes).")] \
         = None
+    size_bytes: Annotated[Annotated[int, Meta(gt=0, le=2**63 - 1)] | None, Meta(
+        description="The size in bytes (or size_gb).")] = None
     compression: Annotated[Name, Meta(description="The compression property.")] = "lz4"
     volblocksize: Annotated[str, Meta(max_length=16, description="A power of two from 512 to 16M, e.g. 16K.")] \
         = "16K"
