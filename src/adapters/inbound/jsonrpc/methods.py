@@ -585,7 +585,7 @@ async def dataset_rename(uc: RenameDataset, p: DatasetRename, ctx: CallContext) 
     return RenameResult(old_name=old.value, new_name=new.value)
 
 
-@CORE.method(Action.CHANGE, carries={"source": DATASET, "target": DATASET, "properties": Carries.PROPERTIES},
+@CORE.method(Action.CHANGE, carries={"target": DATASET, "source": DATASET, "properties": Carries.PROPERTIES},
              errors=(NotFound, AlreadyExists, InvalidArgument))
 async def clone_create(uc: CreateClone, p: CloneCreate, ctx: CallContext) -> CloneResult:
     source = parse("source", SnapshotName.parse, p.source)

@@ -93,7 +93,7 @@ class Table:
         return iter(self.rows)
 
 
-def summary_of(doc: str | None) -> str:
+def _summary(doc: str | None) -> str:
     """A docstring's first paragraph on one line."""
     return " ".join((doc or "").split("\n\n")[0].split())
 
@@ -114,7 +114,7 @@ def _row(handler: Callable[..., Awaitable[Any]], name: str, action: Action, carr
     unknown = sorted(set(carries) - set(params.__struct_fields__))
     if unknown:
         raise ValueError(f"{name}: carries names params {params.__name__} lacks: {', '.join(unknown)}")
-    summary = summary_of(handler.__doc__ or use_case.__doc__)
+    summary = _summary(handler.__doc__ or use_case.__doc__)
     if not summary:
         raise ValueError(f"{name}: no summary (a docstring on the handler or on {use_case.__name__})")
     return Row(name, use_case, params, result, handler, action, tuple(carries.items()), errors, summary, public)
@@ -193,4 +193,4 @@ _LEGACY_NAMES = {
 
 def _legacy_carries(params: type[Params], action: Action) -> tuple[tuple[str, Carries], ...]:
     names = dict(_LEGACY_NAMES, property=Carries.PROPERTY) if action is Action.CHANGE else _LEGACY_NAMES
-    return tuple((f, names[f]) for f in params.__struct_fields__ if f in names)
+    return tuple((f, kind) for f, kind in names.items() if f in params.__struct_fields__)
