@@ -13,7 +13,7 @@ from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.access import require_permission
 from zfsapi.adapters.inbound.jsonrpc.auth_methods import AUTH
 from zfsapi.adapters.inbound.jsonrpc.errors import code_of, to_rpc_error
-from zfsapi.adapters.inbound.jsonrpc.methods import CORE, DatasetOnly, DatasetCreateResult
+from zfsapi.adapters.inbound.jsonrpc.methods import CORE, DatasetCreateResult, DatasetOnly
 from zfsapi.adapters.inbound.jsonrpc.openrpc import RPC, document
 from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, Method, Table
 from zfsapi.application.catalog import UseCases
