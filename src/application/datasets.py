@@ -17,7 +17,8 @@ class CreateDataset:
     """Create a filesystem, optionally with its missing parents (`zfs create [-p] [-o k=v]...`).
 
     Raises:
-        AlreadyExists: the dataset exists. NotFound: the parent is missing and `parents` is false.
+        AlreadyExists: the dataset exists.
+        NotFound: the parent is missing and `parents` is false.
     """
 
     def __init__(self, datasets: Datasets) -> None:
@@ -32,7 +33,9 @@ class DestroyDataset:
     `recursive_dependents` (-R).
 
     Raises:
-        NotFound, HasDependents (children, snapshots, clones or holds, listed in `dependents`).
+        NotFound: the dataset does not exist.
+        HasDependents: children, snapshots, clones or holds the flags do not take (listed in `dependents`).
+        InvalidArgument: the dataset is a pool's root.
     """
 
     def __init__(self, datasets: Datasets) -> None:
@@ -81,10 +84,12 @@ class ListDatasets:
 
 
 class GetDatasetProperties:
-    """Read one property or all of them (exact integers from parsable output, with their source).
+    """Read one property or all of them, of a dataset or a snapshot (exact integers from parsable output,
+    with their source). A user property that is not set reads as "-".
 
     Raises:
-        NotFound: the dataset does not exist, or the named property is not set/known.
+        NotFound: the dataset or snapshot does not exist.
+        InvalidArgument: zfs knows no property of that name.
     """
 
     def __init__(self, datasets: Datasets) -> None:
@@ -97,7 +102,12 @@ class GetDatasetProperties:
 
 
 class SetDatasetProperty:
-    """Set one property (`zfs set`). Raises NotFound, ZfsCommandFailed (bad value)."""
+    """Set one property (`zfs set`).
+
+    Raises:
+        NotFound: the dataset does not exist.
+        ZfsCommandFailed: zfs refused the value.
+    """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
@@ -107,7 +117,11 @@ class SetDatasetProperty:
 
 
 class GetDatasetSpace:
-    """Space accounting of one dataset in bytes (`zfs list -o space`)."""
+    """Space accounting of one dataset in bytes (`zfs list -o space`).
+
+    Raises:
+        NotFound: the dataset does not exist.
+    """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
@@ -117,7 +131,12 @@ class GetDatasetSpace:
 
 
 class MountDataset:
-    """Mount a filesystem; returns False when it was mounted already. Raises NotFound, HasDependents."""
+    """Mount a filesystem; returns False when it was mounted already.
+
+    Raises:
+        NotFound: the dataset does not exist.
+        HasDependents: zfs reports it busy.
+    """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
@@ -127,7 +146,12 @@ class MountDataset:
 
 
 class UnmountDataset:
-    """Unmount a filesystem; returns False when it was not mounted. Raises NotFound, HasDependents (busy)."""
+    """Unmount a filesystem; returns False when it was not mounted.
+
+    Raises:
+        NotFound: the dataset does not exist.
+        HasDependents: it is busy (in use).
+    """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
@@ -137,7 +161,13 @@ class UnmountDataset:
 
 
 class RenameDataset:
-    """Rename a dataset within its pool. Raises NotFound, AlreadyExists, InvalidArgument (other pool)."""
+    """Rename a dataset within its pool.
+
+    Raises:
+        NotFound: the dataset does not exist.
+        AlreadyExists: the new name is taken.
+        InvalidArgument: the new name is in another pool, or below the dataset itself.
+    """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
@@ -151,7 +181,13 @@ class RenameDataset:
 
 
 class CreateClone:
-    """Clone a snapshot into a new dataset. Raises NotFound (snapshot), AlreadyExists (target)."""
+    """Clone a snapshot into a new dataset of the same pool.
+
+    Raises:
+        NotFound: the snapshot does not exist.
+        AlreadyExists: the target exists.
+        InvalidArgument: the target is in another pool.
+    """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
@@ -162,12 +198,12 @@ class CreateClone:
         await self._datasets.create_clone(source, target, properties=properties)
 
 
-#: volblocksize values OpenZFS accepts: powers of two from 512 bytes to 128 KiB (larger needs large_blocks).
 _SIZE_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20}
 
 
 def parse_block_size(text: str) -> int:
-    """'16K' -> 16384; a power of two between 512 B and 16 MiB."""
+    """'16K' -> 16384; a power of two between 512 B and 16 MiB (OpenZFS's widest range: above 128 KiB a pool
+    needs the large_blocks feature, and zfs itself refuses a size the pool cannot take)."""
     raw = text.strip().upper().removesuffix("B")
     suffix = raw[-1] if raw and raw[-1] in "KM" else ""
     number = raw[: len(raw) - len(suffix)]
@@ -183,7 +219,9 @@ class CreateVolume:
     """Create a zvol of `size_bytes` (rounded up to a multiple of the block size), sparse by default.
 
     Raises:
-        AlreadyExists, NotFound (parent), InvalidArgument.
+        AlreadyExists: the volume exists.
+        NotFound: its parent does not exist.
+        InvalidArgument: the size or block size is out of range.
     """
 
     def __init__(self, datasets: Datasets) -> None:

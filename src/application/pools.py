@@ -23,7 +23,12 @@ class ListPools:
 
 
 class GetPoolProperties:
-    """One pool property or all (`zpool get -H -p`). Raises NotFound."""
+    """One pool property or all (`zpool get -H -p`).
+
+    Raises:
+        NotFound: the pool does not exist.
+        InvalidArgument: zpool knows no property of that name.
+    """
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools
@@ -33,7 +38,12 @@ class GetPoolProperties:
 
 
 class StartScrub:
-    """Start (or resume a paused) scrub. Raises NotFound; HasDependents when a scrub/resilver runs."""
+    """Start (or resume a paused) scrub.
+
+    Raises:
+        NotFound: the pool does not exist.
+        HasDependents: a scrub or resilver runs already.
+    """
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools
@@ -43,7 +53,12 @@ class StartScrub:
 
 
 class StopScrub:
-    """Cancel the running scrub. Raises NotFound; StateConflict when no scrub is running."""
+    """Cancel the running scrub.
+
+    Raises:
+        NotFound: the pool does not exist.
+        StateConflict: no scrub is running.
+    """
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools
@@ -53,7 +68,11 @@ class StopScrub:
 
 
 class GetPoolStatus:
-    """`zpool status` as raw text plus the parsed state, scan progress and vdev tree. Raises NotFound."""
+    """`zpool status` as raw text plus the parsed state, scan progress and vdev tree.
+
+    Raises:
+        NotFound: the pool does not exist.
+    """
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools

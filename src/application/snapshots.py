@@ -11,7 +11,12 @@ from .ports import Bookmarks, Clock, Properties, Snapshots
 
 
 class CreateSnapshot:
-    """`zfs snapshot [-r] [-o k=v] dataset@name`. Raises NotFound (dataset), AlreadyExists."""
+    """`zfs snapshot [-r] [-o k=v] dataset@name`.
+
+    Raises:
+        NotFound: the dataset does not exist.
+        AlreadyExists: the snapshot exists.
+    """
 
     def __init__(self, snapshots: Snapshots) -> None:
         self._snapshots = snapshots
@@ -24,6 +29,10 @@ class CreateAutoSnapshot:
     """Snapshot named `tag[_tag1]_YYYY-MM-DD-HH-MM` (UTC), with `-SS` and then a counter when taken.
 
     Retries with the next free name when a concurrent caller takes the chosen one first.
+
+    Raises:
+        NotFound: the dataset does not exist.
+        AlreadyExists: ten names in a row were taken first.
     """
 
     def __init__(self, snapshots: Snapshots, clock: Clock) -> None:
@@ -47,7 +56,11 @@ class CreateAutoSnapshot:
 
 class ListSnapshots:
     """Snapshots of a dataset (and its descendants when `recursive`), oldest first; `details=false` reads only
-    name, guid and createtxg (about 3x faster on ZFS). Raises NotFound."""
+    name, guid and createtxg (about 3x faster on ZFS).
+
+    Raises:
+        NotFound: the dataset does not exist.
+    """
 
     def __init__(self, snapshots: Snapshots) -> None:
         self._snapshots = snapshots
@@ -60,7 +73,8 @@ class DestroySnapshot:
     """Destroy a snapshot (with `recursive`, the same-named snapshots of descendants).
 
     Raises:
-        NotFound; HasDependents when it has clones or holds.
+        NotFound: the snapshot does not exist.
+        HasDependents: it has clones or holds.
     """
 
     def __init__(self, snapshots: Snapshots) -> None:
@@ -74,8 +88,9 @@ class RollbackSnapshot:
     """Roll a dataset back to a snapshot; returns the newer snapshots that were destroyed.
 
     Raises:
-        NotFound; StateConflict listing the newer snapshots unless `destroy_newer`;
-        HasDependents when a newer snapshot has clones or holds.
+        NotFound: the snapshot does not exist.
+        StateConflict: newer snapshots exist (listed) and `destroy_newer` is false.
+        HasDependents: a newer snapshot has clones or holds.
     """
 
     def __init__(self, snapshots: Snapshots) -> None:
@@ -89,7 +104,12 @@ class RollbackSnapshot:
 
 
 class HoldSnapshot:
-    """Place a user hold. Raises NotFound, AlreadyExists (tag already held)."""
+    """Place a user hold.
+
+    Raises:
+        NotFound: the snapshot does not exist.
+        AlreadyExists: the snapshot holds this tag already.
+    """
 
     def __init__(self, snapshots: Snapshots) -> None:
         self._snapshots = snapshots
@@ -99,7 +119,11 @@ class HoldSnapshot:
 
 
 class ReleaseSnapshot:
-    """Release a user hold. Raises NotFound (snapshot or tag)."""
+    """Release a user hold.
+
+    Raises:
+        NotFound: the snapshot, or the tag on it, does not exist.
+    """
 
     def __init__(self, snapshots: Snapshots) -> None:
         self._snapshots = snapshots
@@ -109,7 +133,11 @@ class ReleaseSnapshot:
 
 
 class ListHolds:
-    """Holds on a snapshot (and same-named snapshots below with `recursive`). Raises NotFound."""
+    """Holds on a snapshot (and same-named snapshots below with `recursive`).
+
+    Raises:
+        NotFound: the snapshot does not exist.
+    """
 
     def __init__(self, snapshots: Snapshots) -> None:
         self._snapshots = snapshots
@@ -122,7 +150,8 @@ class DiffSnapshots:
     """What changed between two snapshots of one filesystem, or between a snapshot and the live filesystem.
 
     Raises:
-        NotFound; InvalidArgument when the two name different datasets.
+        NotFound: a snapshot does not exist.
+        InvalidArgument: the two are snapshots of different datasets.
     """
 
     def __init__(self, snapshots: Snapshots) -> None:
@@ -135,7 +164,13 @@ class DiffSnapshots:
 
 
 class CreateBookmark:
-    """Bookmark a snapshot (or copy a bookmark). Raises NotFound, AlreadyExists."""
+    """Bookmark a snapshot (or copy a bookmark).
+
+    Raises:
+        NotFound: the source does not exist.
+        AlreadyExists: the bookmark exists.
+        InvalidArgument: the bookmark would belong to another dataset than its source.
+    """
 
     def __init__(self, bookmarks: Bookmarks) -> None:
         self._bookmarks = bookmarks
@@ -147,7 +182,11 @@ class CreateBookmark:
 
 
 class ListBookmarks:
-    """Bookmarks of one dataset (full names). Raises NotFound."""
+    """Bookmarks of one dataset (full names).
+
+    Raises:
+        NotFound: the dataset does not exist.
+    """
 
     def __init__(self, bookmarks: Bookmarks) -> None:
         self._bookmarks = bookmarks
@@ -157,7 +196,11 @@ class ListBookmarks:
 
 
 class DestroyBookmark:
-    """Destroy a bookmark. Raises NotFound."""
+    """Destroy a bookmark.
+
+    Raises:
+        NotFound: the bookmark does not exist.
+    """
 
     def __init__(self, bookmarks: Bookmarks) -> None:
         self._bookmarks = bookmarks

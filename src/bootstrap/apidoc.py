@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.inbound.jsonrpc.openrpc import document
+from zfsapi.adapters.inbound.jsonrpc.openrpc import document, error_codes
 
 from .containers import build_container
 from .settings import load_settings
@@ -20,7 +20,7 @@ def _type(schema: dict[str, Any]) -> str:
         return " or ".join(_type(s) for s in schema["anyOf"])
     if "enum" in schema:
         return " or ".join(f'"{v}"' for v in schema["enum"])
-    kind = schema.get("type", "any")
+    kind = str(schema.get("type", "any"))
     if kind == "array":
         return f"[{_type(schema.get('items', {}))}]"
     if kind == "object":
@@ -31,7 +31,9 @@ def _type(schema: dict[str, Any]) -> str:
 def markdown() -> str:
     registry = create_app(build_container(load_settings(environ={}))).state["registry"]
     doc = document(registry, title="zfsapi", version="")
-    lines = [BEGIN, "", "| method | params (name: type = default) | result keys | what it does |", "|---|---|---|---|"]
+    schemas = doc["components"]["schemas"]
+    lines = [BEGIN, "", "| method | params (name: type = default) | result keys | errors | what it does |",
+             "|---|---|---|---|---|"]
     for m in doc["methods"]:
         params = []
         for p in m["params"]:
@@ -39,8 +41,11 @@ def markdown() -> str:
             if not p["required"]:
                 text += f" = {json.dumps(p['schema'].get('default'))}"
             params.append(f"`{text}`")
-        result = ", ".join(m["result"]["schema"]["properties"])
-        lines.append(f"| `{m['name']}` | {'<br>'.join(params) or '-'} | {result} | {m['summary']} |")
+        result = schemas[m["result"]["schema"]["$ref"].rsplit("/", 1)[1]]
+        always = set(result.get("required", ()))
+        keys = ", ".join(k if k in always else k + "?" for k in result["properties"])
+        errors = " ".join(str(c) for c in error_codes(registry.get(m["name"])))
+        lines.append(f"| `{m['name']}` | {'<br>'.join(params) or '-'} | {keys} | {errors or '-'} | {m['summary']} |")
     lines += ["", END]
     return "\n".join(lines)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, Iterable, Mapping, get_type_hints
+
 from dependency_injector import containers, providers
 
 from zfsapi.adapters.inbound.http.app import HttpOptions
+from zfsapi.adapters.inbound.jsonrpc.methods import CORE
+from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
@@ -20,15 +25,42 @@ from zfsapi.adapters.outbound.sessions.redis_store import (
 from zfsapi.adapters.outbound.zfs.streams import ZfsStreams
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
-from zfsapi.application import datasets as d
 from zfsapi.application import pools as p
-from zfsapi.application import snapshots as s
-from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application import transfers as t
+from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application.catalog import UseCases
+from zfsapi.application.ports import Bookmarks, Clock, Datasets, Pools, Snapshots
 
 from .security import rate_quota, signing_key, user_records
 from .settings import Settings
+
+
+Ports = Mapping[type[Any], "providers.Provider[Any]"]
+
+
+def wired(use_case: type[Any], ports: Ports) -> providers.Singleton[Any]:
+    """A provider of `use_case`, each constructor parameter filled with the port provider of its annotated type
+    (parameters with defaults and no port keep their defaults)."""
+    hints = get_type_hints(use_case.__init__)
+    ports_by_param = {}
+    for name, param in inspect.signature(use_case).parameters.items():
+        port = ports.get(hints[name]) if name in hints else None
+        if port is not None:
+            ports_by_param[name] = port
+        elif param.default is inspect.Parameter.empty:
+            raise TypeError(f"{use_case.__name__}: no port provides its parameter {name}: {hints.get(name)}")
+    return providers.Singleton(use_case, **ports_by_param)
+
+
+def by_method(rows: Iterable[Row], ports: Ports) -> dict[str, providers.Provider[Any]]:
+    """Method name -> its use case's provider; one provider per use-case class."""
+    built: dict[type[Any], providers.Provider[Any]] = {}
+    out = {}
+    for row in rows:
+        if row.use_case not in built:
+            built[row.use_case] = wired(row.use_case, ports)
+        out[row.name] = built[row.use_case]
+    return out
 
 
 class Container(containers.DeclarativeContainer):
@@ -47,38 +79,11 @@ class Container(containers.DeclarativeContainer):
     # The CLI gateway implements every ZFS port (Datasets, Snapshots, Bookmarks, Pools).
     zfs = providers.Singleton(ZfsCliGateway, executor=executor)
 
-    use_cases = providers.Singleton(
-        UseCases,
-        dataset_create=providers.Singleton(d.CreateDataset, zfs),
-        dataset_destroy=providers.Singleton(d.DestroyDataset, zfs),
-        dataset_list=providers.Singleton(d.ListDatasets, zfs),
-        dataset_get_properties=providers.Singleton(d.GetDatasetProperties, zfs),
-        dataset_set_property=providers.Singleton(d.SetDatasetProperty, zfs),
-        dataset_get_space=providers.Singleton(d.GetDatasetSpace, zfs),
-        dataset_mount=providers.Singleton(d.MountDataset, zfs),
-        dataset_unmount=providers.Singleton(d.UnmountDataset, zfs),
-        dataset_rename=providers.Singleton(d.RenameDataset, zfs),
-        snapshot_create=providers.Singleton(s.CreateSnapshot, zfs),
-        snapshot_create_auto=providers.Singleton(s.CreateAutoSnapshot, zfs, clock),
-        snapshot_list=providers.Singleton(s.ListSnapshots, zfs),
-        snapshot_destroy=providers.Singleton(s.DestroySnapshot, zfs),
-        snapshot_rollback=providers.Singleton(s.RollbackSnapshot, zfs),
-        snapshot_hold=providers.Singleton(s.HoldSnapshot, zfs),
-        snapshot_release=providers.Singleton(s.ReleaseSnapshot, zfs),
-        snapshot_holds_list=providers.Singleton(s.ListHolds, zfs),
-        snapshot_diff=providers.Singleton(s.DiffSnapshots, zfs),
-        pool_list=providers.Singleton(p.ListPools, zfs),
-        pool_get_properties=providers.Singleton(p.GetPoolProperties, zfs),
-        pool_scrub_start=providers.Singleton(p.StartScrub, zfs),
-        pool_scrub_stop=providers.Singleton(p.StopScrub, zfs),
-        pool_status=providers.Singleton(p.GetPoolStatus, zfs),
-        pool_overview=providers.Singleton(p.PoolOverview, zfs, max_age=settings.provided.zfs.pool_cache_seconds),
-        clone_create=providers.Singleton(d.CreateClone, zfs),
-        volume_create=providers.Singleton(d.CreateVolume, zfs),
-        bookmark_create=providers.Singleton(s.CreateBookmark, zfs),
-        bookmark_list=providers.Singleton(s.ListBookmarks, zfs),
-        bookmark_destroy=providers.Singleton(s.DestroyBookmark, zfs),
-    )
+    # Every core method's use case, each built from these ports by its constructor's annotations.
+    use_cases = providers.Singleton(UseCases, providers.Dict({
+        **by_method(CORE, {Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Clock: clock}),
+        "pool_overview": providers.Singleton(p.PoolOverview, zfs, max_age=settings.provided.zfs.pool_cache_seconds),
+    }))
 
     # Session state: in this process, or in Redis shared by every worker and server using it.
     backend = providers.Callable(lambda host: "redis" if host else "memory", settings.provided.redis.host)

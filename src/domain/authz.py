@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .errors import PermissionDenied
 
@@ -88,9 +88,20 @@ class Principal:
 LOCALHOST = Principal("localhost", Role.ADMIN)
 
 
+class Carries(Enum):
+    """What a method's parameter carries, as far as permissions go (each method declares its own)."""
+
+    DATASET = "dataset"  # a dataset, snapshot or bookmark named in full
+    SNAPSHOT = "snapshot"  # a snapshot or bookmark: short (of the call's dataset) unless it holds '@' or '#'
+    POOL = "pool"
+    PROPERTY = "property"  # the name of a property the call sets
+    PROPERTIES = "properties"  # a {property: value} map the call sets
+    FORCE = "force"  # a flag: true lets a receive roll back and destroy (zfs receive -F)
+
+
 @dataclass(frozen=True, slots=True)
 class AccessRequest:
-    """One call, as far as permissions go: gathered from its params by the inbound adapter."""
+    """One call, as far as permissions go: see `access_request`."""
 
     method: str
     action: Action
@@ -98,6 +109,28 @@ class AccessRequest:
     pools: tuple[str, ...] = ()
     properties: tuple[str, ...] = ()  # properties the call sets
     force: bool = False  # a receive that may roll back / destroy (zfs receive -F)
+
+
+def access_request(method: str, action: Action, carried: Iterable[tuple[Carries, object]]) -> AccessRequest:
+    """The AccessRequest of a call, from the values of the parameters its method declares, with what each
+    carries. Absent values (None) carry nothing; a short snapshot name is covered by the call's dataset."""
+    datasets: list[str] = []
+    pools: list[str] = []
+    setting: list[str] = []
+    force = False
+    for kind, value in carried:
+        if isinstance(value, str):
+            if kind is Carries.DATASET or (kind is Carries.SNAPSHOT and ("@" in value or "#" in value)):
+                datasets.append(value)
+            elif kind is Carries.POOL:
+                pools.append(value)
+            elif kind is Carries.PROPERTY:
+                setting.append(value)
+        elif kind is Carries.PROPERTIES and isinstance(value, Mapping):
+            setting.extend(value)
+        elif kind is Carries.FORCE:
+            force = force or value is True
+    return AccessRequest(method, action, tuple(datasets), tuple(pools), tuple(setting), force)
 
 
 def authorize(who: Principal, req: AccessRequest) -> None:

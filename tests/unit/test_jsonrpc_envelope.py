@@ -7,7 +7,9 @@ import json
 import pytest
 
 from tests.conftest import http_client
+from zfsapi import __version__
 from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.jsonrpc.openrpc import document
 
 
 async def post(client, payload, raw: bool = False):
@@ -165,9 +167,10 @@ async def test_batch_cap(container):
         assert len(r.json()) == 100
 
 
-async def test_discover_describes_every_method(client):
+async def test_discover_describes_every_method(client, container):
     r = await post(client, {"jsonrpc": "2.0", "method": "rpc.discover", "id": 1})
     doc = r.json()["result"]
+    assert doc == document(create_app(container).state["registry"], title="zfsapi", version=__version__)
     assert doc["openrpc"].startswith("1.")
     names = {m["name"] for m in doc["methods"]}
     assert {"dataset_create", "snapshot_diff", "pool_status", "bookmark_destroy", "volume_list"} <= names

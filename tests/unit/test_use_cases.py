@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.domain.errors import HasDependents, InvalidArgument, StateConflict
 from zfsapi.domain.names import DatasetName, SnapshotName
 
@@ -161,3 +162,77 @@ async def test_use_cases_embedded_without_http(use_cases, fake_zfs):
         await use_cases.snapshot_rollback.execute(snapshot=SnapshotName.parse("tank/e@1"), destroy_newer=False)
     with pytest.raises(InvalidArgument):
         await use_cases.dataset_rename.execute(dataset=DatasetName("tank/e"), new_name=DatasetName("x/e"))
+
+
+# The wire contract's result keys (README's method table), optional keys given separately.
+CONTRACT = {
+    "dataset_create": "dataset created", "dataset_destroy": "dataset destroyed",
+    "dataset_list": "datasets", "dataset_get_properties": "dataset properties",
+    "dataset_set_property": "dataset property value", "dataset_get_space": "dataset space",
+    "dataset_mount": "dataset mounted", "dataset_unmount": "dataset unmounted",
+    "dataset_rename": "old_name new_name renamed", "snapshot_create": "dataset snapshot created",
+    "snapshot_create_auto": "dataset snapshot created", "snapshot_list": "dataset snapshots details",
+    "snapshot_destroy": "snapshot destroyed", "snapshot_rollback": "dataset snapshot rolled_back destroyed",
+    "snapshot_hold": "dataset snapshot hold", "snapshot_release": "dataset snapshot released",
+    "snapshot_holds_list": "dataset snapshot holds details", "snapshot_diff": "snapshot1 snapshot2 changes summary",
+    "pool_list": "pools details", "pool_get_properties": "pool properties", "pool_scrub_start": "pool scrub",
+    "pool_scrub_stop": "pool scrub", "pool_status": "pool status state scan vdevs errors",
+    "clone_create": "source clone created", "volume_create": "volume created size_bytes", "volume_list": "volumes",
+    "bookmark_create": "snapshot bookmark created", "bookmark_list": "dataset bookmarks",
+    "bookmark_destroy": "bookmark destroyed",
+}
+
+
+async def test_every_core_method_answers_exactly_the_contract_keys(rpc):
+    seen = set()
+
+    async def call(method, extra="", **params):
+        result = await rpc(method, **params)
+        assert list(result) == CONTRACT[method].split() + extra.split(), (method, result)
+        seen.add(method)
+        return result
+
+    await call("dataset_create", dataset="tank/a b", properties={"com.x:y": "1"})
+    await call("dataset_list")
+    await call("dataset_list", "properties", properties=["used"])
+    await call("dataset_get_properties", dataset="tank/a b")
+    await call("dataset_set_property", dataset="tank/a b", property="com.x:y", value="2")
+    space = await call("dataset_get_space", dataset="tank/a b")
+    assert list(space["space"]) == ["name", "avail", "used", "usedsnap", "useddss", "usedrefreserv", "usedchild"]
+    await call("dataset_mount", "already_mounted", dataset="tank/a b")
+    await call("dataset_unmount", dataset="tank/a b")
+    await call("dataset_unmount", "already_unmounted", dataset="tank/a b")
+    await call("dataset_mount", dataset="tank/a b")
+    await call("dataset_rename", dataset="tank/a b", new_name="tank/a.b")
+    await call("snapshot_create", dataset="tank/a.b", name="s1")
+    await call("snapshot_create_auto", dataset="tank/a.b", tag="daily")
+    listing = await call("snapshot_list", dataset="tank/a.b")
+    assert list(listing["details"][0]) == ["name", "guid", "createtxg", "creation", "used", "referenced", "userrefs"]
+    fast = await call("snapshot_list", dataset="tank/a.b", details=False)
+    assert list(fast["details"][0]) == ["name", "guid", "createtxg"]
+    await call("snapshot_hold", dataset="tank/a.b", snapshot="s1", tag="keep")
+    holds = await call("snapshot_holds_list", dataset="tank/a.b", snapshot="s1")
+    assert list(holds["details"][0]) == ["tag", "timestamp", "snapshot"]
+    await call("snapshot_release", dataset="tank/a.b", snapshot="s1", tag="keep")
+    diff = await call("snapshot_diff", snapshot1="tank/a.b@s1")
+    assert list(diff["changes"]) == ["new", "modified", "deleted", "renamed"]
+    assert list(diff["changes"]["modified"][0]) == ["path", "type"]
+    assert list(diff["summary"]) == ["new_count", "modified_count", "deleted_count", "renamed_count", "total_changes"]
+    await call("clone_create", source="tank/a.b@s1", target="tank/c")
+    await call("volume_create", dataset="tank/v", size_bytes=4096)
+    await call("volume_list")
+    await call("bookmark_create", snapshot="tank/a.b@s1", bookmark="m")
+    await call("bookmark_list", dataset="tank/a.b")
+    await call("bookmark_destroy", bookmark="tank/a.b#m")
+    await call("dataset_destroy", dataset="tank/c")
+    await call("snapshot_rollback", dataset="tank/a.b", snapshot="s1", destroy_newer=True)
+    await call("snapshot_destroy", dataset="tank/a.b", snapshot="s1")
+    pools = await call("pool_list")
+    assert list(pools["details"][0]) == ["name", "size", "allocated", "free", "capacity", "health", "fragmentation"]
+    await call("pool_get_properties", pool="tank")
+    await call("pool_scrub_start", pool="tank")
+    status = await call("pool_status", pool="tank")
+    assert list(status["scan"]) == ["function", "state", "percent", "examined", "total", "errors"]
+    assert list(status["vdevs"][0]) == ["name", "state", "read", "write", "checksum", "children"]
+    await call("pool_scrub_stop", pool="tank")
+    assert seen == {row.name for row in CORE} == set(CONTRACT)

@@ -22,14 +22,14 @@ from .errors import (
 )
 from .registry import CallContext, Method, Registry
 
-_MISSING = object()
+_MISSING: Any = object()
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
 _AT_PATH = re.compile(r" - at `\$\.([^.`\[]+)[^`]*`$")
 _FIELD = re.compile(r"field `([^`]+)`")
 
 # A policy hook runs before each call: it may raise RpcError or a domain error (auth, permissions).
-Policy = Callable[[Method[Any], Any, CallContext], Awaitable[None]]
+Policy = Callable[[Method, Any, CallContext], Awaitable[None]]
 # A charge hook runs once per request, after decoding and before any call, with the number of calls it holds
 # (a batch of N costs N). Raising refuses the whole request: every call gets the error and none runs.
 Charge = Callable[[int], Awaitable[None]]
@@ -138,7 +138,7 @@ class Dispatcher:
         return None if notification else _response(reply_id, result)
 
     @staticmethod
-    def _convert(method: Method[Any], params: dict[str, Any] | list[Any]) -> Any:
+    def _convert(method: Method, params: dict[str, Any] | list[Any]) -> Any:
         if isinstance(params, list):
             if len(params) > len(method.fields):
                 raise invalid_params("params", f"{len(params)} positional params given, {method.name} takes "

@@ -55,25 +55,42 @@ def invalid_params(param: str, reason: str) -> RpcError:
     return RpcError(INVALID_PARAMS, "Invalid params", {"param": param, "reason": reason})
 
 
-_TABLE: dict[type[BaseException], Callable[[Any], RpcError]] = {
-    RpcError: lambda e: e,
-    InvalidArgument: lambda e: invalid_params(e.param, e.reason),
-    PermissionDenied: lambda e: RpcError(PERMISSION_DENIED, e.message,
-                                           {"method": e.method, "dataset": e.dataset, "reason": e.reason}),
-    NotFound: lambda e: RpcError(NOT_FOUND, e.message, {"kind": e.kind, "name": e.name}),
-    AlreadyExists: lambda e: RpcError(ALREADY_EXISTS, e.message, {"kind": e.kind, "name": e.name}),
-    HasDependents: lambda e: RpcError(
-        BUSY, e.message, {"name": e.name, "reason": e.reason, "dependents": e.dependents}
-    ),
-    ZfsCommandFailed: lambda e: RpcError(
-        ZFS_FAILED, e.message, {"command": e.command, "exit_code": e.exit_code, "stderr": e.stderr}
-    ),
-    ZfsUnavailable: lambda e: RpcError(ZFS_UNAVAILABLE, e.message, {"reason": e.reason}),
-    StateConflict: lambda e: RpcError(CONFLICT, e.message, {"reason": e.reason, **e.details}),
-    InvalidCredentials: lambda e: RpcError(INVALID_CREDENTIALS, "Invalid credentials", {}),
-    InvalidToken: lambda e: RpcError(INVALID_TOKEN, "Invalid token", {}),
-    RateLimited: lambda e: RpcError(RATE_LIMITED, "Rate limit exceeded", {"retry_after": retry_after(e)}),
-    ServiceUnavailable: lambda e: RpcError(INTERNAL_ERROR, e.message, {"service": e.service}),
+# What each code means, in one line: the message of rpc.discover's error objects.
+MEANINGS = {
+    PARSE_ERROR: "Parse error",
+    INVALID_REQUEST: "Invalid Request",
+    METHOD_NOT_FOUND: "Method not found",
+    INVALID_PARAMS: "Invalid params",
+    INTERNAL_ERROR: "Internal error",
+    RATE_LIMITED: "Rate limit exceeded",
+    AUTH_REQUIRED: "Authentication required",
+    INVALID_TOKEN: "Invalid token",
+    INVALID_CREDENTIALS: "Invalid credentials",
+    PERMISSION_DENIED: "Permission denied",
+    NOT_FOUND: "Not found",
+    ALREADY_EXISTS: "Already exists",
+    BUSY: "Busy or has dependents",
+    ZFS_FAILED: "ZFS refused or failed",
+    ZFS_UNAVAILABLE: "ZFS unavailable",
+    CONFLICT: "Conflict with current state",
+}
+
+# error type -> (code, the error's message and data)
+_TABLE: dict[type[BaseException], tuple[int, Callable[[Any], tuple[str, dict[str, Any]]]]] = {
+    InvalidArgument: (INVALID_PARAMS, lambda e: ("Invalid params", {"param": e.param, "reason": e.reason})),
+    PermissionDenied: (PERMISSION_DENIED,
+                       lambda e: (e.message, {"method": e.method, "dataset": e.dataset, "reason": e.reason})),
+    NotFound: (NOT_FOUND, lambda e: (e.message, {"kind": e.kind, "name": e.name})),
+    AlreadyExists: (ALREADY_EXISTS, lambda e: (e.message, {"kind": e.kind, "name": e.name})),
+    HasDependents: (BUSY, lambda e: (e.message, {"name": e.name, "reason": e.reason, "dependents": e.dependents})),
+    ZfsCommandFailed: (ZFS_FAILED,
+                       lambda e: (e.message, {"command": e.command, "exit_code": e.exit_code, "stderr": e.stderr})),
+    ZfsUnavailable: (ZFS_UNAVAILABLE, lambda e: (e.message, {"reason": e.reason})),
+    StateConflict: (CONFLICT, lambda e: (e.message, {"reason": e.reason, **e.details})),
+    InvalidCredentials: (INVALID_CREDENTIALS, lambda e: ("Invalid credentials", {})),
+    InvalidToken: (INVALID_TOKEN, lambda e: ("Invalid token", {})),
+    RateLimited: (RATE_LIMITED, lambda e: ("Rate limit exceeded", {"retry_after": retry_after(e)})),
+    ServiceUnavailable: (INTERNAL_ERROR, lambda e: (e.message, {"service": e.service})),
 }
 
 
@@ -82,15 +99,33 @@ def retry_after(e: RateLimited) -> float | None:
     return None if math.isinf(e.retry_after) else math.ceil(e.retry_after * 1000) / 1000
 
 
-def register(error_type: type[BaseException], convert: Callable[[Any], RpcError]) -> None:
-    """Let another adapter (auth, streams) add its error types to the table."""
-    _TABLE[error_type] = convert
+def register(error_type: type[BaseException], code: int,
+             describe: Callable[[Any], tuple[str, dict[str, Any]]]) -> None:
+    """Let another adapter add its error types to the table: `describe` gives the message and data."""
+    _TABLE[error_type] = (code, describe)
+
+
+def _entry(error_type: type[BaseException]) -> tuple[int, Callable[[Any], tuple[str, dict[str, Any]]]] | None:
+    for cls in error_type.__mro__:
+        entry = _TABLE.get(cls)
+        if entry is not None:
+            return entry
+    return None
+
+
+def code_of(error_type: type[BaseException]) -> int:
+    """The code an error of this type is answered with (-32603 for types the table does not know)."""
+    entry = _entry(error_type)
+    return INTERNAL_ERROR if entry is None else entry[0]
 
 
 def to_rpc_error(exc: BaseException, method: str) -> RpcError:
-    for cls in type(exc).__mro__:
-        convert = _TABLE.get(cls)
-        if convert is not None:
-            return convert(exc)
+    if isinstance(exc, RpcError):
+        return exc
+    entry = _entry(type(exc))
+    if entry is not None:
+        code, describe = entry
+        message, data = describe(exc)
+        return RpcError(code, message, data)
     log.exception("unexpected error in %s", method, exc_info=exc)
     return RpcError(INTERNAL_ERROR, "Internal error", {})

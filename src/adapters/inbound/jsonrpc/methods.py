@@ -1,17 +1,53 @@
-"""The core's JSON-RPC methods: param Structs (syntax), value objects (semantics), use cases (work), and
-the result keys of the wire contract (shared/api-contract.md)."""
+"""The core's JSON-RPC methods, one row each: param Structs (syntax), value objects (semantics), use cases
+(work), and result Structs holding exactly the keys of the wire contract in README.md."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Annotated, Callable, Literal, TypeVar
 
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from zfsapi.application.catalog import UseCases
-from zfsapi.domain.authz import Action
-from zfsapi.domain.errors import InvalidArgument
-from zfsapi.domain.models import ChangeKind, PropertyEntry, Vdev
+from zfsapi.application.datasets import (
+    CreateClone,
+    CreateDataset,
+    CreateVolume,
+    DestroyDataset,
+    GetDatasetProperties,
+    GetDatasetSpace,
+    ListDatasets,
+    MountDataset,
+    RenameDataset,
+    SetDatasetProperty,
+    UnmountDataset,
+)
+from zfsapi.application.pools import GetPoolProperties, GetPoolStatus, ListPools, StartScrub, StopScrub
+from zfsapi.application.snapshots import (
+    CreateAutoSnapshot,
+    CreateBookmark,
+    CreateSnapshot,
+    DestroyBookmark,
+    DestroySnapshot,
+    DiffSnapshots,
+    HoldSnapshot,
+    ListBookmarks,
+    ListHolds,
+    ListSnapshots,
+    ReleaseSnapshot,
+    RollbackSnapshot,
+)
+from zfsapi.domain.authz import Action, Carries
+from zfsapi.domain.errors import (
+    AlreadyExists,
+    HasDependents,
+    InvalidArgument,
+    NotFound,
+    StateConflict,
+    ZfsCommandFailed,
+    ZfsUnavailable,
+)
+from zfsapi.domain.models import ChangeKind, PropertyEntry, Snapshot, Vdev
 from zfsapi.domain.names import (
     BookmarkName,
     DatasetName,
@@ -24,12 +60,17 @@ from zfsapi.domain.names import (
     parse_snapshot_or_bookmark,
 )
 
-from .registry import CallContext, NoParams, Params, Registry
+from .registry import CallContext, NoParams, Params, Registry, Result, Table
 
 T = TypeVar("T")
 Name = Annotated[str, Meta(min_length=1, max_length=1024)]
 Text = Annotated[str, Meta(max_length=8192)]
 PropMap = Annotated[dict[Name, Text], Meta(max_length=256)]
+
+DATASET, SNAPSHOT, POOL = Carries.DATASET, Carries.SNAPSHOT, Carries.POOL
+
+# Every method runs zfs or zpool, which may refuse in ways no other error names, or be missing.
+CORE = Table(errors=(ZfsCommandFailed, ZfsUnavailable))
 
 
 def iso(ts: float) -> str:
@@ -45,8 +86,399 @@ def parse(param: str, factory: Callable[[str], T], value: str) -> T:
         raise exc.for_param(param) from None
 
 
-def _props(param: str, raw: dict[str, str]) -> dict[PropertyName, PropertyValue]:
-    return parse_properties(raw, param)
+# ---- params ------------------------------------------------------------------------------------------------
+
+Dataset = Annotated[Name, Meta(description="A dataset's full name: pool/path.")]
+Snap = Annotated[Name, Meta(description="A snapshot of `dataset`: its short name, or its full name dataset@name.")]
+Pool = Annotated[Name, Meta(description="A pool's name.")]
+SetProps = Annotated[PropMap, Meta(description="Properties to set, {name: value}.")]
+Recursive = Annotated[bool, Meta(description="Also the same-named snapshots of every descendant (-r).")]
+GetProp = Annotated[Name, Meta(description='A property name, or "all".')]
+
+
+class DatasetCreate(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    properties: SetProps = {}
+    parents: Annotated[bool, Meta(description="Create missing parent datasets too (-p).")] = False
+
+
+class DatasetDestroy(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    recursive: Annotated[bool, Meta(description="Also its children and snapshots (-r).")] = False
+    recursive_dependents: Annotated[bool, Meta(
+        description="Also every dependent, clones elsewhere included (-R).")] = False
+
+
+class DatasetList(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Annotated[Name | None, Meta(description="Where to start; null: every pool.")] = None
+    recursive: Annotated[bool, Meta(description="Descendants too, not only the children.")] = True
+    type: Annotated[Literal["filesystem", "volume", "all"], Meta(description="Which kinds to list.")] = "all"
+    properties: Annotated[list[Name], Meta(max_length=128,
+                                           description="Properties to read of each dataset.")] = []
+
+
+class DatasetGetProperties(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Annotated[Name, Meta(description="A dataset's or a snapshot's full name.")]
+    property: GetProp = "all"
+    detailed: Annotated[bool, Meta(description="Each value as {value, source}.")] = False
+
+
+class DatasetSetProperty(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    property: Annotated[Name, Meta(description="The property to set.")]
+    value: Annotated[Text, Meta(description="Its new value.")]
+
+
+class DatasetOnly(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+
+
+class DatasetRename(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    new_name: Annotated[Name, Meta(description="The new full name, in the same pool.")]
+
+
+class SnapshotCreate(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    name: Annotated[Name, Meta(description="The snapshot's short name.")]
+    recursive: Annotated[bool, Meta(description="Also snapshot every descendant, atomically (-r).")] = False
+    properties: SetProps = {}
+
+
+class SnapshotCreateAuto(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    tag: Annotated[Name, Meta(description="The name's first part.")]
+    tag1: Annotated[Name | None, Meta(description="An optional second part.")] = None
+    recursive: Annotated[bool, Meta(description="Also snapshot every descendant, atomically (-r).")] = False
+
+
+class SnapshotList(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    recursive: Annotated[bool, Meta(description="Also the snapshots of every descendant.")] = False
+    details: Annotated[bool, Meta(description="Space and creation time too (false reads only the ids).")] = True
+
+
+class SnapshotDestroy(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    snapshot: Snap
+    recursive: Recursive = False
+
+
+class SnapshotRollback(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    snapshot: Snap
+    destroy_newer: Annotated[bool, Meta(description="Destroy the newer snapshots (-r); else refuse.")] = False
+
+
+class SnapshotHold(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    snapshot: Snap
+    tag: Annotated[Name, Meta(description="The hold's tag.")]
+    recursive: Recursive = False
+
+
+class SnapshotHolds(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    snapshot: Snap
+    recursive: Recursive = False
+
+
+class SnapshotDiff(Params, frozen=True, forbid_unknown_fields=True):
+    snapshot1: Annotated[Name, Meta(description="The older snapshot's full name.")]
+    snapshot2: Annotated[Name | None, Meta(
+        description="A newer snapshot of the same dataset (short or full name); null: the live filesystem.")] = None
+
+
+class PoolOnly(Params, frozen=True, forbid_unknown_fields=True):
+    pool: Pool
+
+
+class PoolGetProperties(Params, frozen=True, forbid_unknown_fields=True):
+    pool: Pool
+    property: GetProp = "all"
+
+
+class CloneCreate(Params, frozen=True, forbid_unknown_fields=True):
+    source: Annotated[Name, Meta(description="The snapshot to clone, in full: dataset@name.")]
+    target: Annotated[Name, Meta(description="The new dataset's full name, in the snapshot's pool.")]
+    properties: SetProps = {}
+
+
+class VolumeCreate(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Dataset
+    size_gb: Annotated[Annotated[float, Meta(gt=0)] | None, Meta(description="The size in GiB (or size_bytes).")] \
+        = None
+    size_bytes: Annotated[Annotated[int, Meta(gt=0, le=2**63 - 1)] | None, Meta(
+        description="The size in bytes (or size_gb).")] = None
+    compression: Annotated[Name, Meta(description="The compression property.")] = "lz4"
+    volblocksize: Annotated[str, Meta(max_length=16, description="A power of two from 512 to 16M, e.g. 16K.")] \
+        = "16K"
+    sparse: Annotated[bool, Meta(description="Reserve no space up front (-s).")] = True
+
+
+class VolumeList(Params, frozen=True, forbid_unknown_fields=True):
+    dataset: Annotated[Name | None, Meta(description="Where to look; null: every pool.")] = None
+
+
+class BookmarkCreate(Params, frozen=True, forbid_unknown_fields=True):
+    snapshot: Annotated[Name, Meta(description="The source in full: a snapshot (ds@snap) or a bookmark (ds#b).")]
+    bookmark: Annotated[Name, Meta(description="The new bookmark: its short name, or its full name ds#name.")]
+
+
+class BookmarkOnly(Params, frozen=True, forbid_unknown_fields=True):
+    bookmark: Annotated[Name, Meta(description="A bookmark's full name: dataset#name.")]
+
+
+# ---- results -----------------------------------------------------------------------------------------------
+
+PropertyValueOut = int | str  # exact integers for numeric native properties, verbatim text otherwise
+
+
+class PropertyDetail(Result, frozen=True, kw_only=True):
+    value: PropertyValueOut
+    source: str
+
+
+class Space(Result, frozen=True, kw_only=True):
+    name: str
+    avail: int
+    used: int
+    usedsnap: int
+    useddss: int
+    usedrefreserv: int
+    usedchild: int
+
+
+class SnapshotDetail(Result, frozen=True, kw_only=True):
+    name: str
+    guid: int
+    createtxg: int
+    # only with details=true
+    creation: int | None | UnsetType = UNSET
+    used: int | None | UnsetType = UNSET
+    referenced: int | None | UnsetType = UNSET
+    userrefs: int | None | UnsetType = UNSET
+
+
+class HoldDetail(Result, frozen=True, kw_only=True):
+    tag: str
+    timestamp: int
+    snapshot: str
+
+
+class PathChange(Result, frozen=True, kw_only=True):
+    path: str
+    type: str
+
+
+class RenameChange(Result, frozen=True, kw_only=True):
+    old_path: str
+    new_path: str | None
+    type: str
+
+
+class DiffChanges(Result, frozen=True, kw_only=True):
+    new: list[PathChange]
+    modified: list[PathChange]
+    deleted: list[PathChange]
+    renamed: list[RenameChange]
+
+
+class DiffSummary(Result, frozen=True, kw_only=True):
+    new_count: int
+    modified_count: int
+    deleted_count: int
+    renamed_count: int
+    total_changes: int
+
+
+class PoolDetail(Result, frozen=True, kw_only=True):
+    name: str
+    size: int
+    allocated: int
+    free: int
+    capacity: int
+    health: str
+    fragmentation: int | None
+
+
+class ScanState(Result, frozen=True, kw_only=True):
+    function: str | None
+    state: str | None
+    percent: float | None
+    examined: int | None
+    total: int | None
+    errors: int | None
+
+
+class VdevNode(Result, frozen=True, kw_only=True):
+    name: str
+    state: str
+    read: int
+    write: int
+    checksum: int
+    children: list[VdevNode]
+
+
+class DatasetCreateResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    created: Literal[True] = True
+
+
+class DatasetDestroyResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    destroyed: Literal[True] = True
+
+
+class DatasetListResult(Result, frozen=True, kw_only=True):
+    datasets: list[str]
+    properties: dict[str, dict[str, str]] | UnsetType = UNSET  # only when properties were asked for
+
+
+class DatasetPropertiesResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    properties: dict[str, PropertyValueOut | PropertyDetail]
+
+
+class SetPropertyResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    property: str
+    value: str
+
+
+class SpaceResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    space: Space
+
+
+class MountResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    mounted: Literal[True] = True
+    already_mounted: Literal[True] | UnsetType = UNSET
+
+
+class UnmountResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    unmounted: Literal[True] = True
+    already_unmounted: Literal[True] | UnsetType = UNSET
+
+
+class RenameResult(Result, frozen=True, kw_only=True):
+    old_name: str
+    new_name: str
+    renamed: Literal[True] = True
+
+
+class SnapshotCreateResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    snapshot: str
+    created: Literal[True] = True
+
+
+class SnapshotListResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    snapshots: list[str]
+    details: list[SnapshotDetail]
+
+
+class SnapshotDestroyResult(Result, frozen=True, kw_only=True):
+    snapshot: str
+    destroyed: Literal[True] = True
+
+
+class RollbackResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    snapshot: str
+    rolled_back: Literal[True] = True
+    destroyed: list[str]
+
+
+class HoldResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    snapshot: str
+    hold: str
+
+
+class ReleaseResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    snapshot: str
+    released: str
+
+
+class HoldsResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    snapshot: str
+    holds: list[str]
+    details: list[HoldDetail]
+
+
+class DiffResult(Result, frozen=True, kw_only=True):
+    snapshot1: str
+    snapshot2: str
+    changes: DiffChanges
+    summary: DiffSummary
+
+
+class PoolListResult(Result, frozen=True, kw_only=True):
+    pools: list[str]
+    details: list[PoolDetail]
+
+
+class PoolPropertiesResult(Result, frozen=True, kw_only=True):
+    pool: str
+    properties: dict[str, PropertyValueOut]
+
+
+class ScrubResult(Result, frozen=True, kw_only=True):
+    pool: str
+    scrub: Literal["started", "stopped"]
+
+
+class PoolStatusResult(Result, frozen=True, kw_only=True):
+    pool: str
+    status: str
+    state: str
+    scan: ScanState
+    vdevs: list[VdevNode]
+    errors: str
+
+
+class CloneResult(Result, frozen=True, kw_only=True):
+    source: str
+    clone: str
+    created: Literal[True] = True
+
+
+class VolumeCreateResult(Result, frozen=True, kw_only=True):
+    volume: str
+    created: Literal[True] = True
+    size_bytes: int
+
+
+class VolumeListResult(Result, frozen=True, kw_only=True):
+    volumes: list[str]
+
+
+class BookmarkCreateResult(Result, frozen=True, kw_only=True):
+    snapshot: str
+    bookmark: str
+    created: Literal[True] = True
+
+
+class BookmarkListResult(Result, frozen=True, kw_only=True):
+    dataset: str
+    bookmarks: list[str]
+
+
+class BookmarkDestroyResult(Result, frozen=True, kw_only=True):
+    bookmark: str
+    destroyed: Literal[True] = True
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+
+def _ds(value: str, param: str = "dataset") -> DatasetName:
+    return parse(param, DatasetName.parse, value)
 
 
 def _snap(dataset: DatasetName, snapshot: str, param: str = "snapshot") -> SnapshotName:
@@ -57,393 +489,301 @@ def _prop_or_all(param: str, value: str) -> PropertyName | None:
     return None if value == "all" else parse(param, PropertyName.parse, value)
 
 
-def _props_out(props: dict[str, PropertyEntry], detailed: bool) -> dict[str, Any]:
+def _props_out(props: dict[str, PropertyEntry], detailed: bool) -> dict[str, PropertyValueOut | PropertyDetail]:
     if detailed:
-        return {k: {"value": v.value, "source": v.source} for k, v in props.items()}
+        return {k: PropertyDetail(value=v.value, source=v.source) for k, v in props.items()}
     return {k: v.value for k, v in props.items()}
 
 
-# ---- params ------------------------------------------------------------------------------------------------
-
-class DatasetCreate(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    properties: PropMap = {}
-    parents: bool = False
-
-
-class DatasetDestroy(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    recursive: bool = False
-    recursive_dependents: bool = False
+def _snapshot_detail(s: Snapshot, details: bool) -> SnapshotDetail:
+    if not details:
+        return SnapshotDetail(name=s.name, guid=s.guid, createtxg=s.createtxg)
+    return SnapshotDetail(name=s.name, guid=s.guid, createtxg=s.createtxg, creation=s.creation, used=s.used,
+                          referenced=s.referenced, userrefs=s.userrefs)
 
 
-class DatasetList(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name | None = None
-    recursive: bool = True
-    type: Literal["filesystem", "volume", "all"] = "all"
-    properties: Annotated[list[Name], Meta(max_length=128)] = []
+def _vdev(v: Vdev) -> VdevNode:
+    return VdevNode(name=v.name, state=v.state, read=v.read, write=v.write, checksum=v.checksum,
+                    children=[_vdev(c) for c in v.children])
 
 
-class DatasetGetProperties(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    property: Name = "all"
-    detailed: bool = False
+# ---- rows: datasets ----------------------------------------------------------------------------------------
+
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET, "properties": Carries.PROPERTIES},
+             errors=(AlreadyExists, NotFound))
+async def dataset_create(uc: CreateDataset, p: DatasetCreate, ctx: CallContext) -> DatasetCreateResult:
+    name = _ds(p.dataset)
+    await uc.execute(dataset=name, properties=parse_properties(p.properties, "properties"), parents=p.parents)
+    return DatasetCreateResult(dataset=name.value)
 
 
-class DatasetSetProperty(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    property: Name
-    value: Text
+@CORE.method(Action.DESTROY, carries={"dataset": DATASET}, errors=(NotFound, HasDependents, InvalidArgument))
+async def dataset_destroy(uc: DestroyDataset, p: DatasetDestroy, ctx: CallContext) -> DatasetDestroyResult:
+    name = _ds(p.dataset)
+    await uc.execute(dataset=name, recursive=p.recursive, recursive_dependents=p.recursive_dependents)
+    return DatasetDestroyResult(dataset=name.value)
 
 
-class DatasetOnly(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
+@CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
+async def dataset_list(uc: ListDatasets, p: DatasetList, ctx: CallContext) -> DatasetListResult:
+    root = _ds(p.dataset) if p.dataset is not None else None
+    props = [parse("properties", PropertyName.parse, x) for x in p.properties]
+    listing = await uc.execute(dataset=root, recursive=p.recursive, type=p.type, properties=props)
+    names = ctx.visible(listing.names)
+    if listing.properties is None:
+        return DatasetListResult(datasets=names)
+    return DatasetListResult(datasets=names,
+                             properties={n: listing.properties[n] for n in names if n in listing.properties})
 
 
-class DatasetRename(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    new_name: Name
+@CORE.method(Action.READ, carries={"dataset": DATASET}, errors=(NotFound, InvalidArgument))
+async def dataset_get_properties(uc: GetDatasetProperties, p: DatasetGetProperties,
+                                 ctx: CallContext) -> DatasetPropertiesResult:
+    target: DatasetName | SnapshotName = (parse("dataset", SnapshotName.parse, p.dataset) if "@" in p.dataset
+                                          else _ds(p.dataset))
+    props = await uc.execute(dataset=target, property=_prop_or_all("property", p.property))
+    return DatasetPropertiesResult(dataset=target.value, properties=_props_out(props, p.detailed))
 
 
-class SnapshotCreate(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    name: Name
-    recursive: bool = False
-    properties: PropMap = {}
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET, "property": Carries.PROPERTY},
+             errors=(NotFound, ZfsCommandFailed))
+async def dataset_set_property(uc: SetDatasetProperty, p: DatasetSetProperty, ctx: CallContext) -> SetPropertyResult:
+    name = _ds(p.dataset)
+    prop = parse("property", PropertyName.parse, p.property)
+    value = parse("value", PropertyValue.parse, p.value)
+    await uc.execute(dataset=name, property=prop, value=value)
+    return SetPropertyResult(dataset=name.value, property=prop.value, value=value.value)
 
 
-class SnapshotCreateAuto(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    tag: Name
-    tag1: Name | None = None
-    recursive: bool = False
+@CORE.method(Action.READ, carries={"dataset": DATASET}, errors=(NotFound,))
+async def dataset_get_space(uc: GetDatasetSpace, p: DatasetOnly, ctx: CallContext) -> SpaceResult:
+    s = await uc.execute(dataset=_ds(p.dataset))
+    return SpaceResult(dataset=s.name, space=Space(name=s.name, avail=s.avail, used=s.used, usedsnap=s.usedsnap,
+                                                   useddss=s.useddss, usedrefreserv=s.usedrefreserv,
+                                                   usedchild=s.usedchild))
 
 
-class SnapshotList(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    recursive: bool = False
-    details: bool = True
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, HasDependents))
+async def dataset_mount(uc: MountDataset, p: DatasetOnly, ctx: CallContext) -> MountResult:
+    name = _ds(p.dataset)
+    changed = await uc.execute(dataset=name)
+    return MountResult(dataset=name.value, already_mounted=UNSET if changed else True)
 
 
-class SnapshotDestroy(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    snapshot: Name
-    recursive: bool = False
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, HasDependents))
+async def dataset_unmount(uc: UnmountDataset, p: DatasetOnly, ctx: CallContext) -> UnmountResult:
+    name = _ds(p.dataset)
+    changed = await uc.execute(dataset=name)
+    return UnmountResult(dataset=name.value, already_unmounted=UNSET if changed else True)
 
 
-class SnapshotRollback(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    snapshot: Name
-    destroy_newer: bool = False
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET, "new_name": DATASET},
+             errors=(NotFound, AlreadyExists, InvalidArgument))
+async def dataset_rename(uc: RenameDataset, p: DatasetRename, ctx: CallContext) -> RenameResult:
+    old, new = _ds(p.dataset), _ds(p.new_name, "new_name")
+    await uc.execute(dataset=old, new_name=new)
+    return RenameResult(old_name=old.value, new_name=new.value)
 
 
-class SnapshotHold(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    snapshot: Name
-    tag: Name
-    recursive: bool = False
+@CORE.method(Action.CHANGE, carries={"target": DATASET, "source": DATASET, "properties": Carries.PROPERTIES},
+             errors=(NotFound, AlreadyExists, InvalidArgument))
+async def clone_create(uc: CreateClone, p: CloneCreate, ctx: CallContext) -> CloneResult:
+    source = parse("source", SnapshotName.parse, p.source)
+    target = _ds(p.target, "target")
+    await uc.execute(source=source, target=target, properties=parse_properties(p.properties, "properties"))
+    return CloneResult(source=source.value, clone=target.value)
 
 
-class SnapshotHolds(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    snapshot: Name
-    recursive: bool = False
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(AlreadyExists, NotFound, InvalidArgument))
+async def volume_create(uc: CreateVolume, p: VolumeCreate, ctx: CallContext) -> VolumeCreateResult:
+    name = _ds(p.dataset)
+    if (p.size_gb is None) == (p.size_bytes is None):
+        raise InvalidArgument("size_bytes", "give exactly one of size_gb and size_bytes")
+    size = p.size_bytes if p.size_bytes is not None else int((p.size_gb or 0) * (1 << 30))
+    size = await uc.execute(dataset=name, size_bytes=size, volblocksize=p.volblocksize, sparse=p.sparse,
+                            compression=parse("compression", PropertyValue.parse, p.compression))
+    return VolumeCreateResult(volume=name.value, size_bytes=size)
 
 
-class SnapshotDiff(Params, frozen=True, forbid_unknown_fields=True):
-    snapshot1: Name
-    snapshot2: Name | None = None
+@CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
+async def volume_list(uc: ListDatasets, p: VolumeList, ctx: CallContext) -> VolumeListResult:
+    """Volumes (zvols) under a dataset, or in every pool."""
+    root = _ds(p.dataset) if p.dataset is not None else None
+    listing = await uc.execute(dataset=root, recursive=True, type="volume")
+    return VolumeListResult(volumes=ctx.visible(listing.names))
 
 
-class PoolOnly(Params, frozen=True, forbid_unknown_fields=True):
-    pool: Name
+# ---- rows: snapshots ---------------------------------------------------------------------------------------
+
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET, "properties": Carries.PROPERTIES},
+             errors=(NotFound, AlreadyExists))
+async def snapshot_create(uc: CreateSnapshot, p: SnapshotCreate, ctx: CallContext) -> SnapshotCreateResult:
+    name = _ds(p.dataset)
+    snap = _snap(name, p.name, "name")
+    await uc.execute(snapshot=snap, recursive=p.recursive, properties=parse_properties(p.properties, "properties"))
+    return SnapshotCreateResult(dataset=name.value, snapshot=snap.short)
 
 
-class PoolGetProperties(Params, frozen=True, forbid_unknown_fields=True):
-    pool: Name
-    property: Name = "all"
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, AlreadyExists))
+async def snapshot_create_auto(uc: CreateAutoSnapshot, p: SnapshotCreateAuto,
+                               ctx: CallContext) -> SnapshotCreateResult:
+    name = _ds(p.dataset)
+    # the tags become part of a snapshot name: check them as name components
+    parse("tag", lambda t: SnapshotName.of(name, t), p.tag)
+    if p.tag1 is not None:
+        parse("tag1", lambda t: SnapshotName.of(name, t), p.tag1)
+    snap = await uc.execute(dataset=name, tag=p.tag, tag1=p.tag1, recursive=p.recursive)
+    return SnapshotCreateResult(dataset=name.value, snapshot=snap.short)
 
 
-class CloneCreate(Params, frozen=True, forbid_unknown_fields=True):
-    source: Name
-    target: Name
-    properties: PropMap = {}
+@CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
+async def snapshot_list(uc: ListSnapshots, p: SnapshotList, ctx: CallContext) -> SnapshotListResult:
+    name = _ds(p.dataset)
+    snaps = await uc.execute(dataset=name, recursive=p.recursive, details=p.details)
+    if ctx.principal is not None and not ctx.principal.unrestricted:
+        snaps = [s for s in snaps if ctx.principal.covers(s.name)]
+    own = name.value + "@"
+    return SnapshotListResult(
+        dataset=name.value,
+        # own snapshots by short name; with recursive, descendants' snapshots need their full name
+        snapshots=[s.name[len(own):] if s.name.startswith(own) else s.name for s in snaps],
+        details=[_snapshot_detail(s, p.details) for s in snaps],
+    )
 
 
-class VolumeCreate(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name
-    size_gb: Annotated[float, Meta(gt=0)] | None = None
-    size_bytes: Annotated[int, Meta(gt=0, le=2**63 - 1)] | None = None
-    compression: Name = "lz4"
-    volblocksize: Annotated[str, Meta(max_length=16)] = "16K"
-    sparse: bool = True
+@CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound, HasDependents))
+async def snapshot_destroy(uc: DestroySnapshot, p: SnapshotDestroy, ctx: CallContext) -> SnapshotDestroyResult:
+    snap = _snap(_ds(p.dataset), p.snapshot)
+    await uc.execute(snapshot=snap, recursive=p.recursive)
+    return SnapshotDestroyResult(snapshot=snap.value)
 
 
-class VolumeList(Params, frozen=True, forbid_unknown_fields=True):
-    dataset: Name | None = None
+@CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT},
+             errors=(NotFound, StateConflict, HasDependents))
+async def snapshot_rollback(uc: RollbackSnapshot, p: SnapshotRollback, ctx: CallContext) -> RollbackResult:
+    name = _ds(p.dataset)
+    snap = _snap(name, p.snapshot)
+    destroyed = await uc.execute(snapshot=snap, destroy_newer=p.destroy_newer)
+    return RollbackResult(dataset=name.value, snapshot=snap.short, destroyed=destroyed)
 
 
-class BookmarkCreate(Params, frozen=True, forbid_unknown_fields=True):
-    snapshot: Name
-    bookmark: Name
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound, AlreadyExists))
+async def snapshot_hold(uc: HoldSnapshot, p: SnapshotHold, ctx: CallContext) -> HoldResult:
+    name = _ds(p.dataset)
+    snap, tag = _snap(name, p.snapshot), parse("tag", HoldTag.parse, p.tag)
+    await uc.execute(snapshot=snap, tag=tag, recursive=p.recursive)
+    return HoldResult(dataset=name.value, snapshot=snap.short, hold=tag.value)
 
 
-class BookmarkOnly(Params, frozen=True, forbid_unknown_fields=True):
-    bookmark: Name
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound,))
+async def snapshot_release(uc: ReleaseSnapshot, p: SnapshotHold, ctx: CallContext) -> ReleaseResult:
+    name = _ds(p.dataset)
+    snap, tag = _snap(name, p.snapshot), parse("tag", HoldTag.parse, p.tag)
+    await uc.execute(snapshot=snap, tag=tag, recursive=p.recursive)
+    return ReleaseResult(dataset=name.value, snapshot=snap.short, released=tag.value)
 
 
-# ---- registration ------------------------------------------------------------------------------------------
+@CORE.method(Action.READ, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound,))
+async def snapshot_holds_list(uc: ListHolds, p: SnapshotHolds, ctx: CallContext) -> HoldsResult:
+    name = _ds(p.dataset)
+    snap = _snap(name, p.snapshot)
+    holds = await uc.execute(snapshot=snap, recursive=p.recursive)
+    return HoldsResult(dataset=name.value, snapshot=snap.short, holds=sorted({h.tag for _, h in holds}),
+                       details=[HoldDetail(tag=h.tag, timestamp=h.timestamp, snapshot=s) for s, h in holds])
 
-_SNAPSHOT_ID_FIELDS = ("name", "guid", "createtxg")
-_SNAPSHOT_FIELDS = (*_SNAPSHOT_ID_FIELDS, "creation", "used", "referenced", "userrefs")
+
+@CORE.method(Action.READ, carries={"snapshot1": DATASET, "snapshot2": SNAPSHOT}, errors=(NotFound, InvalidArgument))
+async def snapshot_diff(uc: DiffSnapshots, p: SnapshotDiff, ctx: CallContext) -> DiffResult:
+    older = parse("snapshot1", SnapshotName.parse, p.snapshot1)
+    newer = None
+    if p.snapshot2 is not None:
+        newer = parse("snapshot2", lambda s: SnapshotName.of(older.dataset, s), p.snapshot2)
+    entries = await uc.execute(older=older, newer=newer)
+    paths: dict[ChangeKind, list[PathChange]] = {ChangeKind.NEW: [], ChangeKind.MODIFIED: [], ChangeKind.DELETED: []}
+    renamed: list[RenameChange] = []
+    for e in entries:
+        if e.kind is ChangeKind.RENAMED:
+            renamed.append(RenameChange(old_path=e.path, new_path=e.new_path, type=e.file_type))
+        else:
+            paths[e.kind].append(PathChange(path=e.path, type=e.file_type))
+    new, modified, deleted = paths[ChangeKind.NEW], paths[ChangeKind.MODIFIED], paths[ChangeKind.DELETED]
+    return DiffResult(
+        snapshot1=older.value, snapshot2=newer.value if newer else "current",
+        changes=DiffChanges(new=new, modified=modified, deleted=deleted, renamed=renamed),
+        summary=DiffSummary(new_count=len(new), modified_count=len(modified), deleted_count=len(deleted),
+                            renamed_count=len(renamed), total_changes=len(entries)),
+    )
 
 
-def _vdev(v: Vdev) -> dict[str, Any]:
-    return {"name": v.name, "state": v.state, "read": v.read, "write": v.write, "checksum": v.checksum,
-            "children": [_vdev(c) for c in v.children]}
+@CORE.method(Action.CHANGE, carries={"snapshot": DATASET, "bookmark": SNAPSHOT},
+             errors=(NotFound, AlreadyExists, InvalidArgument))
+async def bookmark_create(uc: CreateBookmark, p: BookmarkCreate, ctx: CallContext) -> BookmarkCreateResult:
+    source = parse("snapshot", parse_snapshot_or_bookmark, p.snapshot)
+    text = p.bookmark if "#" in p.bookmark else f"{source.dataset}#{p.bookmark}"
+    bookmark = parse("bookmark", BookmarkName.parse, text)
+    await uc.execute(source=source, bookmark=bookmark)
+    return BookmarkCreateResult(snapshot=source.value, bookmark=bookmark.value)
+
+
+@CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
+async def bookmark_list(uc: ListBookmarks, p: DatasetOnly, ctx: CallContext) -> BookmarkListResult:
+    name = _ds(p.dataset)
+    return BookmarkListResult(dataset=name.value, bookmarks=ctx.visible(await uc.execute(dataset=name)))
+
+
+@CORE.method(Action.DESTROY, carries={"bookmark": DATASET}, errors=(NotFound,))
+async def bookmark_destroy(uc: DestroyBookmark, p: BookmarkOnly, ctx: CallContext) -> BookmarkDestroyResult:
+    bookmark = parse("bookmark", BookmarkName.parse, p.bookmark)
+    await uc.execute(bookmark=bookmark)
+    return BookmarkDestroyResult(bookmark=bookmark.value)
+
+
+# ---- rows: pools -------------------------------------------------------------------------------------------
+
+@CORE.method(Action.LIST)
+async def pool_list(uc: ListPools, p: NoParams, ctx: CallContext) -> PoolListResult:
+    pools = await uc.execute()
+    if ctx.principal is not None:
+        pools = [x for x in pools if ctx.principal.sees_pool(x.name)]
+    return PoolListResult(pools=[x.name for x in pools],
+                          details=[PoolDetail(name=x.name, size=x.size, allocated=x.allocated, free=x.free,
+                                              capacity=x.capacity, health=x.health, fragmentation=x.fragmentation)
+                                   for x in pools])
+
+
+@CORE.method(Action.READ, carries={"pool": POOL}, errors=(NotFound, InvalidArgument))
+async def pool_get_properties(uc: GetPoolProperties, p: PoolGetProperties, ctx: CallContext) -> PoolPropertiesResult:
+    pool = parse("pool", PoolName.parse, p.pool)
+    props = await uc.execute(pool=pool, property=_prop_or_all("property", p.property))
+    return PoolPropertiesResult(pool=pool.value, properties={k: v.value for k, v in props.items()})
+
+
+@CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, HasDependents))
+async def pool_scrub_start(uc: StartScrub, p: PoolOnly, ctx: CallContext) -> ScrubResult:
+    pool = parse("pool", PoolName.parse, p.pool)
+    await uc.execute(pool=pool)
+    return ScrubResult(pool=pool.value, scrub="started")
+
+
+@CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, StateConflict))
+async def pool_scrub_stop(uc: StopScrub, p: PoolOnly, ctx: CallContext) -> ScrubResult:
+    pool = parse("pool", PoolName.parse, p.pool)
+    await uc.execute(pool=pool)
+    return ScrubResult(pool=pool.value, scrub="stopped")
+
+
+@CORE.method(Action.READ, carries={"pool": POOL}, errors=(NotFound,))
+async def pool_status(uc: GetPoolStatus, p: PoolOnly, ctx: CallContext) -> PoolStatusResult:
+    st = await uc.execute(pool=parse("pool", PoolName.parse, p.pool))
+    s = st.scan
+    return PoolStatusResult(
+        pool=st.pool, status=st.raw, state=st.state,
+        scan=ScanState(function=s.function, state=s.state, percent=s.percent, examined=s.examined, total=s.total,
+                       errors=s.errors),
+        vdevs=[_vdev(v) for v in st.vdevs], errors=st.errors,
+    )
 
 
 def register_core(registry: Registry, uc: UseCases) -> None:
-    """Add every dataset, snapshot, pool, clone, volume and bookmark method."""
-    ds = lambda value, param="dataset": parse(param, DatasetName.parse, value)  # noqa: E731
-
-    async def dataset_create(p: DatasetCreate, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        await uc.dataset_create.execute(dataset=name, properties=_props("properties", p.properties), parents=p.parents)
-        return {"dataset": name.value, "created": True}
-
-    async def dataset_destroy(p: DatasetDestroy, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        await uc.dataset_destroy.execute(dataset=name, recursive=p.recursive, recursive_dependents=p.recursive_dependents)
-        return {"dataset": name.value, "destroyed": True}
-
-    async def dataset_list(p: DatasetList, ctx: CallContext) -> dict[str, Any]:
-        root = ds(p.dataset) if p.dataset is not None else None
-        props = [parse("properties", PropertyName.parse, x) for x in p.properties]
-        listing = await uc.dataset_list.execute(dataset=root, recursive=p.recursive, type=p.type, properties=props)
-        names = ctx.visible(listing.names)
-        out: dict[str, Any] = {"datasets": names}
-        if listing.properties is not None:
-            out["properties"] = {n: listing.properties[n] for n in names if n in listing.properties}
-        return out
-
-    async def dataset_get_properties(p: DatasetGetProperties, ctx: CallContext) -> dict[str, Any]:
-        target = parse("dataset", SnapshotName.parse if "@" in p.dataset else DatasetName.parse, p.dataset)
-        props = await uc.dataset_get_properties.execute(dataset=target, property=_prop_or_all("property", p.property))
-        return {"dataset": target.value, "properties": _props_out(props, p.detailed)}
-
-    async def dataset_set_property(p: DatasetSetProperty, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        prop = parse("property", PropertyName.parse, p.property)
-        value = parse("value", PropertyValue.parse, p.value)
-        await uc.dataset_set_property.execute(dataset=name, property=prop, value=value)
-        return {"dataset": name.value, "property": prop.value, "value": value.value}
-
-    async def dataset_get_space(p: DatasetOnly, ctx: CallContext) -> dict[str, Any]:
-        s = await uc.dataset_get_space.execute(dataset=ds(p.dataset))
-        return {"dataset": s.name, "space": {"name": s.name, "avail": s.avail, "used": s.used, "usedsnap": s.usedsnap,
-                                             "useddss": s.useddss, "usedrefreserv": s.usedrefreserv,
-                                             "usedchild": s.usedchild}}
-
-    async def dataset_mount(p: DatasetOnly, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        changed = await uc.dataset_mount.execute(dataset=name)
-        return {"dataset": name.value, "mounted": True, **({} if changed else {"already_mounted": True})}
-
-    async def dataset_unmount(p: DatasetOnly, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        changed = await uc.dataset_unmount.execute(dataset=name)
-        return {"dataset": name.value, "unmounted": True, **({} if changed else {"already_unmounted": True})}
-
-    async def dataset_rename(p: DatasetRename, ctx: CallContext) -> dict[str, Any]:
-        old, new = ds(p.dataset), ds(p.new_name, "new_name")
-        await uc.dataset_rename.execute(dataset=old, new_name=new)
-        return {"old_name": old.value, "new_name": new.value, "renamed": True}
-
-    async def snapshot_create(p: SnapshotCreate, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        snap = _snap(name, p.name, "name")
-        await uc.snapshot_create.execute(snapshot=snap, recursive=p.recursive, properties=_props("properties", p.properties))
-        return {"dataset": name.value, "snapshot": snap.short, "created": True}
-
-    async def snapshot_create_auto(p: SnapshotCreateAuto, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        # the tags become part of a snapshot name: check them as name components
-        parse("tag", lambda t: SnapshotName.of(name, t), p.tag)
-        if p.tag1 is not None:
-            parse("tag1", lambda t: SnapshotName.of(name, t), p.tag1)
-        snap = await uc.snapshot_create_auto.execute(dataset=name, tag=p.tag, tag1=p.tag1, recursive=p.recursive)
-        return {"dataset": name.value, "snapshot": snap.short, "created": True}
-
-    async def snapshot_list(p: SnapshotList, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        snaps = await uc.snapshot_list.execute(dataset=name, recursive=p.recursive, details=p.details)
-        if ctx.principal is not None and not ctx.principal.unrestricted:
-            snaps = [s for s in snaps if ctx.principal.covers(s.name)]
-        own = name.value + "@"
-        fields = _SNAPSHOT_FIELDS if p.details else _SNAPSHOT_ID_FIELDS
-        details = [{f: getattr(s, f) for f in fields} for s in snaps]
-        return {
-            "dataset": name.value,
-            # own snapshots by short name; with recursive, descendants' snapshots need their full name
-            "snapshots": [s.name[len(own):] if s.name.startswith(own) else s.name for s in snaps],
-            "details": details,
-        }
-
-    async def snapshot_destroy(p: SnapshotDestroy, ctx: CallContext) -> dict[str, Any]:
-        snap = _snap(ds(p.dataset), p.snapshot)
-        await uc.snapshot_destroy.execute(snapshot=snap, recursive=p.recursive)
-        return {"snapshot": snap.value, "destroyed": True}
-
-    async def snapshot_rollback(p: SnapshotRollback, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        snap = _snap(name, p.snapshot)
-        destroyed = await uc.snapshot_rollback.execute(snapshot=snap, destroy_newer=p.destroy_newer)
-        return {"dataset": name.value, "snapshot": snap.short, "rolled_back": True, "destroyed": destroyed}
-
-    async def snapshot_hold(p: SnapshotHold, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        snap, tag = _snap(name, p.snapshot), parse("tag", HoldTag.parse, p.tag)
-        await uc.snapshot_hold.execute(snapshot=snap, tag=tag, recursive=p.recursive)
-        return {"dataset": name.value, "snapshot": snap.short, "hold": tag.value}
-
-    async def snapshot_release(p: SnapshotHold, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        snap, tag = _snap(name, p.snapshot), parse("tag", HoldTag.parse, p.tag)
-        await uc.snapshot_release.execute(snapshot=snap, tag=tag, recursive=p.recursive)
-        return {"dataset": name.value, "snapshot": snap.short, "released": tag.value}
-
-    async def snapshot_holds_list(p: SnapshotHolds, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        snap = _snap(name, p.snapshot)
-        holds = await uc.snapshot_holds_list.execute(snapshot=snap, recursive=p.recursive)
-        return {
-            "dataset": name.value,
-            "snapshot": snap.short,
-            "holds": sorted({h.tag for _, h in holds}),
-            "details": [{"tag": h.tag, "timestamp": h.timestamp, "snapshot": s} for s, h in holds],
-        }
-
-    async def snapshot_diff(p: SnapshotDiff, ctx: CallContext) -> dict[str, Any]:
-        older = parse("snapshot1", SnapshotName.parse, p.snapshot1)
-        newer = None
-        if p.snapshot2 is not None:
-            newer = parse("snapshot2", lambda s: SnapshotName.of(older.dataset, s), p.snapshot2)
-        entries = await uc.snapshot_diff.execute(older=older, newer=newer)
-        changes: dict[str, list[dict[str, Any]]] = {"new": [], "modified": [], "deleted": [], "renamed": []}
-        for e in entries:
-            if e.kind is ChangeKind.RENAMED:
-                changes["renamed"].append({"old_path": e.path, "new_path": e.new_path, "type": e.file_type})
-            else:
-                changes[e.kind.value].append({"path": e.path, "type": e.file_type})
-        summary = {f"{k}_count": len(v) for k, v in changes.items()}
-        summary["total_changes"] = len(entries)
-        return {"snapshot1": older.value, "snapshot2": newer.value if newer else "current",
-                "changes": changes, "summary": summary}
-
-    async def pool_list(p: NoParams, ctx: CallContext) -> dict[str, Any]:
-        pools = await uc.pool_list.execute()
-        if ctx.principal is not None:
-            pools = [x for x in pools if ctx.principal.sees_pool(x.name)]
-        return {"pools": [x.name for x in pools],
-                "details": [{"name": x.name, "size": x.size, "allocated": x.allocated, "free": x.free,
-                             "capacity": x.capacity, "health": x.health, "fragmentation": x.fragmentation}
-                            for x in pools]}
-
-    async def pool_get_properties(p: PoolGetProperties, ctx: CallContext) -> dict[str, Any]:
-        pool = parse("pool", PoolName.parse, p.pool)
-        props = await uc.pool_get_properties.execute(pool=pool, property=_prop_or_all("property", p.property))
-        return {"pool": pool.value, "properties": _props_out(props, False)}
-
-    async def pool_scrub_start(p: PoolOnly, ctx: CallContext) -> dict[str, Any]:
-        pool = parse("pool", PoolName.parse, p.pool)
-        await uc.pool_scrub_start.execute(pool=pool)
-        return {"pool": pool.value, "scrub": "started"}
-
-    async def pool_scrub_stop(p: PoolOnly, ctx: CallContext) -> dict[str, Any]:
-        pool = parse("pool", PoolName.parse, p.pool)
-        await uc.pool_scrub_stop.execute(pool=pool)
-        return {"pool": pool.value, "scrub": "stopped"}
-
-    async def pool_status(p: PoolOnly, ctx: CallContext) -> dict[str, Any]:
-        st = await uc.pool_status.execute(pool=parse("pool", PoolName.parse, p.pool))
-        s = st.scan
-        return {"pool": st.pool, "status": st.raw, "state": st.state,
-                "scan": {"function": s.function, "state": s.state, "percent": s.percent, "examined": s.examined,
-                         "total": s.total, "errors": s.errors},
-                "vdevs": [_vdev(v) for v in st.vdevs], "errors": st.errors}
-
-    async def clone_create(p: CloneCreate, ctx: CallContext) -> dict[str, Any]:
-        source = parse("source", SnapshotName.parse, p.source)
-        target = ds(p.target, "target")
-        await uc.clone_create.execute(source=source, target=target, properties=_props("properties", p.properties))
-        return {"source": source.value, "clone": target.value, "created": True}
-
-    async def volume_create(p: VolumeCreate, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        if (p.size_gb is None) == (p.size_bytes is None):
-            raise InvalidArgument("size_bytes", "give exactly one of size_gb and size_bytes")
-        size = p.size_bytes if p.size_bytes is not None else int((p.size_gb or 0) * (1 << 30))
-        size = await uc.volume_create.execute(
-            dataset=name, size_bytes=size, compression=parse("compression", PropertyValue.parse, p.compression),
-            volblocksize=p.volblocksize, sparse=p.sparse,
-        )
-        return {"volume": name.value, "created": True, "size_bytes": size}
-
-    async def volume_list(p: VolumeList, ctx: CallContext) -> dict[str, Any]:
-        """Volumes (zvols) under a dataset, or in every pool."""
-        root = ds(p.dataset) if p.dataset is not None else None
-        listing = await uc.dataset_list.execute(dataset=root, recursive=True, type="volume")
-        return {"volumes": ctx.visible(listing.names)}
-
-    async def bookmark_create(p: BookmarkCreate, ctx: CallContext) -> dict[str, Any]:
-        source = parse("snapshot", parse_snapshot_or_bookmark, p.snapshot)
-        text = p.bookmark if "#" in p.bookmark else f"{source.dataset}#{p.bookmark}"
-        bookmark = parse("bookmark", BookmarkName.parse, text)
-        await uc.bookmark_create.execute(source=source, bookmark=bookmark)
-        return {"snapshot": source.value, "bookmark": bookmark.value, "created": True}
-
-    async def bookmark_list(p: DatasetOnly, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
-        return {"dataset": name.value, "bookmarks": ctx.visible(await uc.bookmark_list.execute(dataset=name))}
-
-    async def bookmark_destroy(p: BookmarkOnly, ctx: CallContext) -> dict[str, Any]:
-        bookmark = parse("bookmark", BookmarkName.parse, p.bookmark)
-        await uc.bookmark_destroy.execute(bookmark=bookmark)
-        return {"bookmark": bookmark.value, "destroyed": True}
-
-    def add(name: str, params: type[Params], handler: Any, result: str, action: Action) -> None:
-        use_case = getattr(uc, name, None)
-        doc = (use_case.__doc__ or handler.__name__) if use_case is not None else handler.__name__
-        registry.add(name, params, handler, summary=" ".join(doc.split("\n\n")[0].split()),
-                     result=tuple(result.split()), action=action)
-
-    add("dataset_create", DatasetCreate, dataset_create, "dataset created", Action.CHANGE)
-    add("dataset_destroy", DatasetDestroy, dataset_destroy, "dataset destroyed", Action.DESTROY)
-    add("dataset_list", DatasetList, dataset_list, "datasets properties", Action.LIST)
-    add("dataset_get_properties", DatasetGetProperties, dataset_get_properties, "dataset properties", Action.READ)
-    add("dataset_set_property", DatasetSetProperty, dataset_set_property, "dataset property value", Action.CHANGE)
-    add("dataset_get_space", DatasetOnly, dataset_get_space, "dataset space", Action.READ)
-    add("dataset_mount", DatasetOnly, dataset_mount, "dataset mounted already_mounted", Action.CHANGE)
-    add("dataset_unmount", DatasetOnly, dataset_unmount, "dataset unmounted already_unmounted", Action.CHANGE)
-    add("dataset_rename", DatasetRename, dataset_rename, "old_name new_name renamed", Action.CHANGE)
-    add("snapshot_create", SnapshotCreate, snapshot_create, "dataset snapshot created", Action.CHANGE)
-    add("snapshot_create_auto", SnapshotCreateAuto, snapshot_create_auto, "dataset snapshot created", Action.CHANGE)
-    add("snapshot_list", SnapshotList, snapshot_list, "dataset snapshots details", Action.LIST)
-    add("snapshot_destroy", SnapshotDestroy, snapshot_destroy, "snapshot destroyed", Action.DESTROY)
-    add("snapshot_rollback", SnapshotRollback, snapshot_rollback, "dataset snapshot rolled_back destroyed", Action.DESTROY)
-    add("snapshot_hold", SnapshotHold, snapshot_hold, "dataset snapshot hold", Action.CHANGE)
-    add("snapshot_release", SnapshotHold, snapshot_release, "dataset snapshot released", Action.CHANGE)
-    add("snapshot_holds_list", SnapshotHolds, snapshot_holds_list, "dataset snapshot holds details", Action.READ)
-    add("snapshot_diff", SnapshotDiff, snapshot_diff, "snapshot1 snapshot2 changes summary", Action.READ)
-    add("pool_list", NoParams, pool_list, "pools details", Action.LIST)
-    add("pool_get_properties", PoolGetProperties, pool_get_properties, "pool properties", Action.READ)
-    add("pool_scrub_start", PoolOnly, pool_scrub_start, "pool scrub", Action.CHANGE)
-    add("pool_scrub_stop", PoolOnly, pool_scrub_stop, "pool scrub", Action.CHANGE)
-    add("pool_status", PoolOnly, pool_status, "pool status state scan vdevs errors", Action.READ)
-    add("clone_create", CloneCreate, clone_create, "source clone created", Action.CHANGE)
-    add("volume_create", VolumeCreate, volume_create, "volume created size_bytes", Action.CHANGE)
-    add("volume_list", VolumeList, volume_list, "volumes", Action.LIST)
-    add("bookmark_create", BookmarkCreate, bookmark_create, "snapshot bookmark created", Action.CHANGE)
-    add("bookmark_list", DatasetOnly, bookmark_list, "dataset bookmarks", Action.LIST)
-    add("bookmark_destroy", BookmarkOnly, bookmark_destroy, "bookmark destroyed", Action.DESTROY)
+    """Register every row of CORE, each bound to its use case in `uc`."""
+    registry.include(CORE, uc.__getitem__)

@@ -1,15 +1,21 @@
-"""The method registry: name -> (params Struct, handler, docs). Feeds the dispatcher and rpc.discover."""
+"""The method registry. Every method is declared once, as a row: a decorated adapter function whose signature
+gives the use case it calls, its params Struct and its result Struct, and whose decorator gives the action,
+the parameters that carry names (and what each carries) and the errors it can return. Dispatch, the
+permission policy, rpc.discover and the README's method table are all derived from the registered rows."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from functools import partial
+from typing import Any, Awaitable, Callable, Iterator, Mapping, TypeVar, get_type_hints
 
 import msgspec
 
-from zfsapi.domain.authz import Action, Principal
+from zfsapi.domain.authz import Action, Carries, Principal
 
-P = TypeVar("P", bound=msgspec.Struct)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,51 +34,163 @@ class CallContext:
         return names if self.principal is None else self.principal.visible(names)
 
 
-@dataclass(frozen=True, slots=True)
-class Method(Generic[P]):
-    name: str
-    params: type[P]
-    handler: Callable[[P, CallContext], Awaitable[Any]]
-    summary: str
-    result: tuple[str, ...]  # the result's keys, for rpc.discover
-    action: Action  # what it does, for permission checks
-    public: bool = False  # callable without authentication (auth_login, rpc.discover)
-    fields: tuple[str, ...] = ()  # declared param order, for positional params
-
-
-class Registry:
-    def __init__(self) -> None:
-        self._methods: dict[str, Method[Any]] = {}
-
-    def add(
-        self,
-        name: str,
-        params: type[P],
-        handler: Callable[[P, CallContext], Awaitable[Any]],
-        *,
-        summary: str,
-        result: tuple[str, ...],
-        action: Action,
-        public: bool = False,
-    ) -> None:
-        if name in self._methods:
-            raise ValueError(f"method {name} registered twice")
-        self._methods[name] = Method(name, params, handler, summary, result, action, public,
-                                     params.__struct_fields__)
-
-    def get(self, name: str) -> Method[Any] | None:
-        return self._methods.get(name)
-
-    def __iter__(self):
-        return iter(self._methods.values())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._methods
-
-
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Base of every method's params: frozen, unknown fields refused."""
 
 
 class NoParams(Params, frozen=True, forbid_unknown_fields=True):
     pass
+
+
+class Result(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every method's result. Keys go out in field order; a key that is only sometimes sent defaults
+    to msgspec.UNSET (constant keys are `Literal[True] = True` and always sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One method as declared: `handler(use_case, params, ctx) -> result`."""
+
+    name: str
+    use_case: type[Any]
+    params: type[Params]
+    result: type[msgspec.Struct]
+    handler: Callable[[Any, Any, CallContext], Awaitable[Any]]
+    action: Action
+    carries: tuple[tuple[str, Carries], ...]
+    errors: tuple[type[BaseException], ...]
+    summary: str
+    public: bool
+
+
+class Table:
+    """A module's rows, declared by decorating each method's adapter function with `method(...)`.
+
+    `errors` are the errors every method of the table can return (e.g. the zfs command's own failures).
+    """
+
+    def __init__(self, *, errors: tuple[type[BaseException], ...] = ()) -> None:
+        self.rows: list[Row] = []
+        self._errors = errors
+
+    def method(self, action: Action, *, carries: Mapping[str, Carries] | None = None,
+               errors: tuple[type[BaseException], ...] = (), public: bool = False,
+               name: str | None = None) -> Callable[[F], F]:
+        """Declare the decorated `async def <method>(use_case: UC, p: ParamsStruct, ctx) -> ResultStruct`.
+
+        The method is named after the function unless `name` is given; its summary is the first paragraph of
+        the function's docstring, else of the use case's.
+        """
+
+        def declare(handler: F) -> F:
+            self.rows.append(_row(handler, name or handler.__name__, action, dict(carries or {}),
+                                  tuple(dict.fromkeys((*errors, *self._errors))), public))
+            return handler
+
+        return declare
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+
+def _summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line."""
+    return " ".join((doc or "").split("\n\n")[0].split())
+
+
+def _row(handler: Callable[..., Awaitable[Any]], name: str, action: Action, carries: dict[str, Carries],
+         errors: tuple[type[BaseException], ...], public: bool) -> Row:
+    hints = get_type_hints(handler)
+    positional = list(inspect.signature(handler).parameters)
+    if len(positional) != 3:
+        raise TypeError(f"{name}: a row's handler takes (use_case, params, ctx)")
+    use_case, params, result = hints.get(positional[0]), hints.get(positional[1]), hints.get("return")
+    if not (isinstance(params, type) and issubclass(params, Params)):
+        raise TypeError(f"{name}: params must be annotated with a Params Struct, not {params!r}")
+    if not (isinstance(result, type) and issubclass(result, msgspec.Struct)):
+        raise TypeError(f"{name}: the result must be annotated with a Struct, not {result!r}")
+    if not isinstance(use_case, type):
+        raise TypeError(f"{name}: the use case must be annotated with its class, not {use_case!r}")
+    unknown = sorted(set(carries) - set(params.__struct_fields__))
+    if unknown:
+        raise ValueError(f"{name}: carries names params {params.__name__} lacks: {', '.join(unknown)}")
+    summary = _summary(handler.__doc__ or use_case.__doc__)
+    if not summary:
+        raise ValueError(f"{name}: no summary (a docstring on the handler or on {use_case.__name__})")
+    return Row(name, use_case, params, result, handler, action, tuple(carries.items()), errors, summary, public)
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """A registered method, its handler bound to its use case: what the dispatcher calls."""
+
+    name: str
+    params: type[Params]
+    handler: Callable[[Any, CallContext], Awaitable[Any]]
+    summary: str
+    result: type[msgspec.Struct]
+    action: Action  # what it does, for permission checks
+    public: bool  # callable without authentication (auth_login, rpc.discover)
+    fields: tuple[str, ...]  # declared param order, for positional params
+    carries: tuple[tuple[str, Carries], ...]  # params read by the permission policy
+    errors: tuple[type[BaseException], ...]  # the errors it can return besides the protocol's own
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._methods: dict[str, Method] = {}
+
+    def include(self, table: Table, use_case: Callable[[type[Any]], Any]) -> None:
+        """Register every row of `table`, each bound to the instance `use_case(row.use_case)`."""
+        for row in table:
+            self._put(Method(row.name, row.params, partial(row.handler, use_case(row.use_case)), row.summary,
+                             row.result, row.action, row.public, row.params.__struct_fields__, row.carries,
+                             row.errors))
+
+    def add(
+        self,
+        name: str,
+        params: type[Params],
+        handler: Callable[[Any, CallContext], Awaitable[Any]],
+        *,
+        summary: str,
+        result: tuple[str, ...],
+        action: Action,
+        public: bool = False,
+    ) -> None:
+        """LEGACY, for transfer_methods.py only (until its methods become rows) and ad-hoc test methods: a
+        handler returning a dict with the `result` keys. The params that carry names are guessed from their
+        names as the permission policy used to do."""
+        struct = msgspec.defstruct("".join(w.capitalize() for w in re.split(r"[._]", name)) + "Result",
+                                   [(key, Any) for key in result])
+        self._put(Method(name, params, handler, summary, struct, action, public, params.__struct_fields__,
+                         _legacy_carries(params, action), ()))
+
+    def _put(self, method: Method) -> None:
+        if method.name in self._methods:
+            raise ValueError(f"method {method.name} registered twice")
+        self._methods[method.name] = method
+
+    def get(self, name: str) -> Method | None:
+        return self._methods.get(name)
+
+    def __iter__(self) -> Iterator[Method]:
+        return iter(self._methods.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._methods
+
+
+# LEGACY: the param names the permission policy read before methods declared what their params carry.
+_LEGACY_NAMES = {
+    **dict.fromkeys(("dataset", "target", "new_name", "source", "snapshot1", "target_dataset"), Carries.DATASET),
+    **dict.fromkeys(("snapshot", "snapshot2", "from_snapshot", "bookmark"), Carries.SNAPSHOT),
+    "pool": Carries.POOL,
+    "properties": Carries.PROPERTIES,
+    "force": Carries.FORCE,
+}
+
+
+def _legacy_carries(params: type[Params], action: Action) -> tuple[tuple[str, Carries], ...]:
+    names = dict(_LEGACY_NAMES, property=Carries.PROPERTY) if action is Action.CHANGE else _LEGACY_NAMES
+    return tuple((f, kind) for f, kind in names.items() if f in params.__struct_fields__)

@@ -1,0 +1,199 @@
+"""The method rows and what is derived from them: the permission policy reads each row's declared params,
+rpc.discover describes the result Structs, the container builds each row's use case from its ports."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+import pytest
+from dependency_injector import providers
+
+from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.jsonrpc.access import require_permission
+from zfsapi.adapters.inbound.jsonrpc.auth_methods import AUTH
+from zfsapi.adapters.inbound.jsonrpc.errors import code_of, to_rpc_error
+from zfsapi.adapters.inbound.jsonrpc.methods import CORE, DatasetCreateResult, DatasetOnly
+from zfsapi.adapters.inbound.jsonrpc.openrpc import RPC, document
+from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, Method, Table
+from zfsapi.application.catalog import UseCases
+from zfsapi.application.datasets import CreateDataset, ListDatasets
+from zfsapi.application.ports import Clock, Snapshots
+from zfsapi.application.snapshots import CreateAutoSnapshot
+from zfsapi.bootstrap.containers import wired
+from zfsapi.domain import errors as domain_errors
+from zfsapi.domain.authz import Action, Carries, Principal, Role
+from zfsapi.domain.errors import PermissionDenied
+
+ROWS = [*CORE, *AUTH, *RPC]
+NAMES = (Carries.DATASET, Carries.SNAPSHOT, Carries.POOL)
+# a scope of one dataset subtree and one whole pool; a name inside it and one outside, per kind
+SCOPE = ("tank/a", "tank2")
+INSIDE = {Carries.DATASET: "tank/a/x", Carries.SNAPSHOT: "tank/a/x@s", Carries.POOL: "tank2"}
+OUTSIDE = {Carries.DATASET: "tank/b", Carries.SNAPSHOT: "tank/b@s", Carries.POOL: "other"}
+
+
+@pytest.fixture
+def registry(container):
+    return create_app(container).state["registry"]
+
+
+def methods(registry, kinds) -> list[tuple[str, str, Carries]]:
+    """(method, param, kind) for every registered param of these kinds: rows and legacy methods alike."""
+    return [(m.name, field, kind) for m in registry for field, kind in m.carries if kind in kinds]
+
+
+def params_of(method: Method, **values) -> msgspec.Struct:
+    """The method's params: `values`, declared name params inside the scope, other required fields filled in."""
+    info = msgspec.inspect.type_info(method.params)
+    raw = {}
+    for f in info.fields:
+        kind = dict(method.carries).get(f.name)
+        if kind in INSIDE:
+            raw[f.name] = INSIDE[kind]
+        elif f.required:
+            raw[f.name] = f.type.values[0] if isinstance(f.type, msgspec.inspect.LiteralType) else "x"
+    return msgspec.convert({**raw, **values}, method.params)
+
+
+def context(role: Role, prefixes: tuple[str, ...] = ()) -> CallContext:
+    return CallContext("r", "192.0.2.1", Principal("u", role, prefixes))
+
+
+def test_rows_declare_only_params_their_struct_has():
+    for row in ROWS:
+        assert set(dict(row.carries)) <= set(row.params.__struct_fields__), row.name
+
+
+def test_a_row_naming_a_missing_param_is_refused_at_declaration():
+    table = Table()
+    with pytest.raises(ValueError, match="datasett"):
+        @table.method(Action.READ, carries={"datasett": Carries.DATASET})
+        async def typo(uc: CreateDataset, p: DatasetOnly, ctx: CallContext) -> DatasetCreateResult:
+            raise AssertionError
+    assert table.rows == []
+
+
+def test_params_named_like_names_are_declared():
+    """A safety net for new rows: a param called like a name must say what it carries."""
+    name_like = {"dataset", "target", "new_name", "source", "snapshot", "snapshot1", "snapshot2", "bookmark",
+                 "pool", "from_snapshot", "target_dataset"}
+    for row in ROWS:
+        missing = (name_like & set(row.params.__struct_fields__)) - set(dict(row.carries))
+        assert not missing, (row.name, missing)
+
+
+async def test_a_scoped_principal_may_use_names_inside_its_scope(registry):
+    cases = {m for m, _, _ in methods(registry, NAMES)}
+    assert {"dataset_create", "snapshot_diff", "pool_scrub_start", "stream_init"} <= cases
+    for name in cases:
+        method = registry.get(name)
+        assert await require_permission(method, params_of(method), context(Role.ADMIN, SCOPE)) is None, name
+
+
+async def test_a_scoped_principal_is_refused_each_declared_name_outside_its_scope(registry):
+    cases = methods(registry, NAMES)
+    assert len(cases) >= 40
+    for name, field, kind in cases:
+        method = registry.get(name)
+        with pytest.raises(PermissionDenied) as exc:
+            await require_permission(method, params_of(method, **{field: OUTSIDE[kind]}),
+                                     context(Role.ADMIN, SCOPE))
+        assert (exc.value.method, exc.value.dataset) == (name, OUTSIDE[kind]), (name, field)
+        assert to_rpc_error(exc.value, name).code == -32004
+
+
+async def test_an_operator_is_refused_protected_properties_in_each_declared_param(registry):
+    cases = methods(registry, (Carries.PROPERTY, Carries.PROPERTIES))
+    assert {(m, f) for m, f, _ in cases} == {("dataset_create", "properties"), ("clone_create", "properties"),
+                                             ("snapshot_create", "properties"), ("dataset_set_property", "property")}
+    for name, field, kind in cases:
+        method = registry.get(name)
+        value = {"sharenfs": "on"} if kind is Carries.PROPERTIES else "sharenfs"
+        with pytest.raises(PermissionDenied, match="sharenfs"):
+            await require_permission(method, params_of(method, **{field: value}), context(Role.OPERATOR))
+        harmless = {"compression": "lz4"} if kind is Carries.PROPERTIES else "compression"
+        await require_permission(method, params_of(method, **{field: harmless}), context(Role.OPERATOR))
+
+
+async def test_an_operator_is_refused_a_forced_receive(registry):
+    cases = methods(registry, (Carries.FORCE,))
+    assert {m for m, _, _ in cases} == {"receive_from_file", "stream_init"}
+    for name, field, _ in cases:
+        method = registry.get(name)
+        with pytest.raises(PermissionDenied, match="force"):
+            await require_permission(method, params_of(method, **{field: True}), context(Role.OPERATOR))
+        await require_permission(method, params_of(method, **{field: False}), context(Role.OPERATOR))
+
+
+def _raises_section(doc: str | None) -> set[str]:
+    section = (doc or "").partition("Raises:")[2]
+    return {w for w in re.findall(r"\b[A-Z]\w+", section) if isinstance(getattr(domain_errors, w, None), type)}
+
+
+def test_row_errors_are_the_ones_their_use_case_documents():
+    always = {"ZfsCommandFailed", "ZfsUnavailable"}  # the CORE table's, for every method that runs zfs
+    for row in ROWS:
+        declared = {e.__name__ for e in row.errors} - always
+        assert declared == _raises_section(row.use_case.__doc__) - always, row.name
+
+
+def test_openrpc_results_are_the_result_structs(registry):
+    doc = document(registry, title="t", version="v")
+    schemas = doc["components"]["schemas"]
+    by_name = {m["name"]: m for m in doc["methods"]}
+    for row in ROWS:
+        ref = by_name[row.name]["result"]["schema"]["$ref"]
+        schema = schemas[ref.rsplit("/", 1)[1]]
+        fields = msgspec.structs.fields(row.result)
+        assert list(schema["properties"]) == [f.encode_name for f in fields], row.name
+        assert all(schema["properties"].values()), row.name  # every key typed
+        assert schema.get("required", []) == [f.encode_name for f in fields if f.default is not msgspec.UNSET]
+    mount = schemas["MountResult"]
+    assert mount["required"] == ["dataset", "mounted"] and mount["properties"]["mounted"] == {"enum": [True],
+                                                                                              "default": True}
+    detail = schemas["SnapshotDetail"]
+    assert detail["required"] == ["name", "guid", "createtxg"] and detail["properties"]["guid"] == {"type": "integer"}
+    assert schemas["VdevNode"]["properties"]["children"] == {"type": "array",
+                                                             "items": {"$ref": "#/components/schemas/VdevNode"}}
+
+
+def test_openrpc_describes_params_and_errors(registry):
+    doc = document(registry, title="t", version="v")
+    by_name = {m["name"]: m for m in doc["methods"]}
+    for row in ROWS:
+        method = by_name[row.name]
+        assert [p["name"] for p in method["params"]] == list(row.params.__struct_fields__)
+        for p in method["params"]:
+            assert p["description"] and "description" not in p["schema"], (row.name, p)
+        codes = [e["code"] for e in method["errors"]]
+        assert {code_of(e) for e in row.errors} | {-32602, -32000} <= set(codes), row.name
+        assert (-32004 in codes) is not row.public
+        assert all(e["message"] for e in method["errors"])
+    assert [e["code"] for e in by_name["snapshot_rollback"]["errors"]] == [
+        -32000, -32001, -32002, -32004, -32010, -32012, -32013, -32014, -32015, -32602]
+
+
+def test_the_container_builds_each_use_case_from_its_port_annotations(container, fake_zfs):
+    uc = container.use_cases()
+    assert set(uc) == {row.name for row in CORE} | {"pool_overview"}
+    assert uc.dataset_list is uc.volume_list is uc[ListDatasets]  # one instance per class
+    assert uc.snapshot_create_auto._snapshots is fake_zfs
+    assert uc.snapshot_create_auto._clock is container.clock()
+    with pytest.raises(AttributeError, match="no_such"):
+        uc.no_such
+
+
+def test_wired_fills_constructor_params_by_port_type(fake_zfs):
+    built = wired(CreateAutoSnapshot, {Snapshots: providers.Object(fake_zfs), Clock: providers.Object("clock")})()
+    assert (built._snapshots, built._clock) == (fake_zfs, "clock")
+    with pytest.raises(TypeError, match="clock: .*Clock"):
+        wired(CreateAutoSnapshot, {Snapshots: providers.Object(fake_zfs)})
+
+
+def test_use_cases_by_class_are_typed_and_checked():
+    listing = ListDatasets(None)  # type: ignore[arg-type]
+    uc = UseCases({"dataset_list": listing})
+    assert uc[ListDatasets] is listing and uc.dataset_list is listing
+    with pytest.raises(KeyError):
+        uc[CreateDataset]
