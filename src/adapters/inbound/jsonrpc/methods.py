@@ -172,7 +172,7 @@ class CloneCreate(Params, frozen=True, forbid_unknown_fields=True):
 
 class VolumeCreate(Params, frozen=True, forbid_unknown_fields=True):
     dataset: Name
-    size_gb: Annotated[float, Meta(gt=0)] | None = None
+    size_gb: Annotated[float, Meta(gt=0, le=(2**63 - 1) / 2**30)] | None = None  # within what size_bytes takes
     size_bytes: Annotated[int, Meta(gt=0, le=2**63 - 1)] | None = None
     compression: Name = "lz4"
     volblocksize: Annotated[str, Meta(max_length=16)] = "16K"
