@@ -4,7 +4,15 @@ test_names.py.)"""
 
 from __future__ import annotations
 
+import os
+import socket
+import stat
+import threading
+
 import pytest
+
+from zfsapi.adapters.outbound.zfs.streams import _create_confined, _open_confined
+from zfsapi.domain.errors import InvalidArgument
 
 
 def _named(error: dict, param: str) -> None:
@@ -42,3 +50,83 @@ async def test_property_names_with_syntax_never_reach_zfs(rpc, fake_zfs, prop):
     _named(error, f"properties.{prop}")
     assert {k: dict(v.props) for k, v in fake_zfs.datasets.items()} == before
     assert "tank/new" not in fake_zfs.datasets
+
+
+# ---- transfer files: only regular files, opened without blocking ---------------------------------------------
+
+def _open_within_deadline(fn, *args, deadline: float = 30.0):
+    """Run a blocking open in a thread; fail (instead of hanging the suite) if it has not returned by the deadline."""
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["fd"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            out["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(deadline)
+    assert not t.is_alive(), f"open() blocked for {deadline:.0f} s"
+    if "fd" in out:
+        os.close(out["fd"])  # type: ignore[arg-type]
+    return out.get("error")
+
+
+@pytest.fixture
+def root(tmp_path):
+    d = tmp_path / "xfer"
+    d.mkdir()
+    return d
+
+
+def test_a_fifo_is_refused_without_blocking(root):
+    os.mkfifo(root / "pipe")
+    error = _open_within_deadline(_open_confined, str(root / "pipe"), str(root))
+    assert isinstance(error, InvalidArgument) and error.param == "input_file", error
+    error = _open_within_deadline(_create_confined, str(root / "pipe"), str(root))
+    assert isinstance(error, InvalidArgument) and error.param == "output_file", error
+
+
+def test_sockets_devices_and_directories_are_refused(root):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(root / "sock"))
+        for name in ("sock", "."):
+            error = _open_within_deadline(_open_confined, str(root / name), str(root))
+            assert isinstance(error, InvalidArgument) and error.param == "input_file", (name, error)
+    os.mknod(root / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    error = _open_within_deadline(_open_confined, str(root / "null"), str(root))
+    assert isinstance(error, InvalidArgument) and error.param == "input_file", error
+
+
+def test_a_parent_that_is_a_regular_file_names_the_parameter(root):
+    (root / "plain").write_bytes(b"x")
+    for fn, param in ((_open_confined, "input_file"), (_create_confined, "output_file")):
+        error = _open_within_deadline(fn, str(root / "plain" / "x.zfs"), str(root))
+        assert isinstance(error, InvalidArgument) and error.param == param, error
+
+
+def test_a_final_symlink_is_refused_and_never_followed(root, tmp_path):
+    (tmp_path / "victim").write_bytes(b"secret")
+    os.symlink(tmp_path / "victim", root / "link")
+    os.symlink(tmp_path / "absent", root / "dangling")
+    for name in ("link", "dangling"):
+        error = _open_within_deadline(_create_confined, str(root / name), str(root))
+        assert isinstance(error, InvalidArgument) and error.param == "output_file", error
+        error = _open_within_deadline(_open_confined, str(root / name), str(root))
+        assert isinstance(error, InvalidArgument) and error.param == "input_file", error
+    assert (tmp_path / "victim").read_bytes() == b"secret" and not (tmp_path / "absent").exists()
+
+
+def test_a_regular_file_opens_blocking(root):
+    (root / "ok.zfs").write_bytes(b"data")
+    fd = _open_confined(str(root / "ok.zfs"), str(root))
+    try:
+        assert os.get_blocking(fd) and os.read(fd, 10) == b"data"
+    finally:
+        os.close(fd)
+    fd = _create_confined(str(root / "new.zfs"), str(root))
+    try:
+        assert os.get_blocking(fd) and stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
+    finally:
+        os.close(fd)
