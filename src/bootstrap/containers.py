@@ -10,6 +10,7 @@ from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
 from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
+from zfsapi.adapters.outbound.sessions.embedded import EmbeddedRevocations
 from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import (
     RedisRateLimiter,
@@ -27,7 +28,7 @@ from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application import transfers as t
 from zfsapi.application.catalog import UseCases
 
-from .security import rate_quota, signing_key, user_records
+from .security import rate_quota, revocation_store, signing_key, user_records
 from .settings import Settings
 
 
@@ -85,8 +86,9 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Singleton(connect, settings.provided.redis.host, settings.provided.redis.port,
                                 settings.provided.redis.db, settings.provided.redis.password)
     revocations = providers.Selector(
-        backend,
+        providers.Callable(revocation_store, settings),
         memory=providers.Singleton(MemoryRevocations),
+        embedded=providers.Singleton(EmbeddedRevocations, settings.provided.state_dir),
         redis=providers.Singleton(RedisRevocations, redis),
     )
     rate_limiter = providers.Selector(

@@ -24,12 +24,25 @@ def user_records(settings: Settings) -> list[UserRecord]:
     return out
 
 
+def tokens_outlive_the_process(settings: Settings) -> bool:
+    """A configured key, or users who can log in: tokens stay valid across restarts (and so must revocations)."""
+    return settings.auth.secret_key is not None or bool(settings.auth.users and settings.auth.enabled)
+
+
 def signing_key(settings: Settings) -> bytes:
     """The configured key, else the one in state_dir (made on first start). With no users and no key, nobody
     can log in, so a per-process random key does (no state directory needed)."""
-    if settings.auth.secret_key is None and not (settings.auth.users and settings.auth.enabled):
+    if not tokens_outlive_the_process(settings):
         return os.urandom(32)
     return load_or_create_key(settings.auth.secret_key, settings.state_dir)
+
+
+def revocation_store(settings: Settings) -> str:
+    """Where revoked tokens are kept: Redis when configured; else a file under state_dir whenever tokens outlive
+    the process (a logout must survive a restart); else this process's memory (no token can be issued)."""
+    if settings.redis.host:
+        return "redis"
+    return "embedded" if tokens_outlive_the_process(settings) else "memory"
 
 
 def rate_quota(settings: Settings, login: bool) -> Quota | None:
