@@ -5,6 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from zfsapi.adapters.inbound.http.app import HttpOptions
+from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
@@ -28,7 +29,7 @@ from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application import transfers as t
 from zfsapi.application.catalog import UseCases
 
-from .security import rate_quota, revocation_store, signing_key, user_records
+from .security import local_users, rate_quota, revocation_store, signing_key, user_records
 from .settings import Settings
 
 
@@ -129,11 +130,14 @@ class Container(containers.DeclarativeContainer):
         authenticate=providers.Singleton(Authenticate, users, tokens, revocations),
     )
 
+    local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
     http_options = providers.Singleton(
         HttpOptions,
         max_batch=settings.provided.jsonrpc.max_batch,
         max_body_bytes=settings.provided.jsonrpc.max_body_bytes,
         passwordless_localhost=settings.provided.auth.passwordless_localhost,
+        local_users=providers.Callable(local_users, settings),
+        local_peer=local_peer,
         sessions_backend=backend,
         rate_limit=providers.Callable(rate_quota, settings, login=False),
         login_limit=providers.Callable(rate_quota, settings, login=True),
