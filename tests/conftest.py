@@ -17,6 +17,8 @@ from dependency_injector import providers
 
 from tests.fakes import FakeZfs, FixedClock
 from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.http.guard import is_loopback_address
+from zfsapi.adapters.inbound.http.peer import SCOPE_KEY, Peer
 from zfsapi.bootstrap import build_container, load_settings
 
 
@@ -38,8 +40,21 @@ def use_cases(container):
     return container.use_cases()
 
 
-def http_client(app, peer: str = "127.0.0.1", host: str = "127.0.0.1:8545") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+def http_client(app, peer: str = "127.0.0.1", host: str = "127.0.0.1:8545", uid: int | None = 0,
+                unix: bool = False) -> httpx.AsyncClient:
+    """An in-process client. httpx's ASGI transport has no socket for the kernel to name the caller by, so the
+    caller's uid is handed in as the server's connection handler would (PeerAwareHttpTools): `uid` (root by
+    default; None: unknown), over loopback TCP from `peer`, or over the Unix socket with `unix=True`."""
+    async def with_peer(scope, receive, send):
+        if scope["type"] == "http":
+            if unix:
+                scope = {**scope, "client": None, "server": ("/run/zfsapi.sock", None)}
+            if unix or is_loopback_address(peer):
+                scope = {**scope, "extensions": {**scope.get("extensions", {}), SCOPE_KEY: Peer(uid, "unix" if unix
+                                                                                                   else "tcp")}}
+        await app(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=with_peer, client=(peer, 40000))
     return httpx.AsyncClient(transport=transport, base_url=f"http://{host}", timeout=60)
 
 

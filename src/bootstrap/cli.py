@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
+import stat
 import sys
 
 import msgspec
@@ -61,17 +65,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_forever(settings) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from . import create_app_from_settings
     from .logs import configure_logging
+    from .security import socket_group
 
+    from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
     configure_logging(settings.logging.level)
     workers = settings.server.http.workers
     try:
         app = create_app_from_settings(settings)  # also checks the signing key before any worker starts
-    except SecretError as exc:
+        gid = socket_group(settings)
+    except (SecretError, SettingsError) as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
     if workers > 1:
@@ -80,21 +88,67 @@ def serve_forever(settings) -> int:
         app = "zfsapi.bootstrap.asgi:create"
     # The stdlib loop: uvloop spawns subprocesses several times slower and stalls the loop doing it.
     # proxy_headers off: the peer address is the socket's, never X-Forwarded-For.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         factory=workers > 1,
-        workers=workers if workers > 1 else None,
+        workers=workers,
         host=settings.server.http.host,
         port=settings.server.http.port,
         loop="asyncio",
-        http="httptools",  # the C parser: several times less CPU per streamed byte than h11
+        # the C parser (several times less CPU per streamed byte than h11), plus the caller's uid from the kernel
+        http=PeerAwareHttpTools,
         proxy_headers=False,
         server_header=False,
         date_header=True,
         log_config=None,
         access_log=False,
     )
+    unix = settings.server.unix
+    try:
+        sockets = [config.bind_socket()]
+        if unix.path:
+            sockets.append(bind_unix_socket(unix.path, unix.mode, gid))
+    except OSError as exc:
+        print(f"zfsapi: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` tidy up
+            signal.signal(signal.SIGTERM, _exit_on_signal)
+            uvicorn.Server(config).run(sockets=sockets)
+    finally:
+        if unix.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(unix.path)
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def bind_unix_socket(path: str, mode: int, gid: int | None) -> socket.socket:
+    """A listening Unix socket at `path` with `mode` and group `gid`; a stale socket there is replaced, any other
+    file is not. The socket is never reachable wider than `mode`: it is made under a umask that shuts out all."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    os.chmod(path, mode)
+    sock.set_inheritable(True)
+    return sock
 
 
 if __name__ == "__main__":

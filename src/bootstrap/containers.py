@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, get_type_hints
 from dependency_injector import containers, providers
 
 from zfsapi.adapters.inbound.http.app import HttpOptions
+from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.metrics import Metrics
@@ -15,6 +16,7 @@ from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
 from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
+from zfsapi.adapters.outbound.sessions.embedded import EmbeddedRevocations
 from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import (
     RedisRateLimiter,
@@ -31,7 +33,7 @@ from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application.catalog import UseCases
 from zfsapi.application.ports import Bookmarks, Clock, Datasets, Pools, Snapshots
 
-from .security import rate_quota, signing_key, user_records
+from .security import local_users, rate_quota, revocation_store, signing_key, user_records
 from .settings import Settings
 
 
@@ -90,8 +92,9 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Singleton(connect, settings.provided.redis.host, settings.provided.redis.port,
                                 settings.provided.redis.db, settings.provided.redis.password)
     revocations = providers.Selector(
-        backend,
+        providers.Callable(revocation_store, settings),
         memory=providers.Singleton(MemoryRevocations),
+        embedded=providers.Singleton(EmbeddedRevocations, settings.provided.state_dir),
         redis=providers.Singleton(RedisRevocations, redis),
     )
     rate_limiter = providers.Selector(
@@ -132,11 +135,14 @@ class Container(containers.DeclarativeContainer):
         authenticate=providers.Singleton(Authenticate, users, tokens, revocations),
     )
 
+    local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
     http_options = providers.Singleton(
         HttpOptions,
         max_batch=settings.provided.jsonrpc.max_batch,
         max_body_bytes=settings.provided.jsonrpc.max_body_bytes,
         passwordless_localhost=settings.provided.auth.passwordless_localhost,
+        local_users=providers.Callable(local_users, settings),
+        local_peer=local_peer,
         sessions_backend=backend,
         rate_limit=providers.Callable(rate_quota, settings, login=False),
         login_limit=providers.Callable(rate_quota, settings, login=True),

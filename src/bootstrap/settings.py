@@ -30,8 +30,17 @@ class HttpSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     workers: Annotated[int, Meta(ge=1, le=64)] = 1  # more than one needs redis.host (shared sessions and limits)
 
 
+class UnixSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # A Unix socket beside the TCP listener (the old server's server.unix key): local callers are known by
+    # SO_PEERCRED and mapped through auth.local_users like loopback TCP callers.
+    path: str | None = None
+    mode: Annotated[int, Meta(ge=0, le=0o777)] = 0o660  # YAML: 0660 (octal) or 432
+    group: str | None = None  # the socket's group (name or gid); default: the server's
+
+
 class ServerSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     http: HttpSettings = HttpSettings()
+    unix: UnixSettings = UnixSettings()
 
 
 class UserSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -40,11 +49,23 @@ class UserSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     datasets: list[str] = []  # dataset prefixes this user may touch; empty: all
 
 
+class LocalUserSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    role: Literal["admin", "operator", "readonly"] = "readonly"
+    datasets: list[str] = []  # dataset prefixes this local user may touch; empty: all
+
+
+def _root_only() -> dict[str, LocalUserSettings]:
+    return {"root": LocalUserSettings(role="admin")}
+
+
 class AuthSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # Token auth for remote peers. With no users configured no token can be issued, so only
     # passwordless loopback peers can call; there is no default password.
     enabled: bool = True  # false: auth_login issues no tokens (only passwordless loopback callers remain)
     passwordless_localhost: bool = True
+    # Who may call without a token from this machine (loopback TCP or the Unix socket), by user name or uid, as
+    # the kernel reports the caller's socket owner. Any other local user gets -32001 and needs a token.
+    local_users: dict[str, LocalUserSettings] = msgspec.field(default_factory=_root_only)
     # Passwordless access while listening on a non-loopback address must be asked for explicitly.
     allow_passwordless_with_public_bind: bool = False
     # name -> hash (the old server's form; such a user is an admin) or {password_hash, role, datasets}
@@ -200,6 +221,12 @@ def _check(settings: Settings) -> None:
     for d in s.transfer.directories:
         if not d.startswith("/") or d.rstrip("/") == "":
             raise SettingsError(f"config key transfer.directories: {d!r} must be an absolute directory other than /")
+    for name, local in s.auth.local_users.items():
+        for prefix in local.datasets:
+            try:
+                DatasetName.parse(prefix)
+            except InvalidArgument as exc:
+                raise SettingsError(f"config key auth.local_users.{name}.datasets: {prefix!r}: {exc.reason}") from None
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:

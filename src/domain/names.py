@@ -20,8 +20,15 @@ _COMPONENT = re.compile(r"[A-Za-z0-9_.: -]+")
 _RESERVED_POOL_PREFIXES = ("mirror", "raidz", "draid", "spare")
 _RESERVED_POOLS = {"log"}
 _NATIVE_PROPERTY = re.compile(r"[a-z][a-z0-9_]*")
-# userquota@, groupquota@, projectquota@, written@ and friends take a suffix after '@'.
-_AT_PROPERTY = re.compile(r"(user|group|project)(obj)?(quota|used)@[^\t\n\0]+|written@[^\t\n\0]+")
+# userquota@, groupquota@, projectquota@ and written@/written# take a suffix. The suffix is checked as strictly
+# as a name: a user or group (name, numeric id, name@domain or an SMB SID), a project id, or the SHORT name of a
+# snapshot or bookmark of the same dataset (a full name would read another dataset's data: a scope leak). No
+# character that ZFS's property syntax gives meaning ('=', ',', spaces) gets through.
+_AT_PROPERTY = re.compile(
+    r"(user|group)(obj)?(quota|used)@[A-Za-z0-9_][A-Za-z0-9_.$+-]*(@[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
+    r"|project(obj)?(quota|used)@[0-9]+"
+    r"|written[@#][A-Za-z0-9_.:-]+"
+)
 _USER_PROPERTY = re.compile(r"[a-z0-9_.:+-]+")
 MAX_PROPERTY_VALUE_BYTES = 8192
 MAX_USER_PROPERTY_NAME_BYTES = 255

@@ -37,10 +37,32 @@ def app(container):
     ("192.0.2.10", "127.0.0.1:8545", {"X-Forwarded-For": "127.0.0.1"}, 200, -32001),
     ("192.0.2.10", "zfs.example", {}, 200, -32001),
     ("192.0.2.10", "zfs.example", {"Authorization": "Bearer abc.def.ghi"}, 200, -32002),
+    # a Host is host [":" port] (RFC 9110), strictly: userinfo, paths, junk ports and padding are not loopback
+    ("127.0.0.1", "127.0.0.1:8545@evil.example", {}, 421, None),
+    ("127.0.0.1", "evil.example@127.0.0.1:8545", {}, 421, None),
+    ("127.0.0.1", "127.0.0.1:8545/x", {}, 400, None),  # Litestar refuses it before the guard
+    ("127.0.0.1", "127.0.0.1:85x5", {}, 421, None),
+    ("127.0.0.1", "127.0.0.1:99999", {}, 421, None),
+    ("127.0.0.1", "127.0.0.1:", {}, 421, None),
+    ("127.0.0.1", "127.0.0.1 evil.example", {}, 400, None),  # likewise
+    ("127.0.0.1", "[::1", {}, 421, None),
+    ("127.0.0.1", "[::1]evil", {}, 421, None),
+    ("127.0.0.1", "", {}, 421, None),
+    # a malformed Origin is a refusal (403), never a 500
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "http://127.0.0.1:notaport"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "http://127.0.0.1:99999999999"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "http://[::1"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "http://127.0.0.1:8545@evil.example"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "http://evil.example@127.0.0.1:8545"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "javascript://127.0.0.1:8545"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "http://127.0.0.1:8545/path"}, 403, None),
+    ("127.0.0.1", "127.0.0.1:8545", {"Origin": "HTTP://127.0.0.1:8545"}, 200, None),
+    ("127.0.0.1", "localhost", {"Origin": "http://localhost"}, 200, None),
+    ("127.0.0.1", "localhost", {"Origin": "http://localhost:80"}, 403, None),
 ])
 async def test_access_decisions(app, peer, host, headers, status, code):
-    async with http_client(app, peer=peer, host=host) as c:
-        r = await c.post("/", json=CALL, headers=headers)
+    async with http_client(app, peer=peer) as c:  # the Host header as sent, even where it is no valid URL
+        r = await c.post("/", json=CALL, headers={"Host": host, **headers})
     assert r.status_code == status, r.text
     if status == 200:
         body = r.json()
@@ -135,3 +157,21 @@ async def test_notification_only_request_is_204_with_empty_body(app):
     async with http_client(app) as c:
         r = await c.post("/", json={"jsonrpc": "2.0", "method": "pool_list"})
     assert r.status_code == 204 and r.content == b"" and r.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("depth", [1_000, 20_000, 100_000])
+@pytest.mark.parametrize("where", ["body", "params"])
+async def test_deeply_nested_json_is_a_parse_error_not_a_500(app, depth, where):
+    nested = "[" * depth + "]" * depth
+    body = nested if where == "body" else f'{{"jsonrpc": "2.0", "method": "pool_list", "params": {nested}, "id": 1}}'
+    async with http_client(app) as c:
+        r = await c.post("/", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert r.json() == {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
+
+
+async def test_nesting_the_decoder_accepts_still_reaches_param_checks(app):
+    body = '{"jsonrpc": "2.0", "method": "pool_list", "params": ' + "[" * 50 + "]" * 50 + ', "id": 1}'
+    async with http_client(app) as c:
+        r = await c.post("/", content=body, headers={"Content-Type": "application/json"})
+    assert r.json()["error"]["code"] == -32602

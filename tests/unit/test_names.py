@@ -85,6 +85,23 @@ def test_properties():
     for bad in ["", "Compression", "com.example", "a b", "x:Y", "-x:y", "1abc"]:
         with pytest.raises(InvalidArgument):
             PropertyName.parse(bad)
+    for good in ["userquota@bob", "groupused@1000", "userobjquota@bob@example.com", "userquota@S-1-5-21-1-2-3-500",
+                 "projectquota@42", "written@daily-2024.01.01", "written#mark"]:
+        assert PropertyName.parse(good).value == good
+
+
+@pytest.mark.parametrize("bad", [
+    # '=' and ',' change what `zfs set`/`create -o`/`zfs get` read; spaces and control characters split words
+    "userquota@bob=1", "userquota@bob,quota", "quota=1", "com.example:a=b", "com.example:a,b", "userquota@bob x",
+    "userquota@", "userquota@@x", "userquota@-x", "projectquota@x", "projectquota@1=2", "written@", "written@s=1",
+    "written@a,b", "written#m=1", "userquota@bob\n", "written@s\t",
+    # a full snapshot or bookmark name would read another dataset's data
+    "written@tank/other@s", "written#tank/other#m", "written@other@s", "written@../x",
+])
+def test_property_names_that_would_change_meaning_or_reach_elsewhere(bad):
+    with pytest.raises(InvalidArgument) as exc:
+        PropertyName.parse(bad)
+    assert exc.value.param == "property"
     assert PropertyValue.parse("x" * 8192).value
     for bad in ["x" * 8193, "a\tb", "a\nb", "a\0b"]:
         with pytest.raises(InvalidArgument):

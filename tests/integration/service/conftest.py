@@ -39,7 +39,8 @@ def server(tmp_path: Path, config: dict, host: str = "127.0.0.1", port: int = 85
     state = tmp_path / f"state-{port}"
     state.mkdir(exist_ok=True)
     cfg = {"state_dir": str(state), "zfs": {"zfs": "/nonexistent/zfs", "zpool": "/nonexistent/zpool"}, **config}
-    cfg["server"] = {"http": {**config.get("server", {}).get("http", {}), "host": host, "port": port}}
+    cfg["server"] = {**config.get("server", {}),
+                     "http": {**config.get("server", {}).get("http", {}), "host": host, "port": port}}
     path = tmp_path / f"config-{port}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     log_path = tmp_path / f"server-{port}.log"

@@ -7,9 +7,9 @@ import math
 import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Mapping, Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get
@@ -29,13 +29,14 @@ from zfsapi.domain.ratelimit import Decision, Quota
 from ..jsonrpc.access import require_permission
 from ..jsonrpc.auth_methods import register_auth
 from ..jsonrpc.dispatcher import Dispatcher
-from ..jsonrpc.errors import INVALID_REQUEST
+from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, RpcError
 from ..jsonrpc.methods import register_core
 from ..jsonrpc.openrpc import register_discover
 from ..jsonrpc.registry import CallContext, Registry
 from ..jsonrpc.transfer_methods import register_transfers
 from .streams import stream_route
 from .guard import Refusal, check_passwordless, is_json_content_type, is_loopback_address
+from .peer import Peer, scope_peer
 
 log = logging.getLogger("zfsapi.http")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -50,6 +51,9 @@ class HttpOptions:
     max_batch: int = 100
     max_body_bytes: int = 1 << 20
     passwordless_localhost: bool = True
+    # local callers without a token, by uid (from the kernel: see peer.py); anyone else local gets -32001
+    local_users: Mapping[int, Principal] = field(default_factory=lambda: {0: LOCALHOST})
+    local_peer: Callable[[Scope], Peer | None] = scope_peer  # who is calling on this connection
     sessions_backend: str = "memory"
     rate_limit: Quota | None = Quota(100, 60.0)  # per principal (None: off)
     login_limit: Quota | None = Quota(5, 60.0)  # auth_login attempts per peer (None: off)
@@ -145,7 +149,7 @@ class Admission:
     """What the guard decided for one request, and what it read to decide."""
 
     refusal: Refusal | None
-    passwordless: bool
+    local: Peer | None  # a caller on this machine (loopback TCP or the Unix socket) that may go without a token
     request_id: str
     headers: dict[str, str]
     peer: str | None
@@ -169,11 +173,20 @@ def create_app(container: AppContainer) -> Litestar:
     policy = _policy_header(quota) if quota is not None else None
 
     async def identify(a: Admission) -> tuple[Principal | None, BaseException | None]:
-        """Who is calling: the bearer token's user when one is presented (even from loopback), else the
-        passwordless local admin when the guard allowed it, else nobody."""
+        """Who is calling: the bearer token's user when one is presented (even from loopback), else the local
+        user mapped to the caller's uid (auth.local_users) when the guard allowed passwordless access, else
+        nobody."""
         header = a.headers.get("authorization")
         if header is None:
-            return (LOCALHOST if a.passwordless else None), None
+            if a.local is None:
+                return None, None
+            principal = opts.local_users.get(a.local.uid) if a.local.uid is not None else None
+            if principal is None:
+                who = "an unknown local user" if a.local.uid is None else f"local uid {a.local.uid}"
+                log.info("refused", extra={"peer": a.peer, "reason": f"{who} is not in auth.local_users"})
+                return None, RpcError(AUTH_REQUIRED, "Authentication required",
+                                      {"reason": f"{who} may not call without a token (auth.local_users)"})
+            return principal, None
         token = _bearer(header)
         if token is None:
             return None, InvalidToken("not a Bearer token")
@@ -189,13 +202,16 @@ def create_app(container: AppContainer) -> Litestar:
         rid = _request_id(headers)
         request_id_var.set(rid)
         client = scope.get("client")
+        if client is None and opts.passwordless_localhost:  # the Unix socket: no browser reaches it
+            return Admission(None, opts.local_peer(scope), rid, headers, "unix")
         peer = client[0] if client else None
         if opts.passwordless_localhost and is_loopback_address(peer):
             refusal = check_passwordless(headers.get("host"), headers.get("origin"), headers.get("sec-fetch-site"))
             if refusal is not None:
                 log.info("refused", extra={"peer": peer, "status": refusal.status, "reason": refusal.reason})
-            return Admission(refusal, refusal is None, rid, headers, peer)
-        return Admission(None, False, rid, headers, peer)
+                return Admission(refusal, None, rid, headers, peer)
+            return Admission(None, opts.local_peer(scope), rid, headers, peer)
+        return Admission(None, None, rid, headers, peer)
 
     # POST / is the hot path: a raw ASGI route (no Request/Response objects per call), body read with a cap.
     @asgi("/", is_mount=False, copy_scope=False)
@@ -220,7 +236,7 @@ def create_app(container: AppContainer) -> Litestar:
             request_id=rid,
             peer=a.peer or "",
             principal=principal,
-            passwordless=a.passwordless and principal is LOCALHOST,
+            passwordless=principal is not None and principal.token_id is None,
             credentials_presented="authorization" in a.headers,
             auth_error=auth_error,
         )
@@ -230,7 +246,10 @@ def create_app(container: AppContainer) -> Litestar:
             nonlocal decision
             if quota is None:
                 return
-            key = ("u:" + principal.name) if principal is not None and principal.token_id else ("a:" + ctx.peer)
+            if principal is not None and principal.token_id:
+                key = "u:" + principal.name
+            else:  # a local user (by uid-mapped name) or an unauthenticated peer (by address)
+                key = ("l:" + principal.name) if principal is not None else ("a:" + ctx.peer)
             decision = await limiter.hit(key, quota, cost)
             if not decision.allowed:
                 raise RateLimited(decision.retry_after)

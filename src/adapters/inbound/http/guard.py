@@ -8,9 +8,9 @@ the JSON-only Content-Type rule stops "simple" cross-site POSTs that skip CORS p
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 _LOOPBACK_NAMES = {"localhost", "localhost."}
 
@@ -29,22 +29,30 @@ def is_loopback_address(host: str | None) -> bool:
     return addr.is_loopback
 
 
-def _host_only(authority: str) -> str:
-    authority = authority.strip().lower()
-    if authority.startswith("["):
-        return authority[1 : authority.find("]")] if "]" in authority else authority
-    if authority.count(":") == 1:
-        return authority.split(":", 1)[0]
-    return authority
+# RFC 9110 Host = uri-host [ ":" port ]; uri-host is a reg-name, an IPv4 address or a bracketed IPv6 literal.
+# Anything else (userinfo, a path, "@", a non-numeric port, spaces) is not a Host we accept.
+_AUTHORITY = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::(?P<port>[0-9]{0,5}))?")
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<authority>[^/?#]*)")
 
 
 @lru_cache(maxsize=1024)
+def parse_authority(authority: str | None) -> tuple[str, int | None] | None:
+    """(host, port) of a Host header value or an origin's authority, strictly; None when it is malformed."""
+    if not authority:
+        return None
+    m = _AUTHORITY.fullmatch(authority.strip().lower())
+    if m is None:
+        return None
+    port = m["port"]
+    if port is not None and (not port or int(port) > 65535):
+        return None
+    return m["v6"] or m["name"], int(port) if port else None
+
+
 def is_loopback_host(authority: str | None) -> bool:
     """A Host header naming this machine's loopback: localhost, 127.x.y.z or [::1], with or without port."""
-    if not authority:
-        return False
-    host = _host_only(authority)
-    return host in _LOOPBACK_NAMES or is_loopback_address(host)
+    parsed = parse_authority(authority)
+    return parsed is not None and (parsed[0] in _LOOPBACK_NAMES or is_loopback_address(parsed[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +69,13 @@ def check_passwordless(host: str | None, origin: str | None, fetch_site: str | N
     if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
         return Refusal(403, "cross-site requests are refused")
     if origin is not None:
-        parts = urlsplit(origin)
-        if origin == "null" or not parts.hostname or not is_loopback_host(parts.netloc) \
-                or _host_only(parts.netloc) != _host_only(host or "") or (parts.port != _port(host or "")):
+        m = _ORIGIN.fullmatch(origin.strip().lower())
+        # same origin: the Host's own authority (a missing port is the scheme's default, which never matches
+        # an explicit one: the server is not on 80/443 in passwordless mode, and if it is, both omit it)
+        if m is None or parse_authority(m["authority"]) is None \
+                or parse_authority(m["authority"]) != parse_authority(host):
             return Refusal(403, "cross-origin requests are refused")
     return None
-
-
-def _port(authority: str) -> int | None:
-    try:
-        return urlsplit(f"//{authority}").port
-    except ValueError:
-        return None
 
 
 def is_json_content_type(value: str | None) -> bool:

@@ -70,7 +70,7 @@ class Dispatcher:
         `charge` propagates after nothing has run; `refusal_body` renders it."""
         try:
             message = _DECODER.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             return _ENCODER.encode(_response(None, error=RpcError(PARSE_ERROR, "Parse error")))
         if isinstance(message, list):
             if not message:
@@ -96,7 +96,7 @@ class Dispatcher:
         error = to_rpc_error(exc, "request")
         try:
             message = _DECODER.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             message = None
         items = message if isinstance(message, list) else [message]
         ids = [x["id"] for x in items if isinstance(x, dict) and "id" in x]

@@ -206,8 +206,8 @@ class CloneCreate(Params, frozen=True, forbid_unknown_fields=True):
 
 class VolumeCreate(Params, frozen=True, forbid_unknown_fields=True):
     dataset: Dataset
-    size_gb: Annotated[Annotated[float, Meta(gt=0)] | None, Meta(description="The size in GiB (or size_bytes).")] \
-        = None
+    size_gb: Annotated[Annotated[float, Meta(gt=0, le=(2**63 - 1) / 2**30)] | None, Meta(
+        description="The size in GiB (or size_bytes).")] = None
     size_bytes: Annotated[Annotated[int, Meta(gt=0, le=2**63 - 1)] | None, Meta(
         description="The size in bytes (or size_gb).")] = None
     compression: Annotated[Name, Meta(description="The compression property.")] = "lz4"

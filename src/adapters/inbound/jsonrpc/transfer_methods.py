@@ -68,7 +68,7 @@ class StreamInitParams(Params, frozen=True, forbid_unknown_fields=True):
     raw: bool = False
     native_compressed: bool = True
     recursive: bool = False
-    ttl: Annotated[float, Meta(gt=0)] = 300
+    ttl: Annotated[float, Meta(gt=0, le=10**9)] = 300  # finite: the service checks its own maximum
 
 
 class StreamIdParams(Params, frozen=True, forbid_unknown_fields=True):

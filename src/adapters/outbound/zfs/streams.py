@@ -284,7 +284,8 @@ def received_snapshot(verbose: str) -> str | None:
 
 def _open_in(root: str, path: str, flags: int, param: str) -> int:
     """Open `path` (its final component never followed) after checking that its parent, symlinks resolved,
-    lies inside `root`; the open is relative to that parent's directory fd."""
+    lies inside `root`; the open is relative to that parent's directory fd. Only a regular file is opened: a FIFO,
+    device or socket is refused without blocking (checked before the open, which is non-blocking, and after it)."""
     real_root = os.path.realpath(root)
     parent = os.path.realpath(os.path.dirname(path))
     if parent != real_root and not parent.startswith(real_root.rstrip("/") + "/"):
@@ -293,8 +294,15 @@ def _open_in(root: str, path: str, flags: int, param: str) -> int:
         dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFound("directory", os.path.dirname(path)) from None
+    except NotADirectoryError:
+        raise InvalidArgument(param, "its parent is not a directory") from None
+    name = os.path.basename(path)
     try:
-        return os.open(os.path.basename(path), flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        _refuse_special(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode, param)
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600, dir_fd=dfd)
     except FileExistsError:
         raise AlreadyExists("file", path) from None
     except FileNotFoundError:
@@ -302,9 +310,25 @@ def _open_in(root: str, path: str, flags: int, param: str) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise InvalidArgument(param, "is a symlink") from None
+        if exc.errno == errno.ENXIO:  # a FIFO or socket that appeared after the check
+            raise InvalidArgument(param, "not a regular file") from None
         raise
     finally:
         os.close(dfd)
+    try:
+        _refuse_special(os.fstat(fd).st_mode, param)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_special(mode: int, param: str) -> None:
+    if stat.S_ISLNK(mode):
+        raise InvalidArgument(param, "is a symlink")
+    if not stat.S_ISREG(mode):
+        raise InvalidArgument(param, "not a regular file (a FIFO, device, socket or directory)")
 
 
 def _create_confined(path: str, root: str) -> int:
@@ -312,11 +336,7 @@ def _create_confined(path: str, root: str) -> int:
 
 
 def _open_confined(path: str, root: str) -> int:
-    fd = _open_in(root, path, os.O_RDONLY, "input_file")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InvalidArgument("input_file", "not a regular file")
-    return fd
+    return _open_in(root, path, os.O_RDONLY, "input_file")
 
 
 class _FdIO:

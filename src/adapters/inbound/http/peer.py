@@ -1,0 +1,166 @@
+"""Which local user is calling: the uid behind a connection, from the kernel, never from anything the client sends.
+
+- A Unix socket peer: SO_PEERCRED of the accepted socket.
+- A loopback TCP peer: the client's own socket (source = the peer's address and port, destination = ours) looked
+  up in the kernel's socket table by its exact 4-tuple with sock_diag (netlink), or, where netlink is refused,
+  in /proc/net/tcp{,6}. While the request's connection is open no other socket can hold that 4-tuple, so the
+  answer is the uid of the process that opened this very connection.
+
+uvicorn's httptools protocol is extended to do the lookup once per connection (`connection_made`) and to hand the
+result to the app in every request's scope (`scope["extensions"]["zfsapi.peer"]`); an app served any other way
+(tests, another server) falls back to a lookup per request from the scope's addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+SCOPE_KEY = "zfsapi.peer"
+
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_NOCOOKIE = 0xFFFFFFFF
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr
+_REQUEST = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to the socket id
+_SOCKID = struct.Struct(">HH16s16s")  # ports and addresses, network byte order
+_SOCKID_TAIL = struct.Struct("=III")  # interface, cookie (2 words)
+_UID_OFFSET = _HEADER.size + 4 + _SOCKID.size + _SOCKID_TAIL.size + 12  # inet_diag_msg.idiag_uid
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A caller on this machine: its uid (None: not found) and how it came (unix or tcp)."""
+
+    uid: int | None
+    transport: str
+
+
+def _address(host: str) -> tuple[int, bytes]:
+    addr = ipaddress.ip_address(host.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv4Address):
+        return socket.AF_INET, addr.packed.ljust(16, b"\0")
+    return socket.AF_INET6, addr.packed
+
+
+def _sock_diag_uid(src: tuple[str, int], dst: tuple[str, int]) -> int | None:
+    """The uid owning the TCP socket src -> dst; None when there is none. Raises OSError when netlink is refused."""
+    family, src_addr = _address(src[0])
+    dst_family, dst_addr = _address(dst[0])
+    if family != dst_family:
+        return None
+    body = (_REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF)
+            + _SOCKID.pack(src[1], dst[1], src_addr, dst_addr) + _SOCKID_TAIL.pack(0, _NOCOOKIE, _NOCOOKIE))
+    message = _HEADER.pack(_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0) + body
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(1.0)  # the kernel answers while handling the send; this never waits in practice
+        nl.sendto(message, (0, 0))
+        reply = nl.recv(8192)
+    if len(reply) < _HEADER.size:
+        return None
+    _, kind, _, _, _ = _HEADER.unpack_from(reply)
+    if kind == _NLMSG_ERROR:
+        (errno_,) = struct.unpack_from("=i", reply, _HEADER.size)
+        if -errno_ in (2, 22):  # ENOENT: no such socket; EINVAL: not a family the kernel diagnoses here
+            return None
+        raise OSError(-errno_, "sock_diag refused the lookup")
+    if kind != _SOCK_DIAG_BY_FAMILY or len(reply) < _UID_OFFSET + 4:
+        return None
+    (uid,) = struct.unpack_from("=I", reply, _UID_OFFSET)
+    return int(uid)
+
+
+def _proc_hex(host: str, port: int) -> str:
+    """An address as /proc/net/tcp prints it: each 32-bit word in host byte order, then the port, in hex."""
+    family, packed = _address(host)
+    raw = packed[:4] if family == socket.AF_INET else packed
+    words = struct.unpack(f"={len(raw) // 4}I", raw)
+    return "".join(f"{w:08X}" for w in words) + f":{port:04X}"
+
+
+def _proc_uid(src: tuple[str, int], dst: tuple[str, int]) -> int | None:
+    """The same lookup in /proc/net/tcp and tcp6 (slower: a scan of every TCP socket)."""
+    family, _ = _address(src[0])
+    local, remote = _proc_hex(*src), _proc_hex(*dst)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6") if family == socket.AF_INET else ("/proc/net/tcp6",):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 7 and fields[1] == local and fields[2] == remote:
+                        return int(fields[7])
+        except OSError:
+            continue
+    return None
+
+
+def tcp_peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
+    """The uid of the local process whose socket is connected from `client` to `server`."""
+    try:
+        return _sock_diag_uid(client, server)
+    except OSError:
+        return _proc_uid(client, server)
+    except ValueError:  # not an IP address
+        return None
+
+
+def unix_peer_uid(sock: socket.socket) -> int | None:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def peer_of(sock: socket.socket | None) -> Peer | None:
+    """Who is at the other end of an accepted socket, when it is a local caller; None for remote peers."""
+    if sock is None:
+        return None
+    if sock.family == socket.AF_UNIX:
+        return Peer(unix_peer_uid(sock), "unix")
+    try:
+        client, server = sock.getpeername()[:2], sock.getsockname()[:2]
+        family, packed = _address(client[0])
+    except (OSError, ValueError):
+        return None
+    if not ipaddress.ip_address(packed[:4] if family == socket.AF_INET else packed).is_loopback:
+        return None
+    return Peer(tcp_peer_uid(client, server), "tcp")
+
+
+def scope_peer(scope: Any) -> Peer | None:
+    """The local caller of this request: from the connection (see PeerAwareHttpTools), else looked up now."""
+    extensions = scope.get("extensions")
+    if extensions and SCOPE_KEY in extensions:
+        peer: Peer | None = extensions[SCOPE_KEY]
+        return peer
+    client, server = scope.get("client"), scope.get("server")
+    if not client or not server or server[1] is None:
+        return None
+    return Peer(tcp_peer_uid((client[0], client[1]), (server[0], server[1])), "tcp")
+
+
+class PeerAwareHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the local caller's uid looked up once per connection."""
+
+    _peer: Peer | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        try:
+            self._peer = peer_of(transport.get_extra_info("socket"))
+        except OSError:
+            self._peer = Peer(None, "unknown")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope.setdefault("extensions", {})[SCOPE_KEY] = self._peer  # type: ignore[typeddict-item]
