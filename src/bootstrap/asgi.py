@@ -13,5 +13,5 @@ from .settings import Settings
 
 def create():  # -> litestar.Litestar
     settings = msgspec.json.decode(os.environ["ZFSAPI_SETTINGS_JSON"], type=Settings)
-    configure_logging(settings.logging.level)
+    configure_logging(settings.logging.level, settings.logging.audit_file)
     return create_app_from_settings(settings)

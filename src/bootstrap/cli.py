@@ -74,7 +74,7 @@ def serve_forever(settings) -> int:
     from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
-    configure_logging(settings.logging.level)
+    configure_logging(settings.logging.level, settings.logging.audit_file)
     workers = settings.server.http.workers
     try:
         app = create_app_from_settings(settings)  # also checks the signing key before any worker starts

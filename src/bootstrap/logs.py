@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import os
+import queue
 import sys
 from datetime import datetime, timezone
 
@@ -21,7 +25,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
-            "request_id": request_id_var.get(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
@@ -29,9 +33,38 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(entry).decode("utf-8", "replace")
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, audit_file: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    audit = logging.getLogger("zfsapi.audit")
+    audit.setLevel(logging.INFO)  # the trail is kept whatever the level of the other logs
+    if audit_file is not None:
+        audit.handlers[:] = [audit_file_handler(audit_file)]
+        audit.propagate = False
+
+
+def audit_file_handler(path: str) -> logging.Handler:
+    """Audit lines appended to `path` (created 0600) by a background thread: the event loop only enqueues."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    target = logging.FileHandler(path, encoding="utf-8")
+    target.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, target)
+    listener.start()
+    atexit.register(lambda: listener._thread is not None and listener.stop())  # flush what is queued on exit
+    handler = _ContextQueueHandler(records)
+    handler.listener = listener
+    return handler
+
+
+class _ContextQueueHandler(logging.handlers.QueueHandler):
+    """Queues the record with the request id it was logged under (the writer thread has no request context)."""
+
+    listener: logging.handlers.QueueListener
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.request_id = request_id_var.get()
+        return record

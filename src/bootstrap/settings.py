@@ -87,6 +87,9 @@ class RateLimitSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 class LoggingSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # The audit trail (every change, login and logout): with the other logs on stderr, or only in this file
+    # (JSON lines, appended, mode 0600, written by a background thread).
+    audit_file: str | None = None
 
 
 class RedisSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):

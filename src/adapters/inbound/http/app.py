@@ -144,6 +144,15 @@ def _request_id(headers: dict[str, str]) -> str:
     return given if given and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
 
 
+def _via(principal: Principal | None, local: Peer | None) -> str:
+    """How the caller was authenticated, for the audit trail."""
+    if principal is None:
+        return "none"
+    if principal.token_id is not None:
+        return "token"
+    return f"{local.transport} uid {local.uid}" if local is not None else "local"
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What the guard decided for one request, and what it read to decide."""
@@ -237,6 +246,7 @@ def create_app(container: AppContainer) -> Litestar:
             peer=a.peer or "",
             principal=principal,
             passwordless=principal is not None and principal.token_id is None,
+            via=_via(principal, a.local),
             credentials_presented="authorization" in a.headers,
             auth_error=auth_error,
         )

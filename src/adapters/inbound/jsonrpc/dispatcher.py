@@ -12,6 +12,7 @@ import msgspec
 
 from zfsapi.adapters.metrics import Metrics
 
+from . import audit
 from .errors import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -123,6 +124,7 @@ class Dispatcher:
         started = time.perf_counter()
         method = self.registry.get(method_name)
         label = method_name if method is not None else "unknown"
+        args = None
         try:
             if method is None:
                 raise RpcError(METHOD_NOT_FOUND, "Method not found", {"method": method_name[:200]})
@@ -133,8 +135,12 @@ class Dispatcher:
         except Exception as exc:  # every error becomes a JSON-RPC error object; internals are logged only
             error = to_rpc_error(exc, label)
             self._observe(label, "error" if error.code == -32603 else "refused", started)
+            if method is not None and audit.audited(method):
+                audit.record(method, args, params, ctx, error.code)
             return None if notification else _response(reply_id, error=error)
         self._observe(label, "ok", started)
+        if audit.audited(method):
+            audit.record(method, args, params, ctx, None)
         return None if notification else _response(reply_id, result)
 
     @staticmethod

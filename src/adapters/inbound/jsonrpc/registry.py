@@ -28,6 +28,7 @@ class CallContext:
     passwordless: bool = False
     credentials_presented: bool = False  # an Authorization header came with the request
     auth_error: BaseException | None = None  # why the presented credentials were not accepted
+    via: str = "none"  # how the principal was established: "token", "tcp uid N", "unix uid N" (for the audit)
 
     def visible(self, names: list[str]) -> list[str]:
         """The names (datasets, snapshots, bookmarks) the caller may see."""
