@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-
 import time
+from typing import Awaitable, TypeVar, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -28,6 +28,7 @@ from zfsapi.domain.transfer import StreamSession
 from .memory import MemoryRateLimiter
 
 log = logging.getLogger("zfsapi.sessions")
+T = TypeVar("T")
 PREFIX = "zfsapi:"
 
 # KEYS[1] = the limiter key; ARGV = interval (ms), period (ms), cost.
@@ -94,7 +95,7 @@ class RedisRateLimiter:
         return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
 
 
-async def _guarded(awaitable):
+async def _guarded(awaitable: Awaitable[T]) -> T:
     """A Redis call whose failure is the session store being unavailable (fail closed)."""
     try:
         return await awaitable
@@ -160,7 +161,7 @@ class RedisStreamSessions:
         return PREFIX + "stream:" + stream_id
 
     @staticmethod
-    def _decode(raw: bytes | None) -> StreamSession | None:
+    def _decode(raw: bytes | str | None) -> StreamSession | None:
         return None if raw is None else msgspec.json.decode(raw, type=StreamSession)
 
     async def create(self, session: StreamSession, retain: float) -> None:
@@ -184,7 +185,7 @@ class RedisStreamSessions:
     async def list(self) -> list[StreamSession]:
         now = time.time()
         await _guarded(self._client.zremrangebyscore(self.INDEX, "-inf", now))
-        ids = [i.decode() for i in await _guarded(self._client.zrange(self.INDEX, 0, -1))]
+        ids = [i.decode() for i in cast(list[bytes], await _guarded(self._client.zrange(self.INDEX, 0, -1)))]
         if not ids:
             return []
         raws = await _guarded(self._client.mget([self._key(i) for i in ids]))

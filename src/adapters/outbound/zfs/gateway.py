@@ -61,7 +61,7 @@ class ZfsCliGateway:
         recursive: bool,
         types: Sequence[DatasetType],
         properties: Sequence[PropertyName],
-    ) -> list[tuple[str, dict[str, str]]]:
+    ) -> list[tuple[str, dict[str, int | str]]]:
         columns = ["name", *(p.value for p in properties)]
         done = await self._ok(commands.list_datasets(root, recursive, types, columns), name=str(root or ""))
         return [
