@@ -21,6 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from zfsapi.application.auth import Revocations
+from zfsapi.application.ports import RateLimiter
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Decision, Quota
 from zfsapi.domain.transfer import StreamSession
@@ -64,7 +66,7 @@ def connect(host: str, port: int, db: int, password: str | None) -> aioredis.Red
                           socket_connect_timeout=1.0, health_check_interval=30, retry=Retry(NoBackoff(), 1))
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(RateLimiter):
     RETRY_AFTER = 2.0  # seconds between attempts to reach Redis again while it is down
 
     def __init__(self, client: aioredis.Redis, fallback: MemoryRateLimiter | None = None) -> None:
@@ -111,7 +113,7 @@ return 1
 """
 
 
-class RedisRevocations:
+class RedisRevocations(Revocations):
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._not_before = client.register_script(NOT_BEFORE_LUA)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from zfsapi.application.ports import Properties
+from zfsapi.application.ports import Bookmarks, Datasets, Pools, Properties, Snapshots
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -21,7 +21,7 @@ from . import commands, parsers
 from .executor import Completed, ZfsExecutor
 
 
-class ZfsCliGateway:
+class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     """Every port method is one (rarely two) zfs/zpool commands; failures are classified in `parsers`."""
 
     def __init__(self, executor: ZfsExecutor) -> None:
