@@ -1,6 +1,7 @@
 """Parsers for machine-readable zfs/zpool output, and stderr classification into the domain's typed errors.
 
-Every regex here is pinned by an integration test on real OpenZFS (tests/integration).
+Every regex here is pinned by a unit test in tests/unit/test_parsers.py, most of them on output captured from
+real OpenZFS 2.3.2 (tests/unit/data); the integration tests drive the error paths against live OpenZFS.
 """
 
 from __future__ import annotations
