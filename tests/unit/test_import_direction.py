@@ -95,8 +95,8 @@ def test_every_kind_of_violation_is_reported(tmp_path: Path) -> None:
         "adapters/metrics.py": "import prometheus_client\nfrom zfsapi.application.ports import Clock\n",
         "adapters/inbound/__init__.py": "",
         "adapters/inbound/app.py": (
-            "import litestar\nfrom zfsapi import __version__\nfrom .. import metrics\nfrom ...application import ports\n"
-            "from ..outbound import clock\n"
+            "import litestar\nfrom zfsapi import __version__\nfrom .. import metrics\n"
+            "from ...application import ports\nfrom ..outbound import clock\n"
         ),
         "adapters/inbound/star.py": "from zfsapi.adapters.outbound.clock import *\n",
         "adapters/outbound/__init__.py": "",

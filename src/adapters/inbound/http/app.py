@@ -98,8 +98,10 @@ async def _send(send: Send, status: int, body: bytes, request_id: str,
     headers = [(b"x-request-id", request_id.encode())]
     if status != 204:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body if status != 204 else b"", "more_body": False}
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status,
+                                     "headers": headers + (extra or [])}
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body if status != 204 else b"",
+                                  "more_body": False}
     await send(start)
     await send(end)
 
