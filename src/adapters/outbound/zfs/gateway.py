@@ -20,6 +20,8 @@ from zfsapi.domain.planning import DestroyFlags
 from . import commands, parsers
 from .executor import Completed, ZfsExecutor
 
+_GUID = PropertyName.parse("guid")
+
 
 class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     """Every port method is one (rarely two) zfs/zpool commands; failures are classified in `parsers`."""
@@ -126,7 +128,16 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         return parsers.holds(await self._ok(commands.holds(name, recursive, parsable), name=name.value, kind="snapshot"))
 
     async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]:
-        return parsers.diff(await self._ok(commands.diff(older, newer), name=older.value, kind="snapshot"))
+        done = await self._exec.run(commands.diff(older, newer))
+        if done.ok:
+            return parsers.diff(done)
+        if "no such file or directory" in done.stderr.lower():
+            # "Unable to obtain diffs: No such file or directory" names neither snapshot: reading each one's
+            # guid raises NotFound for the one that is missing
+            for snapshot in (older, newer):
+                if isinstance(snapshot, SnapshotName):
+                    await self.get_properties(snapshot, property=_GUID)
+        raise parsers.classify(done, name=older.value, kind="snapshot")
 
     # ---- bookmarks ----
 
