@@ -14,7 +14,8 @@ ensure_packages() {  # ensure_packages PKG...: install missing Debian/Ubuntu pac
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-ensure_venv() {  # ensure_venv ROOT EXTRAS: the project installed (editable) in $VENV, redone when pyproject changes
+ensure_venv() {  # ensure_venv ROOT EXTRAS: the project installed (editable) with EXTRAS (comma-separated, e.g.
+  # test,lint) in $VENV, redone when pyproject changes
   local root=$1 extras=$2
   VENV=${ZFSAPI_VENV:-$root/.venv}
   local stamp

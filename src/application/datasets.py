@@ -50,7 +50,7 @@ class DestroyDataset:
 @dataclass(frozen=True, slots=True)
 class DatasetListing:
     names: list[str]
-    properties: dict[str, dict[str, str]] | None
+    properties: dict[str, dict[str, int | str]] | None
 
 
 class ListDatasets:

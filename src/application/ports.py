@@ -46,7 +46,7 @@ class Datasets(Protocol):
         recursive: bool,
         types: Sequence[DatasetType],
         properties: Sequence[PropertyName],
-    ) -> list[tuple[str, dict[str, str]]]:
+    ) -> list[tuple[str, dict[str, int | str]]]:
         """(full name, {property: value}) in ZFS's order; `root` itself is included."""
         ...
 

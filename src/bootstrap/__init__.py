@@ -12,12 +12,15 @@ Embedding the use cases without HTTP::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zfsapi.application.catalog import UseCases
 
 from .containers import Container, build_container
 from .settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 __all__ = ["Container", "Settings", "SettingsError", "UseCases", "build_container", "load_settings", "open_api",
            "create_app_from_settings"]
@@ -31,7 +34,7 @@ def open_api(config: str | Path | None = None, **overrides: Any) -> UseCases:
     return build_container(load_settings(config, overrides=overrides)).use_cases()
 
 
-def create_app_from_settings(settings: Settings):  # -> litestar.Litestar
+def create_app_from_settings(settings: Settings) -> Litestar:
     from zfsapi.adapters.inbound.http.app import create_app
 
     return create_app(build_container(settings))

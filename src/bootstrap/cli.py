@@ -13,7 +13,7 @@ import sys
 
 import msgspec
 
-from .settings import SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve_forever(settings)
 
 
-def serve_forever(settings) -> int:
+def serve_forever(settings: Settings) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -85,11 +85,10 @@ def serve_forever(settings) -> int:
     if workers > 1:
         # each worker process builds its own app from the same settings (passed through the environment)
         os.environ["ZFSAPI_SETTINGS_JSON"] = msgspec.json.encode(settings).decode()
-        app = "zfsapi.bootstrap.asgi:create"
     # The stdlib loop: uvloop spawns subprocesses several times slower and stalls the loop doing it.
     # proxy_headers off: the peer address is the socket's, never X-Forwarded-For.
     config = uvicorn.Config(
-        app,
+        "zfsapi.bootstrap.asgi:create" if workers > 1 else app,
         factory=workers > 1,
         workers=workers,
         host=settings.server.http.host,

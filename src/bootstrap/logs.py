@@ -54,10 +54,15 @@ def audit_file_handler(path: str) -> logging.Handler:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, target)
     listener.start()
-    atexit.register(lambda: listener._thread is not None and listener.stop())  # flush what is queued on exit
+    atexit.register(_stop, listener)  # flush what is queued on the way out
     handler = _ContextQueueHandler(records)
     handler.listener = listener
     return handler
+
+
+def _stop(listener: logging.handlers.QueueListener) -> None:
+    if listener._thread is not None:  # not stopped already
+        listener.stop()
 
 
 class _ContextQueueHandler(logging.handlers.QueueHandler):

@@ -51,7 +51,7 @@ def add_user(config: Path, name: str, role: str, datasets: list[str], profile: s
     auth = doc.setdefault("auth", {})
     users = auth.get("users") or {}
     auth["users"] = users
-    entry: dict = {"password_hash": hash_password(profile), "role": role}
+    entry: dict[str, object] = {"password_hash": hash_password(profile), "role": role}
     if datasets:
         entry["datasets"] = list(datasets)
     replaced = name in users

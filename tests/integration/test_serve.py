@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ def test_serve_answers_on_loopback(pool, tmp_path):
                 assert time.monotonic() < deadline, "server did not come up"
                 time.sleep(0.5)
         assert pool in r.json()["result"]["pools"]
-        assert r.headers["x-request-id"]
+        assert re.fullmatch("[0-9a-f]{32}", r.headers["x-request-id"])
         h = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30)
         assert h.status_code == 200
         rebinding = httpx.post(f"http://127.0.0.1:{port}/", headers={"Host": "attacker.example"},

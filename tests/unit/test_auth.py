@@ -109,7 +109,7 @@ async def test_login_gives_a_bearer_token_that_works_remotely(app):
         header = json.loads(base64.urlsafe_b64decode(result["token"].split(".")[0] + "=="))
         assert header["alg"] == "HS256"
         payload = jwt.decode(result["token"], KEY, algorithms=["HS256"], audience="zfsapi")
-        assert set(payload) >= {"sub", "iat", "exp", "jti", "iss", "aud"}
+        assert set(payload) == {"sub", "iat", "nbf", "exp", "jti", "iss", "aud"}
 
 
 @pytest.mark.parametrize("user, password", [("root", "wrong"), ("nobody", "root-pw"), ("root", "")])
@@ -179,7 +179,7 @@ async def test_a_well_formed_token_is_accepted(app):
     """The control for the attacks above: the same construction with nothing wrong passes."""
     token = forge({"alg": "HS256", "typ": "JWT"}, claims(), KEY.encode())
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
-        assert "result" in (await call(c, "pool_list", token=token)).json()
+        assert (await call(c, "pool_list", token=token)).json()["result"]["pools"] == ["tank"]
 
 
 async def test_tampered_payload(app):
@@ -195,12 +195,12 @@ async def test_logout_revokes_the_token_and_only_it(app):
         r = await call(c, "auth_logout", token=t1)
         assert r.json()["result"] == {"logged_out": True, "revoked": True}
         assert (await call(c, "pool_list", token=t1)).json()["error"]["code"] == -32002
-        assert "result" in (await call(c, "pool_list", token=t2)).json()
+        assert (await call(c, "pool_list", token=t2)).json()["result"]["pools"] == ["tank"]
         # all_sessions: every token of the user issued until now
         await call(c, "auth_logout", {"all_sessions": True}, token=t2)
         assert (await call(c, "pool_list", token=t2)).json()["error"]["code"] == -32002
         t3 = await login(c, "ops")
-        assert "result" in (await call(c, "pool_list", token=t3)).json()
+        assert (await call(c, "pool_list", token=t3)).json()["result"]["pools"] == ["tank"]
 
 
 async def test_a_token_from_loopback_is_the_token_user_not_the_local_admin(app):
@@ -268,7 +268,7 @@ async def test_roles(tmp_path, fake, user, what):
     else:
         assert body["error"]["code"] == -32004, (user, what, body)
         assert body["error"]["data"]["method"] == method
-        assert body["error"]["data"]["dataset"] in (params.get("dataset"), params.get("pool"))
+        assert body["error"]["data"]["dataset"] == params.get("dataset", params.get("pool"))
 
 
 @pytest.mark.parametrize("method, params", [
@@ -368,11 +368,13 @@ async def test_auth_login_has_its_own_stricter_limit(tmp_path):
                                                           "login_window": 60}))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         codes = []
+        first = time.monotonic()
         for _ in range(5):
             r = await call(c, "auth_login", {"username": "root", "password": "guess"})
             codes.append(r.json()["error"]["code"])
+        spent = time.monotonic() - first  # the wait shrinks by however long the burst took
         assert codes == [-32003, -32003, -32003, -32000, -32000]
-        assert r.json()["error"]["data"]["retry_after"] > 0
+        assert 20 - spent - 1 <= r.json()["error"]["data"]["retry_after"] <= 20  # 60 s / 3
     # another peer is not affected
     async with http_client(app, peer="192.0.2.11", host="zfs.example") as c:
         assert "result" in (await call(c, "auth_login", {"username": "root", "password": "root-pw"})).json()
@@ -397,7 +399,7 @@ async def test_bcrypt_hash_verifies_and_is_upgraded_in_the_config_file(tmp_path)
     app = create_app(make_container(tmp_path, config_file=str(config), auth={"users": {}}))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         token = await login(c, "legacy", "old-pw")
-        assert "result" in (await call(c, "pool_list", token=token)).json()
+        assert (await call(c, "pool_list", token=token)).json()["result"]["pools"] == ["tank"]
         text = config.read_text()
         assert legacy not in text and "$argon2id$" in text and "# keep this comment" in text
         assert stat.S_IMODE(config.stat().st_mode) == 0o640
@@ -436,7 +438,7 @@ async def test_tokens_survive_a_restart_with_the_generated_key(tmp_path, fake):
     async with http_client(app(), peer=REMOTE, host="zfs.example") as c:
         token = await login(c, "root")
     async with http_client(app(), peer=REMOTE, host="zfs.example") as c:
-        assert "result" in (await call(c, "pool_list", token=token)).json()
+        assert (await call(c, "pool_list", token=token)).json()["result"]["pools"] == ["tank"]
 
 
 @pytest.mark.parametrize("users, match", [
@@ -476,4 +478,4 @@ def test_cli_user_add_and_hash_password(tmp_path):
     r = run("hash-password", "--profile", "owasp-minimum")
     assert r.returncode == 0 and r.stdout.startswith("$argon2id$") and "s3cret" not in r.stdout + r.stderr
     r = run("user", "add", "x", "--dataset", "tank/../etc", "--config", str(config))
-    assert r.returncode != 0 and "tank/../etc" in r.stderr
+    assert r.returncode == 1 and "tank/../etc" in r.stderr

@@ -48,7 +48,8 @@ def test_listings_are_parsable():
         "zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,guid,createtxg,creation,used,referenced,userrefs",
         "-s", "createtxg", "-d", "1", "tank/a b"]
     assert c.get(DS, None) == ["zfs", "get", "-H", "-p", "-o", "property,value,source", "all", "tank/a b"]
-    assert c.space(DS)[:5] == ["zfs", "list", "-H", "-p", "-o"]
+    assert c.space(DS) == ["zfs", "list", "-H", "-p", "-o", "name,avail,used,usedsnap,usedds,usedrefreserv,usedchild",
+                           "tank/a b"]
     assert c.pool_list() == ["zpool", "list", "-H", "-p", "-o", "name,size,alloc,free,cap,health,frag"]
     assert c.pool_get(PoolName.parse("tank"), PropertyName.parse("size")) == [
         "zpool", "get", "-H", "-p", "-o", "property,value,source", "size", "tank"]

@@ -17,11 +17,33 @@ from zfsapi.domain.names import (
 )
 
 VALID = ["tank", "tank/a b", "tank/a:b.c_d-e", "t/" + "x" * 253, "T1/.x", "tank/..a", "a/" + "/".join("x" * 49)]
-INVALID = [
-    "", "/tank", "tank/", "tank//a", "1tank", "-o", "tank/a@b", "tank/a#b", "tank/a\tb", "tank/a\nb", "tank/ä",
-    "mirror", "mirror1/a", "raidz", "draid2", "spare", "log", "c0t0d0", "tank/.", "tank/..", "tank/%recv",
-    "t/" + "x" * 254, "a/" + "/".join("x" * 50), "tank/a/../b",
-]
+CHARS = "; allowed are letters, digits, space and _ . : -"
+INVALID = {  # name: the reason given
+    "": "empty name component",
+    "/tank": "leading or trailing '/'",
+    "tank/": "leading or trailing '/'",
+    "tank//a": "empty name component",
+    "1tank": "pool name must begin with a letter",
+    "-o": "pool name must begin with a letter",
+    "tank/a@b": "a dataset name has no '@' or '#' part",
+    "tank/a#b": "a dataset name has no '@' or '#' part",
+    "tank/a\tb": "invalid character '\\t'" + CHARS,
+    "tank/a\nb": "invalid character '\\n'" + CHARS,
+    "tank/ä": "invalid character 'ä'" + CHARS,
+    "tank/%recv": "invalid character '%'" + CHARS,
+    "mirror": "pool name 'mirror' is reserved",
+    "mirror1/a": "pool name 'mirror1' is reserved",
+    "raidz": "pool name 'raidz' is reserved",
+    "draid2": "pool name 'draid2' is reserved",
+    "spare": "pool name 'spare' is reserved",
+    "log": "pool name 'log' is reserved",
+    "c0t0d0": "pool name may not look like a disk (c0...)",
+    "tank/.": "'.' is not a valid name component",
+    "tank/..": "'..' is not a valid name component",
+    "tank/a/../b": "'..' is not a valid name component",
+    "t/" + "x" * 254: "name is 256 bytes, longer than the ZFS limit of 255",
+    "a/" + "/".join("x" * 50): "nested 51 levels deep, more than 50",
+}
 
 
 @pytest.mark.parametrize("name", VALID)
@@ -33,7 +55,7 @@ def test_valid_dataset_names(name):
 def test_invalid_dataset_names(name):
     with pytest.raises(InvalidArgument) as exc:
         DatasetName.parse(name)
-    assert exc.value.param == "dataset" and exc.value.reason
+    assert (exc.value.param, exc.value.reason) == ("dataset", INVALID[name])
 
 
 def test_255_bytes_counts_utf8_bytes_not_characters():
@@ -88,6 +110,10 @@ def test_properties():
     for good in ["userquota@bob", "groupused@1000", "userobjquota@bob@example.com", "userquota@S-1-5-21-1-2-3-500",
                  "projectquota@42", "written@daily-2024.01.01", "written#mark"]:
         assert PropertyName.parse(good).value == good
+    assert PropertyValue.parse("x" * 8192).value == "x" * 8192
+    for bad in ["x" * 8193, "a\tb", "a\nb", "a\0b"]:
+        with pytest.raises(InvalidArgument):
+            PropertyValue.parse(bad)
 
 
 @pytest.mark.parametrize("bad", [
@@ -102,10 +128,6 @@ def test_property_names_that_would_change_meaning_or_reach_elsewhere(bad):
     with pytest.raises(InvalidArgument) as exc:
         PropertyName.parse(bad)
     assert exc.value.param == "property"
-    assert PropertyValue.parse("x" * 8192).value
-    for bad in ["x" * 8193, "a\tb", "a\nb", "a\0b"]:
-        with pytest.raises(InvalidArgument):
-            PropertyValue.parse(bad)
 
 
 def test_parse_properties_names_the_key():

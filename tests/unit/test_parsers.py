@@ -17,7 +17,7 @@ from zfsapi.domain.errors import (
     ZfsCommandFailed,
     ZfsUnavailable,
 )
-from zfsapi.domain.models import ChangeKind
+from zfsapi.domain.models import ChangeKind, Vdev
 
 DATA = Path(__file__).parent / "data" / "zfs-2.3.2"
 
@@ -41,8 +41,9 @@ def test_snapshot_identities_without_details():
 
 
 def test_row_with_wrong_column_count_is_an_error():
-    with pytest.raises(ZfsCommandFailed):
+    with pytest.raises(ZfsCommandFailed) as exc:
         parsers.snapshots(done(stdout=b"tp/a@s\t1\t2\n"))
+    assert exc.value.stderr == "unexpected output: 3 columns, expected 7"
 
 
 def test_diff_unescapes_spaces_newlines_backslashes_and_utf8():
@@ -72,11 +73,25 @@ def test_pools_and_version():
     assert parsers.version(done("version.txt")) == "2.3.2"
 
 
+@pytest.mark.parametrize("stdout, expected", [
+    (b"zfs-2.1.11-1\nzfs-kmod-2.1.11-1\n", "2.1.11"),  # bookworm's 2.1
+    (b"zfs-kmod-2.2.0-1\n", "2.2.0"),  # only the module's line
+])
+def test_version_forms(stdout, expected):
+    assert parsers.version(done(stdout=stdout)) == expected
+
+
+def test_no_version_is_an_error():
+    with pytest.raises(ZfsCommandFailed) as exc:
+        parsers.version(done(stdout=b"zfs: command not found\n"))
+    assert exc.value.stderr == "cannot read the zfs version"
+
+
 def test_pool_status():
     st = parsers.pool_status(done("zpool-status.txt"), "tp")
     assert st.state == "ONLINE"
     assert st.scan.function == "scrub" and st.scan.state == "finished" and st.scan.errors == 0
-    assert st.vdevs[0].name == "tp" and st.vdevs[0].children[0].name == "/var/tmp/p.img"
+    assert st.vdevs == [Vdev("tp", "ONLINE", 0, 0, 0, [Vdev("/var/tmp/p.img", "ONLINE", 0, 0, 0)])]
     assert st.errors == "No known data errors"
     assert st.raw.startswith("  pool: tp")
 
@@ -89,6 +104,16 @@ def test_scan_in_progress_line():
     scan = parsers.pool_status(done(stdout=text.encode()), "tp").scan
     assert (scan.function, scan.state, scan.percent, scan.examined, scan.total) == (
         "scrub", "scanning", 12.5, 524288, 4194304)
+    assert scan.errors == 0
+
+
+def test_scan_without_an_issued_figure_reports_the_scanned_one():
+    text = ("  pool: tp\n state: ONLINE\n  scan: resilver in progress since Tue Nov 24 22:26:27 2026\n"
+            "\t1048576 / 4194304 scanned at 1048576/s\n\t0 resilvered, 25.00% done\nconfig:\n\n"
+            "\tNAME STATE READ WRITE CKSUM\n\ttp ONLINE 0 0 0\n\nerrors: No known data errors\n")
+    scan = parsers.pool_status(done(stdout=text.encode()), "tp").scan
+    assert (scan.function, scan.state, scan.percent, scan.examined, scan.total, scan.errors) == (
+        "resilver", "scanning", 25.0, 1048576, 4194304, 0)
 
 
 def test_property_values_exact_integers_for_native_only():

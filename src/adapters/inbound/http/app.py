@@ -9,11 +9,11 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from zfsapi import __version__
@@ -102,8 +102,12 @@ async def _send(send: Send, status: int, body: bytes, request_id: str,
     headers = [(b"x-request-id", request_id.encode())]
     if status != 204:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
-    await send({"type": "http.response.body", "body": body if status != 204 else b""})
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status,
+                                     "headers": headers + (extra or [])}
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body if status != 204 else b"",
+                                  "more_body": False}
+    await send(start)
+    await send(end)
 
 
 async def _read_body(receive: Receive, announced: str | None, limit: int) -> bytes | None:
@@ -114,7 +118,7 @@ async def _read_body(receive: Receive, announced: str | None, limit: int) -> byt
     size = 0
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
+        if message["type"] != "http.request":  # http.disconnect: nothing else comes on an HTTP connection
             raise ConnectionResetError("client went away")
         chunk = message.get("body", b"")
         size += len(chunk)
@@ -227,7 +231,7 @@ def create_app(container: AppContainer) -> Litestar:
     async def jsonrpc(scope: Scope, receive: Receive, send: Send) -> None:
         a = admit(scope)
         rid = a.request_id
-        if scope["method"] != "POST":
+        if scope.get("method") != "POST":
             await _send(send, 405, _refusal_body("only POST is accepted"), rid, [(b"allow", b"POST")])
             return
         if a.refusal is not None:
@@ -273,11 +277,11 @@ def create_app(container: AppContainer) -> Litestar:
                 extra.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
             await _send(send, 429, dispatcher.refusal_body(body, exc), rid, extra)
             return
-        extra = _rate_headers(policy, decision) if policy and decision else None
-        await _send(send, 204 if answer is None else 200, answer or b"", rid, extra)
+        await _send(send, 204 if answer is None else 200, answer or b"", rid,
+                    _rate_headers(policy, decision) if policy and decision else None)
 
     @get("/health")
-    async def health(request: Request) -> Response[bytes]:
+    async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
         a = admit(request.scope)
         if a.refusal is not None:
             return _refuse(a.refusal, a.request_id)
@@ -285,8 +289,8 @@ def create_app(container: AppContainer) -> Litestar:
         try:
             pools, version = await uc.pool_overview.execute()
         except ZfsApiError as exc:
-            body = {"status": "error", "failing": "zfs", "reason": exc.message, "timestamp": now}
-            return Response(_ENCODER.encode(body), status_code=503, media_type="application/json")
+            failing = {"status": "error", "failing": "zfs", "reason": exc.message, "timestamp": now}
+            return Response(_ENCODER.encode(failing), status_code=503, media_type="application/json")
         body = {
             "status": "ok",
             "zfs": {"version": version},
@@ -297,7 +301,7 @@ def create_app(container: AppContainer) -> Litestar:
         return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
 
     @get("/metrics")
-    async def metrics_route(request: Request) -> Response[bytes]:
+    async def metrics_route(request: Request[Any, Any, Any]) -> Response[bytes]:
         a = admit(request.scope)
         if a.refusal is not None:
             return _refuse(a.refusal, a.request_id)

@@ -163,4 +163,5 @@ class PeerAwareHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope.setdefault("extensions", {})[SCOPE_KEY] = self._peer  # type: ignore[typeddict-item]
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[SCOPE_KEY] = self._peer

@@ -332,7 +332,7 @@ class DatasetDestroyResult(Result, frozen=True, kw_only=True):
 
 class DatasetListResult(Result, frozen=True, kw_only=True):
     datasets: list[str]
-    properties: dict[str, dict[str, str]] | UnsetType = UNSET  # only when properties were asked for
+    properties: dict[str, dict[str, int | str]] | UnsetType = UNSET  # only when properties were asked for
 
 
 class DatasetPropertiesResult(Result, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher as _Argon2
 from argon2 import profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from zfsapi.application.auth import PasswordCheck
+from zfsapi.application.auth import PasswordCheck, PasswordHasher
 
 _BCRYPT_PREFIXES = ("$2b$", "$2a$", "$2y$")
 
@@ -23,7 +23,7 @@ def is_bcrypt(stored: str) -> bool:
     return stored.startswith(_BCRYPT_PREFIXES)
 
 
-class Argon2Passwords:
+class Argon2Passwords(PasswordHasher):
     """Argon2id with argon2-cffi's defaults (RFC 9106 low memory: t=3, m=64 MiB, p=4), or OWASP's minimum
     for small hosts (t=2, m=19 MiB, p=1)."""
 

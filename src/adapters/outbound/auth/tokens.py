@@ -8,7 +8,7 @@ import time
 
 import jwt
 
-from zfsapi.application.auth import IssuedToken, TokenClaims
+from zfsapi.application.auth import IssuedToken, TokenClaims, TokenCodec
 from zfsapi.domain.errors import InvalidToken
 
 ALGORITHM = "HS256"
@@ -16,7 +16,7 @@ REQUIRED = ["sub", "iat", "exp", "jti", "iss", "aud"]
 MIN_KEY_BYTES = 32
 
 
-class JwtTokens:
+class JwtTokens(TokenCodec):
     def __init__(self, key: bytes, lifetime: float = 1800.0, issuer: str = "zfsapi", audience: str = "zfsapi") -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the token signing key has {len(key)} bytes; at least {MIN_KEY_BYTES} are required")

@@ -9,12 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from zfsapi.application.auth import UserRecord
+from zfsapi.application.auth import UserDirectory, UserRecord
 
 log = logging.getLogger("zfsapi.auth")
 
 
-class ConfigUsers:
+class ConfigUsers(UserDirectory):
     """Users by name. `config_file` is where hashes may be upgraded; without it upgrades stay in memory."""
 
     def __init__(self, users: Iterable[UserRecord], config_file: str | None = None) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from zfsapi.application.auth import Revocations
+from zfsapi.application.ports import RateLimiter
 from zfsapi.domain.ratelimit import Decision, Quota, gcra
 from zfsapi.domain.transfer import StreamSession, StreamState
 
@@ -45,7 +47,7 @@ class Expiring:
         return [v for expiry, v in self._data.values() if expiry > now]
 
 
-class MemoryRevocations:
+class MemoryRevocations(Revocations):
     def __init__(self) -> None:
         self._store = Expiring()
 
@@ -64,7 +66,7 @@ class MemoryRevocations:
         return self._store.get("jti:" + jti) is not None, nbf if isinstance(nbf, float) else None
 
 
-class MemoryRateLimiter:
+class MemoryRateLimiter(RateLimiter):
     """GCRA with the TAT per key in an expiring dict (an entry lives no longer than one period past its TAT)."""
 
     def __init__(self) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-
 import time
+from typing import Awaitable, TypeVar, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -21,6 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from zfsapi.application.auth import Revocations
+from zfsapi.application.ports import RateLimiter
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Decision, Quota
 from zfsapi.domain.transfer import StreamSession
@@ -28,6 +30,7 @@ from zfsapi.domain.transfer import StreamSession
 from .memory import MemoryRateLimiter
 
 log = logging.getLogger("zfsapi.sessions")
+T = TypeVar("T")
 PREFIX = "zfsapi:"
 
 # KEYS[1] = the limiter key; ARGV = interval (ms), period (ms), cost.
@@ -63,7 +66,7 @@ def connect(host: str, port: int, db: int, password: str | None) -> aioredis.Red
                           socket_connect_timeout=1.0, health_check_interval=30, retry=Retry(NoBackoff(), 1))
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(RateLimiter):
     RETRY_AFTER = 2.0  # seconds between attempts to reach Redis again while it is down
 
     def __init__(self, client: aioredis.Redis, fallback: MemoryRateLimiter | None = None) -> None:
@@ -94,7 +97,7 @@ class RedisRateLimiter:
         return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
 
 
-async def _guarded(awaitable):
+async def _guarded(awaitable: Awaitable[T]) -> T:
     """A Redis call whose failure is the session store being unavailable (fail closed)."""
     try:
         return await awaitable
@@ -110,7 +113,7 @@ return 1
 """
 
 
-class RedisRevocations:
+class RedisRevocations(Revocations):
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._not_before = client.register_script(NOT_BEFORE_LUA)
@@ -160,7 +163,7 @@ class RedisStreamSessions:
         return PREFIX + "stream:" + stream_id
 
     @staticmethod
-    def _decode(raw: bytes | None) -> StreamSession | None:
+    def _decode(raw: bytes | str | None) -> StreamSession | None:
         return None if raw is None else msgspec.json.decode(raw, type=StreamSession)
 
     async def create(self, session: StreamSession, retain: float) -> None:
@@ -184,7 +187,7 @@ class RedisStreamSessions:
     async def list(self) -> list[StreamSession]:
         now = time.time()
         await _guarded(self._client.zremrangebyscore(self.INDEX, "-inf", now))
-        ids = [i.decode() for i in await _guarded(self._client.zrange(self.INDEX, 0, -1))]
+        ids = [i.decode() for i in cast(list[bytes], await _guarded(self._client.zrange(self.INDEX, 0, -1)))]
         if not ids:
             return []
         raws = await _guarded(self._client.mget([self._key(i) for i in ids]))

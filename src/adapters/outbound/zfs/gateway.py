@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from zfsapi.application.ports import Properties
+from zfsapi.application.ports import Bookmarks, Datasets, Pools, Properties, Snapshots
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -20,8 +20,10 @@ from zfsapi.domain.planning import DestroyFlags
 from . import commands, parsers
 from .executor import Completed, ZfsExecutor
 
+_GUID = PropertyName.parse("guid")
 
-class ZfsCliGateway:
+
+class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     """Every port method is one (rarely two) zfs/zpool commands; failures are classified in `parsers`."""
 
     def __init__(self, executor: ZfsExecutor) -> None:
@@ -61,7 +63,7 @@ class ZfsCliGateway:
         recursive: bool,
         types: Sequence[DatasetType],
         properties: Sequence[PropertyName],
-    ) -> list[tuple[str, dict[str, str]]]:
+    ) -> list[tuple[str, dict[str, int | str]]]:
         columns = ["name", *(p.value for p in properties)]
         done = await self._ok(commands.list_datasets(root, recursive, types, columns), name=str(root or ""))
         return [
@@ -126,7 +128,16 @@ class ZfsCliGateway:
         return parsers.holds(await self._ok(commands.holds(name, recursive, parsable), name=name.value, kind="snapshot"))
 
     async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]:
-        return parsers.diff(await self._ok(commands.diff(older, newer), name=older.value, kind="snapshot"))
+        done = await self._exec.run(commands.diff(older, newer))
+        if done.ok:
+            return parsers.diff(done)
+        if "no such file or directory" in done.stderr.lower():
+            # "Unable to obtain diffs: No such file or directory" names neither snapshot: reading each one's
+            # guid raises NotFound for the one that is missing
+            for snapshot in (older, newer):
+                if isinstance(snapshot, SnapshotName):
+                    await self.get_properties(snapshot, property=_GUID)
+        raise parsers.classify(done, name=older.value, kind="snapshot")
 
     # ---- bookmarks ----
 

@@ -1,6 +1,7 @@
 """Parsers for machine-readable zfs/zpool output, and stderr classification into the domain's typed errors.
 
-Every regex here is pinned by an integration test on real OpenZFS (tests/integration).
+Every regex here is pinned by a unit test in tests/unit/test_parsers.py, most of them on output captured from
+real OpenZFS 2.3.2 (tests/unit/data); the integration tests drive the error paths against live OpenZFS.
 """
 
 from __future__ import annotations
@@ -190,35 +191,26 @@ def _vdevs(config: str) -> list[Vdev]:
     header = next((i for i, ln in enumerate(lines) if ln.split()[:2] == ["NAME", "STATE"]), None)
     if header is None:
         return []
-    roots: list[tuple[int, dict]] = []
-    stack: list[tuple[int, dict]] = []
+    roots: list[Vdev] = []
+    stack: list[tuple[int, Vdev]] = []
     for line in lines[header + 1 :]:
         body = line.lstrip("\t")
         indent = len(body) - len(body.lstrip(" "))
         fields = body.split()
         if len(fields) < 2:
             continue
-        node = {
-            "name": fields[0],
-            "state": fields[1],
-            "read": _int(fields[2]) if len(fields) > 4 and fields[2].isdigit() else 0,
-            "write": _int(fields[3]) if len(fields) > 4 and fields[3].isdigit() else 0,
-            "checksum": _int(fields[4]) if len(fields) > 4 and fields[4].isdigit() else 0,
-            "children": [],
-        }
+        vdev = Vdev(
+            name=fields[0],
+            state=fields[1],
+            read=_int(fields[2]) if len(fields) > 4 and fields[2].isdigit() else 0,
+            write=_int(fields[3]) if len(fields) > 4 and fields[3].isdigit() else 0,
+            checksum=_int(fields[4]) if len(fields) > 4 and fields[4].isdigit() else 0,
+        )
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        if stack:
-            stack[-1][1]["children"].append(node)
-        else:
-            roots.append((indent, node))
-        stack.append((indent, node))
-
-    def build(node: dict) -> Vdev:
-        return Vdev(node["name"], node["state"], node["read"], node["write"], node["checksum"],
-                    [build(c) for c in node["children"]])
-
-    return [build(node) for _, node in roots]
+        (stack[-1][1].children if stack else roots).append(vdev)
+        stack.append((indent, vdev))
+    return roots
 
 
 def pool_status(completed: Completed, pool: str) -> PoolStatus:
@@ -332,7 +324,10 @@ def resume_token(text: str) -> ResumeToken:
         fields[key.strip()] = value.strip() if sep else "1"
     if "toname" not in fields or "toguid" not in fields:
         raise ValueError("resume token contents without toname/toguid")
-    num = lambda k: int(fields[k], 0) if k in fields else None  # noqa: E731
+
+    def num(key: str) -> int | None:
+        return int(fields[key], 0) if key in fields else None
+
     return ResumeToken(
         toname=fields["toname"], toguid=num("toguid") or 0, fromguid=num("fromguid"),
         raw="rawok" in fields, compressed="compressok" in fields, bytes_done=num("bytes") or 0,
