@@ -4,8 +4,14 @@ The stderr classifications of parsers.py are pinned here."""
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
+from dependency_injector import providers
+
+from tests.conftest import Rpc, http_client
+from tests.fakes import FixedClock
 from tests.integration.conftest import mountpoint, zfs
+from zfsapi.adapters.inbound.http.app import create_app
 
 
 async def test_dataset_lifecycle(rpc, dataset):
@@ -126,10 +132,17 @@ async def test_recursive_snapshots(rpc, dataset):
     assert (await rpc("snapshot_list", dataset=dataset, recursive=True))["snapshots"] == []
 
 
-async def test_auto_snapshots(rpc, dataset):
+async def test_auto_snapshots(real_container, dataset):
+    # one fixed minute, so that the second name must differ from the first (a real clock may cross a minute)
+    real_container.clock.override(providers.Object(FixedClock(datetime(2026, 11, 24, 12, 30, 15, tzinfo=timezone.utc))))
+    async with http_client(create_app(real_container)) as client:
+        await _auto_snapshots(Rpc(client), dataset)
+
+
+async def _auto_snapshots(rpc, dataset):
     a = await rpc("snapshot_create_auto", dataset=dataset, tag="daily", tag1="db")
     b = await rpc("snapshot_create_auto", dataset=dataset, tag="daily", tag1="db")
-    assert a["snapshot"].startswith("daily_db_") and a["snapshot"] != b["snapshot"]
+    assert a["snapshot"] == "daily_db_2026-11-24-12-30" and b["snapshot"] == "daily_db_2026-11-24-12-30-15"
     assert b["snapshot"].startswith(a["snapshot"])
     assert (await rpc("snapshot_list", dataset=dataset))["snapshots"] == [a["snapshot"], b["snapshot"]]
 
