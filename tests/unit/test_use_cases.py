@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zfsapi.domain.errors import HasDependents, InvalidArgument, StateConflict
+from zfsapi.domain.models import ChangeKind, DiffEntry
 from zfsapi.domain.names import DatasetName, SnapshotName
 
 
@@ -141,8 +142,9 @@ async def test_properties_get_set(rpc):
     assert (await rpc("dataset_get_properties", error=True, dataset="tank", property="nosuch"))["code"] == -32602
 
 
-async def test_diff_shape(rpc):
+async def test_diff_shape(rpc, fake_zfs):
     await rpc("snapshot_create", dataset="tank", name="s")
+    fake_zfs.write("tank", DiffEntry(ChangeKind.MODIFIED, "/tank/", "directory"))
     r = await rpc("snapshot_diff", snapshot1="tank@s")
     assert r["snapshot2"] == "current" and r["summary"]["total_changes"] == 1
     assert r["changes"]["modified"] == [{"path": "/tank/", "type": "directory"}]
