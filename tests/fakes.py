@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.parsers import property_value
@@ -35,6 +35,7 @@ from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, PoolName, Pr
 from zfsapi.domain.planning import DestroyFlags
 
 Properties = dict[PropertyName, PropertyValue]
+T = TypeVar("T")
 FS, VOL = DatasetType.FILESYSTEM, DatasetType.VOLUME
 
 _TXG = itertools.count(100)
@@ -270,10 +271,11 @@ class FakeZfs:
 
     def _snapshot_properties(self, name: str) -> dict[str, PropertyEntry]:
         snap = self.snapshots[name]
-        out = {k: PropertyEntry(v, "-") for k, v in {
+        ro: dict[str, int | str] = {
             "type": "snapshot", "creation": snap.creation, "used": 0, "referenced": snap.referenced,
             "compressratio": "1.00x", "guid": snap.guid, "createtxg": snap.txg, "userrefs": len(snap.holds),
-        }.items()}
+        }
+        out = {k: PropertyEntry(v, "-") for k, v in ro.items()}
         for prop, value in sorted(snap.props.items()):
             out[prop] = PropertyEntry(value, "local")
         return out
@@ -400,10 +402,15 @@ class FakeZfs:
         def moved(n: str) -> str:
             return new.value + n[len(old.value):]
 
-        for table in (self.datasets, self.snapshots, self.bookmarks, self.changes):
+        def move(table: dict[str, T]) -> None:
             for key in [k for k in table if k == old.value or k.startswith((old.value + "/", old.value + "@",
                                                                             old.value + "#"))]:
-                table[moved(key)] = table.pop(key)  # type: ignore[index]
+                table[moved(key)] = table.pop(key)
+
+        move(self.datasets)
+        move(self.snapshots)
+        move(self.bookmarks)
+        move(self.changes)
         for ds in self.datasets.values():
             if ds.origin is not None and ds.origin.startswith((old.value + "@", old.value + "/")):
                 ds.origin = moved(ds.origin)

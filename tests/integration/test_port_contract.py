@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -21,7 +21,7 @@ from zfsapi.domain.names import DatasetName, PoolName
 SUSPEND = Path("/sys/module/zfs/parameters/zfs_scan_suspend_progress")
 
 
-def scrubs_last(pool: str) -> "contextmanager[None]":
+def scrubs_last(pool: str) -> Callable[[], AbstractContextManager[None]]:
     @contextmanager
     def held() -> Iterator[None]:
         """Once no scan runs on the pool, scans make no progress (a test tunable of OpenZFS) until the end of

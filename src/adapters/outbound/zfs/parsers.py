@@ -295,8 +295,8 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
         return HasDependents(quoted, "snapshot has user holds or is in use")
     if "is busy" in low or "device busy" in low:
         return HasDependents(quoted, "busy (mounted and in use)")
-    if "currently scrubbing" in low or "currently resilvering" in low:
-        return HasDependents(quoted, "a scrub or resilver is in progress")
+    if "currently scrubbing" in low or "currently resilvering" in low:  # the quoted text is "zpool scrub -s"
+        return HasDependents(name, "a scrub or resilver is in progress")
     if "more recent snapshots or bookmarks exist" in low:
         return StateConflict("more recent snapshots or bookmarks exist", newer=_dependents(err))
     if "there is no active scrub" in low:
