@@ -40,7 +40,7 @@ FS, VOL = DatasetType.FILESYSTEM, DatasetType.VOLUME
 
 _TXG = itertools.count(100)
 POOL_SIZE = 1 << 30
-FS_USED = 24_576  # what an empty filesystem (or a volume without data) uses
+FS_USED, VOL_USED = 24_576, 12_288  # what an empty filesystem, an empty volume uses
 VOLBLOCKSIZE = 16_384
 
 
@@ -98,7 +98,8 @@ _POOL_PROPERTIES = ("size", "capacity", "altroot", "health", "guid", "version", 
 
 
 def _refused(argv: list[str], what: str, message: str) -> ZfsCommandFailed:
-    return ZfsCommandFailed(argv, 1, f"{what}: {message}\n")
+    """ZFS's refusal `what: message`; `zfs set` exits 255 where the other commands exit 1."""
+    return ZfsCommandFailed(argv, 255 if argv[1] == "set" else 1, f"{what}: {message}\n")
 
 
 @dataclass
@@ -208,76 +209,73 @@ class FakeZfs:
             out[name] = text
         return out
 
-    def _local_or_inherited(self, name: str, prop: str, inherit: bool) -> tuple[str, str] | None:
-        """(value, source) of a property set on `name` or, when it inherits, on the nearest ancestor."""
-        if prop in self.datasets[name].props:
-            return self.datasets[name].props[prop], "local"
-        while inherit and "/" in name:
-            name = name.rsplit("/", 1)[0]
-            if prop in self.datasets[name].props:
-                return self.datasets[name].props[prop], f"inherited from {name}"
-        return None
+    def _ancestors(self, name: str) -> list[str]:
+        """Nearest first."""
+        parts = name.split("/")
+        return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
-    def _mountpoint(self, name: str) -> tuple[str, str]:
-        base = name
-        while True:
-            if "mountpoint" in self.datasets[base].props:
-                value = self.datasets[base].props["mountpoint"] + name[len(base):]
-                return value, "local" if base == name else f"inherited from {base}"
-            if "/" not in base:
-                return "/" + name, "default"
-            base = base.rsplit("/", 1)[0]
+    def _holder(self, name: str, prop: str, inherit: bool) -> str | None:
+        """The dataset whose local value of `prop` applies to `name`: itself or, if `prop` inherits, an ancestor."""
+        return next((d for d in (name, *(self._ancestors(name) if inherit else [])) if prop in self.datasets[d].props),
+                    None)
+
+    def _effective(self, name: str, prop: str, inherit: bool, default: str) -> PropertyEntry:
+        holder = self._holder(name, prop, inherit)
+        if holder is None:
+            if prop == "mountpoint":
+                return PropertyEntry("/" + name, "default")
+            return PropertyEntry(property_value(prop, default), "default" if default != "-" else "-")
+        value = self.datasets[holder].props[prop] + (name[len(holder):] if prop == "mountpoint" else "")
+        return PropertyEntry(property_value(prop, value), "local" if holder == name else f"inherited from {holder}")
 
     def _space(self, name: str) -> SpaceUsage:
-        ds = self.datasets[name]
-        refreserv = int(ds.props.get("refreservation", "0"))
+        """ZFS's relations: used = usedsnap + usedds + usedrefreserv + usedchild; avail = what the pool has left."""
+        def own(d: _Dataset) -> tuple[int, int]:  # usedds, usedrefreserv
+            usedds = FS_USED if d.type is FS else VOL_USED
+            return usedds, max(0, int(d.props.get("refreservation", "0")) - usedds)
+
+        usedds, refreserv = own(self.datasets[name])
         children = sum(self._space(c).used for c in self._children(name) if c.count("/") == name.count("/") + 1)
         pool = name.split("/")[0]
-        pool_used = sum(FS_USED + int(d.props.get("refreservation", "0")) for n, d in self.datasets.items()
-                        if n.split("/")[0] == pool)
-        return SpaceUsage(name, POOL_SIZE - pool_used, FS_USED + refreserv + children, 0, FS_USED, refreserv, children)
+        pool_used = sum(sum(own(d)) for n, d in self.datasets.items() if n.split("/")[0] == pool)
+        return SpaceUsage(name, POOL_SIZE - pool_used, usedds + refreserv + children, 0, usedds, refreserv, children)
 
     def _dataset_properties(self, name: str) -> dict[str, PropertyEntry]:
         ds = self.datasets[name]
         space = self._space(name)
         ro: dict[str, int | str] = {
             "type": ds.type.value, "creation": ds.creation, "used": space.used, "available": space.avail,
-            "referenced": FS_USED, "compressratio": "1.00x", "guid": ds.guid, "createtxg": ds.txg,
-            "usedbysnapshots": 0, "usedbydataset": FS_USED, "usedbychildren": space.usedchild,
-            "usedbyrefreservation": space.usedrefreserv, "written": FS_USED, "origin": ds.origin or "-",
+            "referenced": space.useddss, "compressratio": "1.00", "guid": ds.guid, "createtxg": ds.txg,
+            "usedbysnapshots": 0, "usedbydataset": space.useddss, "usedbychildren": space.usedchild,
+            "usedbyrefreservation": space.usedrefreserv, "written": space.useddss,
         }
         if ds.type is FS:
             ro["mounted"] = "yes" if ds.mounted else "no"
+        if ds.origin is not None:
+            ro["origin"] = ds.origin
         out = {k: PropertyEntry(v, "-") for k, v in ro.items()}
-        if ds.origin is None:
-            del out["origin"]
         for prop, native in _SETTABLE.items():
-            if ds.type not in native.types:
-                continue
-            if prop == "mountpoint":
-                value, source = self._mountpoint(name)
-            else:
-                found = self._local_or_inherited(name, prop, native.inherit)
-                value, source = found or (native.default, "default")
-            out[prop] = PropertyEntry(property_value(prop, value), source)
+            if ds.type in native.types:
+                out[prop] = self._effective(name, prop, native.inherit, native.default)
         for prop in sorted({p for d in (name, *self._ancestors(name)) for p in self.datasets[d].props if ":" in p}):
-            value, source = self._local_or_inherited(name, prop, True) or ("-", "-")
-            out[prop] = PropertyEntry(value, source)
+            out[prop] = self._effective(name, prop, True, "-")
         return out
-
-    def _ancestors(self, name: str) -> list[str]:
-        parts = name.split("/")
-        return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
     def _snapshot_properties(self, name: str) -> dict[str, PropertyEntry]:
         snap = self.snapshots[name]
         ro: dict[str, int | str] = {
             "type": "snapshot", "creation": snap.creation, "used": 0, "referenced": snap.referenced,
-            "compressratio": "1.00x", "guid": snap.guid, "createtxg": snap.txg, "userrefs": len(snap.holds),
+            "compressratio": "1.00", "guid": snap.guid, "createtxg": snap.txg, "userrefs": len(snap.holds),
         }
         out = {k: PropertyEntry(v, "-") for k, v in ro.items()}
-        for prop, value in sorted(snap.props.items()):
+        for prop, value in snap.props.items():
             out[prop] = PropertyEntry(value, "local")
+        dataset = name.split("@")[0]
+        for prop in sorted({p for d in (dataset, *self._ancestors(dataset)) for p in self.datasets[d].props
+                            if ":" in p} - set(snap.props)):
+            entry = self._effective(dataset, prop, True, "-")
+            out[prop] = PropertyEntry(entry.value, entry.source if entry.source.startswith("inherited")
+                                      else f"inherited from {dataset}")
         return out
 
     # ---- Datasets ----
@@ -291,17 +289,18 @@ class FakeZfs:
         pool = name.value.split("/")[0]
         if pool not in self.pools:
             raise NotFound("pool", pool)
-        parent = name.parent
-        if parent is not None and parent.value not in self.datasets:
-            if not parents:
-                raise NotFound("dataset", parent.value)
-            self._create(argv, parent, FS, {}, True)
+        missing = [a for a in reversed(self._ancestors(name.value)) if a not in self.datasets]
+        if missing and not parents:
+            raise NotFound("dataset", missing[-1])
         if name.value in self.datasets:
             raise AlreadyExists("dataset", name.value)
         what = f"cannot create '{name}'"
-        if parent is not None and self.datasets[parent.value].type is not FS:
+        existing = next(a for a in self._ancestors(name.value) if a in self.datasets)
+        if self.datasets[existing].type is not FS:
             raise _refused(argv, what, "parent is not a filesystem")
         props = self._validate(argv, what, kind, properties)
+        for a in missing:
+            self.datasets[a] = _Dataset(FS)
         self.datasets[name.value] = _Dataset(kind, props, kind is FS, origin)
 
     async def create_volume(self, name: DatasetName, *, size_bytes: int, properties: Properties, sparse: bool) -> None:
@@ -318,18 +317,24 @@ class FakeZfs:
         kind = self.datasets[source.dataset.value].type
         self._create(commands.clone(source, target, properties), target, kind, properties, False, origin=source.value)
 
+    def _dependents(self, name: str) -> list[str]:
+        """What `zfs destroy -r` takes along, in ZFS's order: each child after its own dependents, then the
+        dataset's snapshots."""
+        direct = [c for c in self._children(name) if c.count("/") == name.count("/") + 1]
+        return [*(x for c in direct for x in (*self._dependents(c), c)), *self._snaps_of(name)]
+
     async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None:
         self._need(name.value)
-        doomed = [name.value, *self._children(name.value)]
-        snaps = [s for d in doomed for s in self._snaps_of(d)]
-        if not flags.recursive and (len(doomed) > 1 or snaps):
-            raise HasDependents(name.value, "has children", sorted([*doomed[1:], *snaps]))
+        below = self._dependents(name.value)
+        if below and not flags.recursive:
+            raise HasDependents(name.value, "has children", below)
+        doomed = [name.value, *(d for d in below if "@" not in d)]
+        snaps = [s for s in below if "@" in s]
         clones = [c for s in snaps for c in self._clones_of(s) if c not in doomed]
         if clones and not flags.dependents:
             raise HasDependents(name.value, "has dependent clones", clones)
-        for s in snaps:
-            if self.snapshots[s].holds:
-                raise HasDependents(s, "snapshot has user holds (see snapshot_holds_list)")
+        if held := next((s for s in snaps if self.snapshots[s].holds), None):
+            raise HasDependents(held, "snapshot has user holds (see snapshot_holds_list)")
         for c in clones:
             if c in self.datasets:
                 await self.destroy_dataset(DatasetName(c), flags=DestroyFlags(True, True))
@@ -382,20 +387,31 @@ class FakeZfs:
         self._need(name.value)
         return self._space(name.value)
 
-    async def mount(self, name: DatasetName) -> bool:
+    def _filesystem(self, argv: list[str], name: DatasetName) -> _Dataset:
         ds = self._need(name.value)
+        if ds.type is not FS:
+            raise _refused(argv, f"cannot open '{name}'", "operation not applicable to datasets of this type")
+        return ds
+
+    async def mount(self, name: DatasetName) -> bool:
+        ds = self._filesystem(commands.mount(name), name)
         was, ds.mounted = ds.mounted, True
         return not was
 
     async def unmount(self, name: DatasetName) -> bool:
-        ds = self._need(name.value)
+        ds = self._filesystem(commands.unmount(name), name)
         was, ds.mounted = ds.mounted, False
         return was
 
     async def rename(self, old: DatasetName, new: DatasetName) -> None:
         self._need(old.value)
+        if new.value.split("/")[0] not in self.pools:
+            raise NotFound("pool", new.value.split("/")[0])
         if new.value in self.datasets:
             raise AlreadyExists("dataset", new.value)
+        if new.value.startswith(old.value + "/"):
+            raise _refused(commands.rename(old, new), f"cannot rename to '{new}'",
+                           "New dataset name cannot be a descendant of current dataset name")
         if new.parent is not None and new.parent.value not in self.datasets:
             raise NotFound("dataset", new.parent.value)
 
@@ -438,6 +454,7 @@ class FakeZfs:
         return sorted(out, key=lambda s: (s.createtxg, s.dataset))  # ZFS: same txg, parents first
 
     async def destroy_snapshot(self, name: SnapshotName, *, recursive: bool) -> None:
+        self._need(name.dataset.value)
         targets = self._family(name, recursive)
         if not targets:
             raise NotFound("snapshot", name.value)
@@ -485,7 +502,7 @@ class FakeZfs:
     async def list_holds(self, name: SnapshotName, *, recursive: bool) -> list[tuple[str, Hold]]:
         self._need_snapshot(name.value)
         return [(t, Hold(tag, when)) for t in self._family(name, recursive)
-                for tag, when in sorted(self.snapshots[t].holds.items())]
+                for tag, when in self.snapshots[t].holds.items()]
 
     async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]:
         start = self._need_snapshot(older.value).txg
@@ -503,6 +520,9 @@ class FakeZfs:
             txg = self.bookmarks[source.value]
         else:
             raise NotFound("bookmark", source.value)
+        if bookmark.dataset != source.dataset:
+            raise _refused(commands.bookmark(source, bookmark), f"cannot create bookmark '{bookmark}'",
+                           "source is not an ancestor of the new bookmark's dataset")
         if bookmark.value in self.bookmarks:
             raise AlreadyExists("bookmark", bookmark.value)
         self.bookmarks[bookmark.value] = txg
@@ -542,7 +562,7 @@ class FakeZfs:
             return known
         if property.value in known:
             return {property.value: known[property.value]}
-        if property.value in _POOL_PROPERTIES:
+        if property.is_user or property.value in _POOL_PROPERTIES:
             return {property.value: PropertyEntry("-", "default")}
         raise InvalidArgument("property", f"bad property list: invalid property '{property.value}'")
 
@@ -556,8 +576,7 @@ class FakeZfs:
         else:
             if scanning:
                 raise HasDependents(pool.value, "a scrub or resilver is in progress")
-            allocated = self._pool_row(pool.value).allocated
-            p.scan = ScanStatus("scrub", "scanning", 0.0, 0, allocated, 0)
+            p.scan = ScanStatus("scrub", "scanning", 0.0, None, None, 0)  # 2.3 prints the bytes scanned in units
 
     async def pool_status(self, pool: PoolName) -> PoolStatus:
         p = self._pool(pool)

@@ -169,7 +169,7 @@ class ZfsPortContract:
                                   ("used", "1", "'used' is readonly")):
             with pytest.raises(ZfsCommandFailed) as refused:
                 await z.port.set_property(kid, PropertyName(prop), PropertyValue(value))
-            assert type(refused.value) is ZfsCommandFailed and refused.value.exit_code == 1
+            assert type(refused.value) is ZfsCommandFailed and refused.value.exit_code == 255  # zfs set's code
             assert refused.value.stderr.startswith(f"cannot set property for '{kid}': {says}"), prop
         for call in (z.port.get_properties(z.ds("zz"), property=None),
                      z.port.set_property(z.ds("zz"), PropertyName(NOTE), PropertyValue("x"))):
@@ -221,13 +221,21 @@ class ZfsPortContract:
             await z.port.create_dataset(z.ds("vol/x"), properties={}, parents=False)
         assert type(under_volume.value) is ZfsCommandFailed
         assert under_volume.value.stderr.startswith(f"cannot create '{z.root}/vol/x': parent is not a filesystem")
+        for call in (z.port.mount(z.ds("vol")), z.port.unmount(z.ds("vol"))):
+            with pytest.raises(ZfsCommandFailed) as not_mountable:
+                await call
+            assert not_mountable.value.stderr.startswith(
+                f"cannot open '{z.root}/vol': operation not applicable to datasets of this type")
 
     async def test_rename(self, z: Subject) -> None:
         await z.tree("a", "a/kid", "taken")
         await z.snapshots("a@s")
         await z.port.create_bookmark(z.snap("a@s"), z.bm("a#b"))
+        await z.port.create_clone(z.snap("a@s"), z.ds("clone"), properties={})
         await z.port.rename(z.ds("a"), z.ds("moved"))
-        assert await z.names() == [z.root.value, f"{z.root}/moved", f"{z.root}/moved/kid", f"{z.root}/taken"]
+        assert await z.names() == [z.root.value, f"{z.root}/clone", f"{z.root}/moved", f"{z.root}/moved/kid",
+                                   f"{z.root}/taken"]
+        assert await z.prop(z.ds("clone"), "origin") == PropertyEntry(f"{z.root}/moved@s", "-")
         assert [s.name for s in await z.port.list_snapshots(z.ds("moved"), recursive=True)] == [f"{z.root}/moved@s"]
         assert await z.port.list_bookmarks(z.ds("moved")) == [f"{z.root}/moved#b"]
         with pytest.raises(AlreadyExists) as exists:
@@ -239,11 +247,18 @@ class ZfsPortContract:
         with pytest.raises(NotFound) as no_parent:
             await z.port.rename(z.ds("moved"), z.ds("no/x"))
         assert (no_parent.value.kind, no_parent.value.name) == ("dataset", f"{z.root}/no")
+        with pytest.raises(NotFound) as no_pool:
+            await z.port.rename(z.ds("moved"), DatasetName.parse("nosuchpool/x"))
+        assert (no_pool.value.kind, no_pool.value.name) == ("pool", "nosuchpool")
+        with pytest.raises(ZfsCommandFailed) as into_itself:
+            await z.port.rename(z.ds("moved"), z.ds("moved/kid/x"))
+        assert into_itself.value.stderr.startswith(
+            f"cannot rename to '{z.root}/moved/kid/x': New dataset name cannot be a descendant of current dataset name")
 
     # ---- Snapshots ----
 
     async def test_snapshots_listed_oldest_first(self, z: Subject) -> None:
-        await z.tree("kid")
+        await z.tree("kid", properties={"com.example:up": "u"})
         before = int(time.time())
         await z.snapshots("z", "a", "m")
         await z.port.create_snapshot(z.snap("kid@p"), recursive=False, properties={PropertyName(NOTE): PropertyValue("s")})
@@ -260,6 +275,9 @@ class ZfsPortContract:
         assert [s.name for s in deep] == [*(s.name for s in full), f"{z.root}/kid@p"]
         snap = await z.port.get_properties(z.snap("kid@p"), property=None)
         assert snap["type"] == PropertyEntry("snapshot", "-") and snap[NOTE] == PropertyEntry("s", "local")
+        assert snap["com.example:up"] == PropertyEntry("u", f"inherited from {z.root}")
+        assert "compression" not in snap and "mounted" not in snap
+        assert await z.prop(z.snap("kid@p"), "compression") == PropertyEntry("-", "-")
         assert (snap["guid"].value, snap["createtxg"].value) == (deep[3].guid, deep[3].createtxg)
         assert snap["userrefs"] == PropertyEntry(0, "-")
         with pytest.raises(NotFound) as missing:
@@ -286,25 +304,31 @@ class ZfsPortContract:
         assert [s.name for s in listed] == [f"{z.root}/kid@r", f"{z.root}@both", f"{z.root}/kid@both"]
         assert listed[1].createtxg == listed[2].createtxg
         await z.port.destroy_snapshot(z.snap("both"), recursive=True)
-        await z.port.destroy_snapshot(z.snap("kid@r"), recursive=False)
+        await z.port.destroy_snapshot(z.snap("r"), recursive=True)  # only the child has one: that one goes
         assert await z.port.list_snapshots(z.root, recursive=True) == []
         with pytest.raises(NotFound) as missing:
             await z.port.destroy_snapshot(z.snap("kid@r"), recursive=False)
         assert (missing.value.kind, missing.value.name) == ("snapshot", f"{z.root}/kid@r")
+        with pytest.raises(NotFound) as missing:
+            await z.port.destroy_snapshot(z.snap("zz@r"), recursive=False)
+        assert (missing.value.kind, missing.value.name) == ("dataset", f"{z.root}/zz")
 
     async def test_rollback(self, z: Subject) -> None:
         await z.tree()
         await z.snapshots("z", "a", "m")
+        await z.port.create_bookmark(z.snap("z"), z.bm("same"))
+        await z.port.create_bookmark(z.snap("a"), z.bm("later"))
         with pytest.raises(StateConflict) as conflict:
             await z.port.rollback(z.snap("z"), destroy_newer=False)
         assert conflict.value.reason == "more recent snapshots or bookmarks exist"
-        assert conflict.value.details == {"newer": [f"{z.root}@a", f"{z.root}@m"]}
+        assert conflict.value.details == {"newer": [f"{z.root}@a", f"{z.root}@m", f"{z.root}#later"]}
         await z.port.rollback(z.snap("m"), destroy_newer=False)
         with pytest.raises(NotFound) as missing:
             await z.port.rollback(z.snap("nope"), destroy_newer=False)
         assert (missing.value.kind, missing.value.name) == ("snapshot", f"{z.root}@nope")
         await z.port.rollback(z.snap("z"), destroy_newer=True)
         assert [s.short for s in await z.port.list_snapshots(z.root, recursive=False)] == ["z"]
+        assert await z.port.list_bookmarks(z.root) == [f"{z.root}#same"]
 
     async def test_holds(self, z: Subject) -> None:
         await z.tree("kid")
@@ -359,7 +383,7 @@ class ZfsPortContract:
         with pytest.raises(HasDependents) as children:
             await z.port.destroy_dataset(z.ds("a"), flags=NO_FLAGS)
         assert (children.value.name, children.value.reason) == (f"{z.root}/a", "has children")
-        assert children.value.dependents == [f"{z.root}/a/kid", f"{z.root}/a/kid@k", f"{z.root}/a@s"]
+        assert children.value.dependents == [f"{z.root}/a/kid@k", f"{z.root}/a/kid", f"{z.root}/a@s"]
         with pytest.raises(HasDependents) as clones:
             await z.port.destroy_dataset(z.ds("a"), flags=RECURSIVE)
         assert (clones.value.name, clones.value.reason, clones.value.dependents) == (
@@ -379,9 +403,10 @@ class ZfsPortContract:
             await z.port.diff(z.snap("b"), z.snap("a"))
         assert type(backwards.value) is ZfsCommandFailed
         assert "Not an earlier snapshot from the same fs" in backwards.value.stderr
-        with pytest.raises(NotFound) as missing:
-            await z.port.diff(z.snap("nope"), z.root)
-        assert (missing.value.kind, missing.value.name) == ("snapshot", f"{z.root}@nope")
+        for older, newer in ((z.snap("nope"), z.root), (z.snap("nope"), z.snap("b")), (z.snap("a"), z.snap("nope"))):
+            with pytest.raises(NotFound) as missing:
+                await z.port.diff(older, newer)
+            assert (missing.value.kind, missing.value.name) == ("snapshot", f"{z.root}@nope")
 
     # ---- Bookmarks ----
 
@@ -401,6 +426,10 @@ class ZfsPortContract:
         with pytest.raises(NotFound) as no_source:
             await z.port.create_bookmark(z.bm("nope"), z.bm("x"))
         assert (no_source.value.kind, no_source.value.name) == ("bookmark", f"{z.root}#nope")
+        with pytest.raises(ZfsCommandFailed) as elsewhere:
+            await z.port.create_bookmark(z.snap("s1"), z.bm("other#x"))
+        assert elsewhere.value.stderr.startswith(
+            f"cannot create bookmark '{z.root}/other#x': source is not an ancestor of the new bookmark's dataset")
         await z.port.destroy_snapshot(z.snap("s1"), recursive=False)  # bookmarks outlive their snapshot
         await z.port.destroy_bookmark(z.bm("copy"))
         assert await z.port.list_bookmarks(z.root) == [f"{z.root}#old", f"{z.root}#new"]
@@ -453,7 +482,7 @@ class ZfsPortContract:
                 await z.port.scrub(z.pool, stop=False)
             assert (busy.value.name, busy.value.reason) == (z.pool.value, "a scrub or resilver is in progress")
             scan = (await z.port.pool_status(z.pool)).scan
-            assert (scan.function, scan.state, scan.errors) == ("scrub", "scanning", 0)
+            assert (scan.function, scan.state, scan.percent, scan.errors) == ("scrub", "scanning", 0.0, 0)
             await z.port.scrub(z.pool, stop=True)
         scan = (await z.port.pool_status(z.pool)).scan
         assert (scan.function, scan.state) == ("scrub", "canceled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from zfsapi.application.ports import Properties
+from zfsapi.domain.errors import AlreadyExists, NotFound
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -97,7 +98,11 @@ class ZfsCliGateway:
         return await self._change(commands.unmount(name), name=name.value, unchanged="not currently mounted")
 
     async def rename(self, old: DatasetName, new: DatasetName) -> None:
-        await self._ok(commands.rename(old, new), name=old.value)
+        done = await self._exec.run(commands.rename(old, new))
+        if not done.ok:
+            error = parsers.classify(done, name=old.value)
+            # ZFS names the dataset being renamed ("cannot rename 'old'"); the one that exists is the target
+            raise AlreadyExists("dataset", new.value) if isinstance(error, AlreadyExists) else error
 
     # ---- snapshots ----
 
@@ -126,7 +131,13 @@ class ZfsCliGateway:
         return parsers.holds(await self._ok(commands.holds(name, recursive, parsable), name=name.value, kind="snapshot"))
 
     async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]:
-        return parsers.diff(await self._ok(commands.diff(older, newer), name=older.value, kind="snapshot"))
+        done = await self._exec.run(commands.diff(older, newer))
+        if done.ok:
+            return parsers.diff(done)
+        if "no such file or directory" in done.stderr.lower():  # ENOENT from the diff: one snapshot is missing
+            older_exists = (await self._exec.run(commands.get(older, PropertyName("guid")))).ok
+            raise NotFound("snapshot", newer.value if older_exists else older.value)
+        raise parsers.classify(done, name=older.value, kind="snapshot")
 
     # ---- bookmarks ----
 

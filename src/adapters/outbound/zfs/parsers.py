@@ -267,6 +267,8 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
             or "failed to initialize the libzfs library" in low or "must be run as root" in low \
             or "permission denied" in low and "zfs allow" not in low:
         return ZfsUnavailable(err.split("\n")[0] or f"exit {completed.exit_code}")
+    if "no such pool or dataset" in low:  # e.g. a bookmark to copy that does not exist
+        return NotFound(_kind(quoted, kind), quoted)
     if "no such pool" in low:
         return NotFound("pool", quoted.split("/")[0])
     if "parent does not exist" in low:
