@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import free_port, http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
@@ -39,7 +40,7 @@ def redis_sections(redis_url, **over):
     return {"redis": {"host": "127.0.0.1", "port": port}, **over}
 
 
-async def test_keys_live_no_longer_than_the_state_matters(client):
+async def test_keys_live_no_longer_than_the_state_matters(client: Redis) -> None:
     """Behaviour common to the memory store is in test_session_contract.py; here, what Redis keeps and for how long."""
     await RedisRateLimiter(client).hit("k", Quota(5, 100.0), 1)
     await RedisRevocations(client).revoke("j1", 30)
@@ -105,7 +106,7 @@ async def test_redis_down_rate_limits_per_process_and_token_checks_fail_closed(t
         await RedisRevocations(connect("127.0.0.1", _closed_port(), 0, None)).state("j", "s")
 
 
-async def test_stream_sessions_shared_by_two_servers(client):
+async def test_stream_sessions_shared_by_two_servers(client: Redis) -> None:
     a, b = RedisStreamSessions(client), RedisStreamSessions(client)  # two servers sharing one Redis
     now = time.time()
     s = StreamSession("c" * 32, Operation.RECEIVE, "ops", now, now + 60, target_dataset="tank/x y")
@@ -118,7 +119,7 @@ async def test_stream_sessions_shared_by_two_servers(client):
     assert await a.list() == await b.list() == [replace(s, state=StreamState.CANCELLED, bytes=12345)]
 
 
-async def test_concurrent_claims_one_winner(client):
+async def test_concurrent_claims_one_winner(client: Redis) -> None:
     servers = [RedisStreamSessions(client) for _ in range(8)]
     now = time.time()
     s = StreamSession("d" * 32, Operation.SEND, "ops", now, now + 60, dataset="tank/a", snapshot="tank/a@s")
