@@ -18,7 +18,14 @@ from typing import Sequence, TypeVar
 
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.parsers import property_value
-from zfsapi.domain.errors import AlreadyExists, HasDependents, InvalidArgument, NotFound, StateConflict, ZfsCommandFailed
+from zfsapi.domain.errors import (
+    AlreadyExists,
+    HasDependents,
+    InvalidArgument,
+    NotFound,
+    StateConflict,
+    ZfsCommandFailed,
+)
 from zfsapi.domain.models import (
     DatasetType,
     DiffEntry,
@@ -145,10 +152,6 @@ class FakeZfs:
         self.snapshots: dict[str, _Snap] = {}
         self.bookmarks: dict[str, int] = {}  # full name -> createtxg (that of the snapshot it was made from)
         self.changes: dict[str, list[tuple[int, DiffEntry]]] = {}  # dataset -> (txg, change) seen by diff
-
-    @property
-    def scrubbing(self) -> set[str]:
-        return {name for name, p in self.pools.items() if p.scan.state == "scanning"}
 
     def write(self, dataset: str, change: DiffEntry) -> None:
         """Record a change to a file of `dataset` (what `zfs diff` reports between the snapshots around it)."""

@@ -197,8 +197,8 @@ class ZfsPortContract:
     async def test_volumes(self, z: Subject) -> None:
         await z.tree()
         await z.port.create_volume(z.ds("vol"), size_bytes=1_000_000, properties={}, sparse=False)
-        await z.port.create_volume(z.ds("sparse"), size_bytes=1_000_000, properties={PropertyName(NOTE): PropertyValue("v")},
-                                   sparse=True)
+        await z.port.create_volume(z.ds("sparse"), size_bytes=1_000_000,
+                                   properties={PropertyName(NOTE): PropertyValue("v")}, sparse=True)
         vol = await z.port.get_properties(z.ds("vol"), property=None)
         block = vol["volblocksize"].value
         assert isinstance(block, int) and block > 0
@@ -261,7 +261,8 @@ class ZfsPortContract:
         await z.tree("kid", properties={"com.example:up": "u"})
         before = int(time.time())
         await z.snapshots("z", "a", "m")
-        await z.port.create_snapshot(z.snap("kid@p"), recursive=False, properties={PropertyName(NOTE): PropertyValue("s")})
+        await z.port.create_snapshot(z.snap("kid@p"), recursive=False,
+                                     properties={PropertyName(NOTE): PropertyValue("s")})
         after = math.ceil(time.time())
         full = await z.port.list_snapshots(z.root, recursive=False)
         assert [s.name for s in full] == [f"{z.root}@z", f"{z.root}@a", f"{z.root}@m"]
@@ -457,7 +458,8 @@ class ZfsPortContract:
             "health": PropertyEntry("ONLINE", "-")}
         with pytest.raises(InvalidArgument) as unknown:
             await z.port.pool_properties(z.pool, property=PropertyName("bogus"))
-        assert (unknown.value.param, unknown.value.reason) == ("property", "bad property list: invalid property 'bogus'")
+        assert (unknown.value.param, unknown.value.reason) == (
+            "property", "bad property list: invalid property 'bogus'")
         status = await z.port.pool_status(z.pool)
         assert (status.pool, status.state, status.errors) == (z.pool.value, "ONLINE", "No known data errors")
         assert status.raw.lstrip().startswith(f"pool: {z.pool}\n")
