@@ -6,6 +6,7 @@ import pytest
 
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.domain.errors import HasDependents, InvalidArgument, StateConflict
+from zfsapi.domain.models import ChangeKind, DiffEntry
 from zfsapi.domain.names import DatasetName, SnapshotName
 
 
@@ -142,8 +143,9 @@ async def test_properties_get_set(rpc):
     assert (await rpc("dataset_get_properties", error=True, dataset="tank", property="nosuch"))["code"] == -32602
 
 
-async def test_diff_shape(rpc):
+async def test_diff_shape(rpc, fake_zfs):
     await rpc("snapshot_create", dataset="tank", name="s")
+    fake_zfs.write("tank", DiffEntry(ChangeKind.MODIFIED, "/tank/", "directory"))
     r = await rpc("snapshot_diff", snapshot1="tank@s")
     assert r["snapshot2"] == "current" and r["summary"]["total_changes"] == 1
     assert r["changes"]["modified"] == [{"path": "/tank/", "type": "directory"}]
@@ -183,7 +185,7 @@ CONTRACT = {
 }
 
 
-async def test_every_core_method_answers_exactly_the_contract_keys(rpc):
+async def test_every_core_method_answers_exactly_the_contract_keys(rpc, fake_zfs):
     seen = set()
 
     async def call(method, extra="", **params):
@@ -214,6 +216,7 @@ async def test_every_core_method_answers_exactly_the_contract_keys(rpc):
     holds = await call("snapshot_holds_list", dataset="tank/a.b", snapshot="s1")
     assert list(holds["details"][0]) == ["tag", "timestamp", "snapshot"]
     await call("snapshot_release", dataset="tank/a.b", snapshot="s1", tag="keep")
+    fake_zfs.write("tank/a.b", DiffEntry(ChangeKind.MODIFIED, "/tank/a.b/", "directory"))
     diff = await call("snapshot_diff", snapshot1="tank/a.b@s1")
     assert list(diff["changes"]) == ["new", "modified", "deleted", "renamed"]
     assert list(diff["changes"]["modified"][0]) == ["path", "type"]

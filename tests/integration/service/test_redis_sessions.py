@@ -1,20 +1,29 @@
-"""The Redis adapters against a real redis-server: GCRA in Lua decides like the in-process GCRA, revocations
-expire with the token, and what happens when Redis is down."""
+"""The Redis adapters against a real redis-server, beyond the contract they share with the memory store
+(test_session_contract.py): key lifetimes, EVALSHA, state shared by several servers, and Redis being down."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
+from dataclasses import replace
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import free_port, http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter
-from zfsapi.adapters.outbound.sessions.redis_store import PREFIX, RedisRateLimiter, RedisRevocations, connect
+from zfsapi.adapters.outbound.sessions.redis_store import (
+    PREFIX,
+    RedisRateLimiter,
+    RedisRevocations,
+    RedisStreamSessions,
+    connect,
+)
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Quota
+from zfsapi.domain.transfer import Operation, StreamSession, StreamState
 
 
 @pytest.fixture
@@ -31,25 +40,15 @@ def redis_sections(redis_url, **over):
     return {"redis": {"host": "127.0.0.1", "port": port}, **over}
 
 
-async def test_lua_gcra_decides_like_the_memory_gcra(client):
-    quota = Quota(5, 100.0)
-    redis_limiter, memory = RedisRateLimiter(client), MemoryRateLimiter()
-    costs = [1, 1, 3, 1, 1, 6]
-    t0 = time.monotonic()
-    got_r = [await redis_limiter.hit("k", quota, c) for c in costs]
-    t1 = time.monotonic()
-    got_m = [await memory.hit("k", quota, c) for c in costs]
-    # the two runs read their clocks at different moments: they may differ by as much time as the runs took
-    slack = time.monotonic() - t0 + 0.01
-    assert [d.allowed for d in got_r] == [d.allowed for d in got_m] == [True, True, True, False, False, False]
-    assert [d.remaining for d in got_r] == [d.remaining for d in got_m]
-    for r, m in zip(got_r, got_m):
-        assert r.retry_after == m.retry_after or abs(r.retry_after - m.retry_after) < slack
-        assert abs(r.reset - m.reset) < slack
-    assert 20.0 - (t1 - t0) - 0.01 < got_r[3].retry_after <= 20.0  # one request's share of 100 s / 5
-    assert got_r[5].retry_after == float("inf")  # a batch of 6 can never fit a quota of 5
-    ttl = await client.pttl(PREFIX + "rl:k")
-    assert 0 < ttl <= 101_000  # the key lives no longer than the state matters
+async def test_keys_live_no_longer_than_the_state_matters(client: Redis) -> None:
+    """Behaviour common to the memory store is in test_session_contract.py; here, what Redis keeps and for how long."""
+    await RedisRateLimiter(client).hit("k", Quota(5, 100.0), 1)
+    await RedisRevocations(client).revoke("j1", 30)
+    now = time.time()
+    await RedisStreamSessions(client).create(StreamSession("c" * 32, Operation.RECEIVE, "ops", now, now + 60), 120)
+    assert 0 < await client.pttl(PREFIX + "rl:k") <= 21_000  # one request's share of 100 s / 5, plus 1 s
+    assert 0 < await client.pttl(PREFIX + "revoked:j1") <= 30_000
+    assert 0 < await client.pttl(PREFIX + "stream:" + "c" * 32) <= 120_000
 
 
 async def test_one_script_per_check_run_with_evalsha(client):
@@ -62,16 +61,6 @@ async def test_one_script_per_check_run_with_evalsha(client):
     calls = lambda stats, cmd: stats.get(f"cmdstat_{cmd}", {}).get("calls", 0)  # noqa: E731
     assert calls(after, "evalsha") - calls(before, "evalsha") == 5
     assert calls(after, "eval") == calls(before, "eval")
-
-
-async def test_revocations_expire_with_the_token(client):
-    rev = RedisRevocations(client)
-    await rev.revoke("j1", 30)
-    await rev.revoke_before("alice", 1000.0, 30)
-    await rev.revoke_before("alice", 900.0, 30)  # an older mark does not replace a newer one
-    assert await rev.state("j1", "alice") == (True, 1000.0)
-    assert await rev.state("j2", "bob") == (False, None)
-    assert 0 < await client.pttl(PREFIX + "revoked:j1") <= 30_000
 
 
 async def test_logout_is_seen_by_another_server_sharing_redis(tmp_path, redis_url):
@@ -117,24 +106,23 @@ async def test_redis_down_rate_limits_per_process_and_token_checks_fail_closed(t
         await RedisRevocations(connect("127.0.0.1", _closed_port(), 0, None)).state("j", "s")
 
 
-async def test_redis_stream_sessions_single_use_shared_and_listed(client):
-    import time
-
-    from zfsapi.adapters.outbound.sessions.redis_store import RedisStreamSessions
-    from zfsapi.domain.transfer import Operation, StreamSession, StreamState
-
+async def test_stream_sessions_shared_by_two_servers(client: Redis) -> None:
     a, b = RedisStreamSessions(client), RedisStreamSessions(client)  # two servers sharing one Redis
     now = time.time()
     s = StreamSession("c" * 32, Operation.RECEIVE, "ops", now, now + 60, target_dataset="tank/x y")
     await a.create(s, 120)
-    assert (await b.get(s.stream_id)) == s
+    assert await b.get(s.stream_id) == s
     claims = [await x.claim(s.stream_id, now) for x in (a, b)]
-    assert claims[0] is not None and claims[0].state is StreamState.ACTIVE and claims[1] is None
+    assert claims == [replace(s, state=StreamState.ACTIVE), None]
     await b.update(s.stream_id, bytes=12345, state="cancelled")
-    got = await a.get(s.stream_id)
-    assert got.bytes == 12345 and got.state is StreamState.CANCELLED and got.target_dataset == "tank/x y"
-    expired = StreamSession("d" * 32, Operation.SEND, "ops", now, now + 1, dataset="tank/a", snapshot="tank/a@s")
-    await a.create(expired, 120)
-    assert await b.claim(expired.stream_id, now + 2) is None
-    assert {x.stream_id for x in await b.list()} == {s.stream_id, expired.stream_id}
-    assert 0 < await client.pttl(PREFIX + "stream:" + s.stream_id) <= 120_000
+    assert await a.get(s.stream_id) == replace(s, state=StreamState.CANCELLED, bytes=12345)
+    assert await a.list() == await b.list() == [replace(s, state=StreamState.CANCELLED, bytes=12345)]
+
+
+async def test_concurrent_claims_one_winner(client: Redis) -> None:
+    servers = [RedisStreamSessions(client) for _ in range(8)]
+    now = time.time()
+    s = StreamSession("d" * 32, Operation.SEND, "ops", now, now + 60, dataset="tank/a", snapshot="tank/a@s")
+    await servers[0].create(s, 120)
+    claims = await asyncio.gather(*(x.claim(s.stream_id, now) for x in servers))
+    assert sorted(claims, key=lambda c: c is None) == [replace(s, state=StreamState.ACTIVE)] + [None] * 7

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Awaitable, TypeVar, cast
+from dataclasses import replace
+from typing import Awaitable, Callable, TypeVar, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -25,7 +26,7 @@ from zfsapi.application.auth import Revocations
 from zfsapi.application.ports import RateLimiter
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Decision, Quota
-from zfsapi.domain.transfer import StreamSession
+from zfsapi.domain.transfer import StreamSession, StreamState
 
 from .memory import MemoryRateLimiter
 
@@ -131,32 +132,24 @@ class RedisRevocations(Revocations):
         return revoked is not None, float(nbf) if nbf is not None else None
 
 
-# KEYS[1] = the session key; ARGV[1] = JSON of fields to set; ARGV[2] = "claim" (only pending, unexpired,
-# becomes active) or "update"; ARGV[3] = now. Returns the stored JSON, or false. KEEPTTL keeps the retention.
-SESSION_LUA = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local s = cjson.decode(raw)
-if ARGV[2] == 'claim' then
-  if s['state'] ~= 'pending' or tonumber(ARGV[3]) >= s['expires_at'] then return false end
-  s['state'] = 'active'
-else
-  for k, v in pairs(cjson.decode(ARGV[1])) do s[k] = v end
-end
-local out = cjson.encode(s)
-redis.call('SET', KEYS[1], out, 'KEEPTTL')
-return out
+# KEYS[1] = the session key; ARGV = the JSON read, the JSON to store. Stores only when nobody changed the session
+# since it was read (compare-and-set), keeping its retention. Lua's cjson would round the numbers to 14 digits, so
+# the session is decoded and changed in Python, with msgspec, and only swapped here.
+SWAP_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
 """
 
 
 class RedisStreamSessions:
-    """Stream sessions as JSON in Redis (claim and updates atomic in Lua), indexed by a sorted set."""
+    """Stream sessions as JSON in Redis (claim and updates atomic: compare-and-set in Lua), indexed by a sorted set."""
 
     INDEX = PREFIX + "streams"
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._script = client.register_script(SESSION_LUA)
+        self._swap = client.register_script(SWAP_LUA)
 
     @staticmethod
     def _key(stream_id: str) -> str:
@@ -169,20 +162,33 @@ class RedisStreamSessions:
     async def create(self, session: StreamSession, retain: float) -> None:
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._key(session.stream_id), msgspec.json.encode(session), px=max(1, math.ceil(retain * 1000)))
-        pipe.zadd(self.INDEX, {session.stream_id: session.created + retain})
+        pipe.zadd(self.INDEX, {session.stream_id: time.time() + retain})  # listed as long as it is kept
         await _guarded(pipe.execute())
 
     async def get(self, stream_id: str) -> StreamSession | None:
         return self._decode(await _guarded(self._client.get(self._key(stream_id))))
 
+    async def _change(self, stream_id: str, change: Callable[[StreamSession], StreamSession | None]
+                      ) -> StreamSession | None:
+        """Apply `change` to the stored session atomically (retried when another writer came first)."""
+        key = self._key(stream_id)
+        while True:
+            raw = cast(bytes | None, await _guarded(self._client.get(key)))
+            current = self._decode(raw)
+            new = None if raw is None or current is None else change(current)
+            if raw is None or new is None:
+                return None
+            if await _guarded(self._swap(keys=[key], args=[raw, msgspec.json.encode(new)])):
+                return new
+
     async def claim(self, stream_id: str, now: float) -> StreamSession | None:
-        raw = await _guarded(self._script(keys=[self._key(stream_id)], args=["{}", "claim", repr(now)]))
-        return self._decode(raw or None)
+        return await self._change(stream_id, lambda s: replace(s, state=StreamState.ACTIVE)
+                                  if s.effective_state(now) is StreamState.PENDING else None)
 
     async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
-        raw = await _guarded(self._script(keys=[self._key(stream_id)],
-                                          args=[msgspec.json.encode(changes), "update", "0"]))
-        return self._decode(raw or None)
+        if "state" in changes:
+            changes["state"] = StreamState(changes["state"])
+        return await self._change(stream_id, lambda s: replace(s, **changes))  # type: ignore[arg-type]
 
     async def list(self) -> list[StreamSession]:
         now = time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from zfsapi.application.ports import Bookmarks, Datasets, Pools, Properties, Snapshots
+from zfsapi.domain.errors import AlreadyExists, NotFound
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -99,7 +100,11 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         return await self._change(commands.unmount(name), name=name.value, unchanged="not currently mounted")
 
     async def rename(self, old: DatasetName, new: DatasetName) -> None:
-        await self._ok(commands.rename(old, new), name=old.value)
+        done = await self._exec.run(commands.rename(old, new))
+        if not done.ok:
+            error = parsers.classify(done, name=old.value)
+            # ZFS names the dataset being renamed ("cannot rename 'old'"); the one that exists is the target
+            raise AlreadyExists("dataset", new.value) if isinstance(error, AlreadyExists) else error
 
     # ---- snapshots ----
 

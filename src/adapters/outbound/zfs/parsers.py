@@ -259,6 +259,8 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
             or "failed to initialize the libzfs library" in low or "must be run as root" in low \
             or "permission denied" in low and "zfs allow" not in low:
         return ZfsUnavailable(err.split("\n")[0] or f"exit {completed.exit_code}")
+    if "no such pool or dataset" in low:  # e.g. a bookmark to copy that does not exist
+        return NotFound(_kind(quoted, kind), quoted)
     if "no such pool" in low:
         return NotFound("pool", quoted.split("/")[0])
     if "parent does not exist" in low:
@@ -287,8 +289,8 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
         return HasDependents(quoted, "snapshot has user holds or is in use")
     if "is busy" in low or "device busy" in low:
         return HasDependents(quoted, "busy (mounted and in use)")
-    if "currently scrubbing" in low or "currently resilvering" in low:
-        return HasDependents(quoted, "a scrub or resilver is in progress")
+    if "currently scrubbing" in low or "currently resilvering" in low:  # the quoted text is "zpool scrub -s"
+        return HasDependents(name, "a scrub or resilver is in progress")
     if "more recent snapshots or bookmarks exist" in low:
         return StateConflict("more recent snapshots or bookmarks exist", newer=_dependents(err))
     if "there is no active scrub" in low:
