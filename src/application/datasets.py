@@ -127,7 +127,7 @@ class MountDataset:
 
 
 class UnmountDataset:
-    """Unmount a filesystem; returns False when it was not mounted. Raises NotFound, HasDependents (busy)."""
+    """Unmount a filesystem; returns False when it was not mounted. Raises NotFound, Busy."""
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets

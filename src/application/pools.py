@@ -33,7 +33,7 @@ class GetPoolProperties:
 
 
 class StartScrub:
-    """Start (or resume a paused) scrub. Raises NotFound; HasDependents when a scrub/resilver runs."""
+    """Start (or resume a paused) scrub. Raises NotFound; Busy when a scrub/resilver runs."""
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools

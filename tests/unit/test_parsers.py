@@ -10,6 +10,7 @@ from zfsapi.adapters.outbound.zfs import parsers
 from zfsapi.adapters.outbound.zfs.executor import Completed
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -121,7 +122,7 @@ STDERR = [
      "the following snapshots and bookmarks:\ntp/a b@s2", StateConflict, {"details": {"newer": ["tp/a b@s2"]}}),
     ("cannot create bookmark 'tp/a b#bm': bookmark exists", AlreadyExists, {"kind": "bookmark"}),
     ("cannot create snapshot 'tp/a b@s2': dataset already exists", AlreadyExists, {"kind": "snapshot"}),
-    ("cannot scrub tp: currently scrubbing; use 'zpool scrub -s' to cancel scrub", HasDependents, {}),
+    ("cannot scrub tp: currently scrubbing; use 'zpool scrub -s' to cancel scrub", Busy, {}),
     ("cannot cancel scrubbing tp: there is no active scrub", StateConflict, {}),
     ("bad property list: invalid property 'compresion'\nusage:\n\tget [-rHp] ...", InvalidArgument,
      {"reason": "bad property list: invalid property 'compresion'"}),

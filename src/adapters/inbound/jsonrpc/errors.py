@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     InvalidCredentials,
@@ -65,6 +66,7 @@ _TABLE: dict[type[BaseException], Callable[[Any], RpcError]] = {
     HasDependents: lambda e: RpcError(
         BUSY, e.message, {"name": e.name, "reason": e.reason, "dependents": e.dependents}
     ),
+    Busy: lambda e: RpcError(BUSY, e.message, {"name": e.name, "reason": e.reason, "dependents": []}),
     ZfsCommandFailed: lambda e: RpcError(
         ZFS_FAILED, e.message, {"command": e.command, "exit_code": e.exit_code, "stderr": e.stderr}
     ),

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -31,7 +32,7 @@ from zfsapi.domain.models import (
     SpaceUsage,
     Vdev,
 )
-from zfsapi.domain.transfer import ResumeToken
+from zfsapi.domain.transfer import ResumeTokenContents
 
 from .executor import Completed
 
@@ -294,9 +295,9 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
     if "dataset is busy" in low and "@" in quoted + name:
         return HasDependents(quoted, "snapshot has user holds or is in use")
     if "is busy" in low or "device busy" in low:
-        return HasDependents(quoted, "busy (mounted and in use)")
+        return Busy(quoted, "mounted and in use")
     if "currently scrubbing" in low or "currently resilvering" in low:
-        return HasDependents(quoted, "a scrub or resilver is in progress")
+        return Busy(quoted, "a scrub or resilver is in progress")
     if "more recent snapshots or bookmarks exist" in low:
         return StateConflict("more recent snapshots or bookmarks exist", newer=_dependents(err))
     if "there is no active scrub" in low:
@@ -318,7 +319,7 @@ def send_size(text: str) -> int:
     raise ValueError(f"no size line in zfs send -nvP output: {text[-200:]!r}")
 
 
-def resume_token(text: str) -> ResumeToken:
+def resume_token(text: str) -> ResumeTokenContents:
     """`zfs send -nvt TOKEN`: the nvlist printed after "resume token contents:" (numbers in hex)."""
     fields: dict[str, str] = {}
     inside = False
@@ -333,7 +334,7 @@ def resume_token(text: str) -> ResumeToken:
     if "toname" not in fields or "toguid" not in fields:
         raise ValueError("resume token contents without toname/toguid")
     num = lambda k: int(fields[k], 0) if k in fields else None  # noqa: E731
-    return ResumeToken(
+    return ResumeTokenContents(
         toname=fields["toname"], toguid=num("toguid") or 0, fromguid=num("fromguid"),
         raw="rawok" in fields, compressed="compressok" in fields, bytes_done=num("bytes") or 0,
     )
