@@ -121,19 +121,20 @@ async def test_redis_stream_sessions_single_use_shared_and_listed(client):
     import time
 
     from zfsapi.adapters.outbound.sessions.redis_store import RedisStreamSessions
-    from zfsapi.domain.transfer import Operation, StreamSession, StreamState
+    from zfsapi.domain.names import DatasetName, SnapshotName
+    from zfsapi.domain.transfer import ReceiveSpec, SendSpec, StreamSession, StreamState
 
     a, b = RedisStreamSessions(client), RedisStreamSessions(client)  # two servers sharing one Redis
     now = time.time()
-    s = StreamSession("c" * 32, Operation.RECEIVE, "ops", now, now + 60, target_dataset="tank/x y")
+    s = StreamSession("c" * 32, "ops", now, now + 60, ReceiveSpec(DatasetName.parse("tank/x y")))
     await a.create(s, 120)
     assert (await b.get(s.stream_id)) == s
     claims = [await x.claim(s.stream_id, now) for x in (a, b)]
     assert claims[0] is not None and claims[0].state is StreamState.ACTIVE and claims[1] is None
-    await b.update(s.stream_id, bytes=12345, state="cancelled")
+    await b.update(s.stream_id, bytes=12345, state=StreamState.CANCELLED)
     got = await a.get(s.stream_id)
-    assert got.bytes == 12345 and got.state is StreamState.CANCELLED and got.target_dataset == "tank/x y"
-    expired = StreamSession("d" * 32, Operation.SEND, "ops", now, now + 1, dataset="tank/a", snapshot="tank/a@s")
+    assert (got.bytes, got.state, got.transfer) == (12345, StreamState.CANCELLED, s.transfer)
+    expired = StreamSession("d" * 32, "ops", now, now + 1, SendSpec(SnapshotName.parse("tank/a@s")))
     await a.create(expired, 120)
     assert await b.claim(expired.stream_id, now + 2) is None
     assert {x.stream_id for x in await b.list()} == {s.stream_id, expired.stream_id}

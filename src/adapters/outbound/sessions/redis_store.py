@@ -14,6 +14,7 @@ import logging
 import math
 
 import time
+from typing import Any, Awaitable
 
 import msgspec
 import msgspec.structs
@@ -104,7 +105,7 @@ class RedisRateLimiter:
         return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
 
 
-async def _guarded(awaitable):
+async def _guarded(awaitable: Awaitable[Any]) -> Any:
     """A Redis call whose failure is the session store being unavailable (fail closed)."""
     try:
         return await awaitable
