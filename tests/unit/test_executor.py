@@ -165,3 +165,18 @@ async def test_receive_pipe_takes_the_body_and_names_the_snapshot(tmp_path):
     await pipe.kill()
     assert (tmp_path / "received").read_bytes() == b"".join(chunks)
     assert (tmp_path / "argv").read_text() == "receive -v -s -F t/b c "
+
+
+async def test_kill_wakes_a_read_parked_on_the_pipe(tmp_path):
+    pidfile = tmp_path / "pid"
+    zfs = script(tmp_path, "zfs", f"echo $$ > {pidfile}; exec sleep 30\n")
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_send(SPEC)
+    reading = asyncio.create_task(pipe.read())
+    deadline = time.monotonic() + 30  # generous: the machine may be busy
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "zfs send never started"
+        await asyncio.sleep(0.02)
+    await pipe.kill()
+    with pytest.raises(ZfsCommandFailed) as exc:
+        await asyncio.wait_for(reading, 30)
+    assert exc.value.stderr == "killed" and not alive(int(pidfile.read_text()))

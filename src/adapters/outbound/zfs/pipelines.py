@@ -195,25 +195,41 @@ class _FdIO:
 
     def __init__(self, pipeline: Pipeline, child: Child, fd: int) -> None:
         self._pipeline, self._child, self.fd = pipeline, child, fd
+        self._waiter: asyncio.Future[None] | None = None
         os.set_blocking(fd, False)
+
+    def _open_fd(self) -> int:
+        if self.fd < 0:
+            raise ZfsCommandFailed(self._child.argv, -9, "killed")
+        return self.fd
 
     async def _ready(self, writer: bool) -> None:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
+        fut = self._waiter = loop.create_future()
+        fd = self.fd
         add, remove = (loop.add_writer, loop.remove_writer) if writer else (loop.add_reader, loop.remove_reader)
 
         def ready() -> None:
             if not fut.done():
                 fut.set_result(None)
 
-        add(self.fd, ready)
+        add(fd, ready)
         try:
             await fut
         finally:
-            remove(self.fd)
+            remove(fd)
+            self._waiter = None
 
     def close(self) -> None:
+        """Close our end; a read or write parked on it is unregistered first (before the fd number can be
+        reused), then woken to find it closed."""
         if self.fd >= 0:
+            if self._waiter is not None:
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self.fd)
+                loop.remove_writer(self.fd)
+                if not self._waiter.done():
+                    self._waiter.set_result(None)
             os.close(self.fd)
             self.fd = -1
 
@@ -239,7 +255,7 @@ class ZfsSendPipe(_FdIO):
     async def read(self) -> bytes:
         while True:
             try:
-                chunk = os.read(self.fd, READ_SIZE)
+                chunk = os.read(self._open_fd(), READ_SIZE)
             except BlockingIOError:
                 await self._ready(False)
                 continue
@@ -266,7 +282,7 @@ class ZfsReceivePipe(_FdIO):
         view = memoryview(data)
         while view:
             try:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self._open_fd(), view):]
             except BlockingIOError:
                 await self._ready(True)
             except BrokenPipeError:
