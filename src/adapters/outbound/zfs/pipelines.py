@@ -85,14 +85,15 @@ class ZfsPipelines:
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
         pipeline = await self._exec.pipeline()
         try:
-            fd = await pipeline.offload(_create_confined, path, root)
-            return await pipeline.offload(self._send_file, pipeline, spec, fd, path, compression)
+            return await pipeline.offload(self._send_file, pipeline, spec, path, root, compression)
         finally:
             await pipeline.close()
 
     @staticmethod
-    def _send_file(pipeline: Pipeline, spec: SendSpec, fd: int, path: str, compression: Compression) -> tuple[int, str]:
-        """In a worker thread: zfs send [| compressor] -> we read, hash and write the file."""
+    def _send_file(pipeline: Pipeline, spec: SendSpec, path: str, root: str,
+                   compression: Compression) -> tuple[int, str]:
+        """In a worker thread: zfs send [| compressor] -> we read, hash and write the new file."""
+        fd = _create_confined(path, root)
         ok = False
         try:
             last_r = pipeline.spawn_into_pipe(commands.send(spec), None)
@@ -130,14 +131,15 @@ class ZfsPipelines:
     async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
         pipeline = await self._exec.pipeline()
         try:
-            fd = await pipeline.offload(_open_confined, path, root)
-            return await pipeline.offload(self._receive_file, pipeline, spec, fd, compression)
+            return await pipeline.offload(self._receive_file, pipeline, spec, path, root, compression)
         finally:
             await pipeline.close()
 
     @staticmethod
-    def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, fd: int, compression: Compression) -> str | None:
+    def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str,
+                      compression: Compression) -> str | None:
         """In a worker thread: file [-> decompressor] -> zfs receive."""
+        fd = _open_confined(path, root)
         try:
             stdin = fd
             if compression is not Compression.NONE:
