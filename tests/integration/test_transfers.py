@@ -220,6 +220,7 @@ async def test_a_second_receive_into_a_dataset_being_received(rpc, client, datas
     done = (await first).json()
     assert done["success"], done
     assert not second["success"] and second["error"]["code"] == -32011, second
+    assert second["error"]["data"] == {"kind": "dataset", "name": target}
     same_snapshot(f"{target}@s1", f"{dataset}@s1")
 
 

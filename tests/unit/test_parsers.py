@@ -121,6 +121,8 @@ STDERR = [
     ("cannot rollback to 'tp/a b@s1': more recent snapshots or bookmarks exist\nuse '-r' to force deletion of "
      "the following snapshots and bookmarks:\ntp/a b@s2", StateConflict, {"details": {"newer": ["tp/a b@s2"]}}),
     ("cannot create bookmark 'tp/a b#bm': bookmark exists", AlreadyExists, {"kind": "bookmark"}),
+    ("cannot receive new filesystem stream: destination 'tp/a b-recv' exists\nmust specify -F to overwrite it",
+     AlreadyExists, {"kind": "dataset", "name": "tp/a b-recv"}),
     ("cannot create snapshot 'tp/a b@s2': dataset already exists", AlreadyExists, {"kind": "snapshot"}),
     ("cannot scrub tp: currently scrubbing; use 'zpool scrub -s' to cancel scrub", Busy, {}),
     ("cannot cancel scrubbing tp: there is no active scrub", StateConflict, {}),

@@ -241,6 +241,7 @@ _QUOTED = re.compile(r"cannot [^']*'([^']+)'")
 _DEPENDENTS_HEADER = re.compile(r"use '-[rR]' to (destroy|force deletion of) the following")
 _BOOKMARK_MISSING = re.compile(r"bookmark '([^']+)' does not exist")
 _HELD = re.compile(r"cannot destroy snapshot (.+?): it's being held")
+_DESTINATION_EXISTS = re.compile(r"destination '([^']+)' exists")  # zfs receive of a full stream without -F
 
 
 def _kind(name: str, default: str) -> str:
@@ -283,6 +284,8 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
         return NotFound(_kind(quoted, kind), quoted)
     if "tag already exists on this dataset" in low:
         return AlreadyExists("hold", name)
+    if m := _DESTINATION_EXISTS.search(err):
+        return AlreadyExists("dataset", m.group(1))
     if "already exists" in low or "bookmark exists" in low:
         return AlreadyExists(_kind(quoted, kind), quoted)
     if "has dependent clones" in low:
