@@ -15,7 +15,6 @@ import re
 import stat
 
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsCommandFailed
-from zfsapi.domain.names import DatasetName
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
 from . import commands, parsers
