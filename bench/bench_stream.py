@@ -22,7 +22,8 @@ import tempfile
 import time
 import uuid
 
-from zfsapi.adapters.outbound.zfs.streams import PIPE_SIZE, READ_SIZE, make_pipe, pipe_size
+from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_size
+from zfsapi.adapters.outbound.zfs.pipelines import READ_SIZE
 
 
 def run(*argv: str) -> str:

@@ -35,6 +35,7 @@ class DestroyDataset:
     Raises:
         NotFound: the dataset does not exist.
         HasDependents: children, snapshots, clones or holds the flags do not take (listed in `dependents`).
+        Busy: it is mounted and in use.
         InvalidArgument: the dataset is a pool's root.
     """
 
@@ -135,7 +136,7 @@ class MountDataset:
 
     Raises:
         NotFound: the dataset does not exist.
-        HasDependents: zfs reports it busy.
+        Busy: zfs reports it busy.
     """
 
     def __init__(self, datasets: Datasets) -> None:
@@ -150,7 +151,7 @@ class UnmountDataset:
 
     Raises:
         NotFound: the dataset does not exist.
-        HasDependents: it is busy (in use).
+        Busy: it is in use.
     """
 
     def __init__(self, datasets: Datasets) -> None:

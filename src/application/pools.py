@@ -42,7 +42,7 @@ class StartScrub:
 
     Raises:
         NotFound: the pool does not exist.
-        HasDependents: a scrub or resilver runs already.
+        Busy: a scrub or resilver runs already.
     """
 
     def __init__(self, pools: Pools) -> None:

@@ -17,7 +17,16 @@ from zfsapi.domain.names import (
 )
 from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.ratelimit import Decision, Quota
-from zfsapi.domain.transfer import Compression, ResumeToken, SendSpec, StreamSession
+from zfsapi.domain.transfer import (
+    Compression,
+    ReceiveSpec,
+    ResumeSend,
+    ResumeToken,
+    ResumeTokenContents,
+    SendSpec,
+    StreamSession,
+    StreamState,
+)
 
 Properties = dict[PropertyName, PropertyValue]
 
@@ -129,7 +138,7 @@ class RateLimiter(Protocol):
     async def hit(self, key: str, quota: Quota, cost: int = 1) -> Decision: ...
 
 
-class SendStream(Protocol):
+class SendPipe(Protocol):
     """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded)."""
 
     async def read(self) -> bytes: ...
@@ -143,7 +152,7 @@ class SendStream(Protocol):
         ...
 
 
-class ReceiveStream(Protocol):
+class ReceivePipe(Protocol):
     """A running `zfs receive`: write chunks, then `finish` (end of input, wait, raise on failure)."""
 
     async def write(self, data: bytes) -> None: ...
@@ -152,36 +161,48 @@ class ReceiveStream(Protocol):
         """End of input: wait, raise the classified error on failure, else the snapshot received."""
         ...
 
-    async def kill(self) -> None: ...
+    async def kill(self) -> None:
+        """Kill and reap (idempotent)."""
+        ...
 
 
 class Transfers(Protocol):
-    """zfs send/receive: estimates, streams, file transfers, resume tokens."""
+    """The one-shot side of send/receive: estimates, resume tokens, aborting a partial receive, encryption."""
 
-    async def estimate(self, spec: SendSpec) -> int: ...
-
-    async def open_send(self, spec: SendSpec | None, *, resume_token: str | None = None) -> SendStream:
-        """Start the send; raise the classified error if it fails before producing its first byte."""
+    async def estimate(self, spec: SendSpec) -> int:
+        """Bytes the send would write; raises the classified error zfs gives for the snapshots and flags."""
         ...
 
-    async def open_receive(self, target: DatasetName, *, force: bool, resumable: bool) -> ReceiveStream: ...
-
-    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
-        """Write the stream (compressed) to a new file at `path` inside `root`: (size, sha256 hex)."""
+    async def decode_resume_token(self, token: ResumeToken) -> ResumeTokenContents:
+        """What the token continues; StateConflict when zfs refuses it (forged, corrupt or foreign)."""
         ...
 
-    async def receive_from_file(self, target: DatasetName, path: str, root: str, compression: Compression, *,
-                                force: bool, resumable: bool) -> str | None:
-        """The snapshot received."""
+    async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
+        """The dataset's receive_resume_token; None without a partial receive."""
         ...
-
-    async def decode_resume_token(self, token: str) -> ResumeToken: ...
-
-    async def resume_token(self, dataset: DatasetName) -> str | None: ...
 
     async def abort_receive(self, dataset: DatasetName) -> None: ...
 
     async def is_encrypted(self, dataset: DatasetName) -> bool: ...
+
+
+class Pipelines(Protocol):
+    """zfs send/receive running for the length of a transfer: joined to the caller (HTTP) or to send files."""
+
+    async def open_send(self, source: SendSpec | ResumeSend) -> SendPipe:
+        """Start the send; raise the classified error if it fails before producing its first byte."""
+        ...
+
+    async def open_receive(self, spec: ReceiveSpec) -> ReceivePipe: ...
+
+    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
+        """Write the send (compressed) to a new file at `path` inside `root`: (size, sha256 hex). A failed send
+        leaves no file."""
+        ...
+
+    async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
+        """The snapshot received."""
+        ...
 
 
 class StreamSessions(Protocol):
@@ -195,8 +216,10 @@ class StreamSessions(Protocol):
         """Atomically move a pending, unexpired session to active; None when it is not claimable."""
         ...
 
-    async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
-        """Set state/bytes/error; returns the session as stored (its state may say cancelled)."""
+    async def update(self, stream_id: str, *, state: StreamState | None = None, bytes: int | None = None,
+                     error: str | None = None) -> StreamSession | None:
+        """Set what is given (None leaves a field as it is); returns the session as stored (its state may say
+        cancelled), None when it is gone."""
         ...
 
     async def list(self) -> list[StreamSession]: ...

@@ -75,6 +75,7 @@ class DestroySnapshot:
     Raises:
         NotFound: the snapshot does not exist.
         HasDependents: it has clones or holds.
+        Busy: zfs reports it busy.
     """
 
     def __init__(self, snapshots: Snapshots) -> None:
@@ -91,6 +92,7 @@ class RollbackSnapshot:
         NotFound: the snapshot does not exist.
         StateConflict: newer snapshots exist (listed) and `destroy_newer` is false.
         HasDependents: a newer snapshot has clones or holds.
+        Busy: zfs reports it busy.
     """
 
     def __init__(self, snapshots: Snapshots) -> None:

@@ -24,7 +24,7 @@ from zfsapi.adapters.outbound.sessions.redis_store import (
     RedisStreamSessions,
     connect,
 )
-from zfsapi.adapters.outbound.zfs.streams import ZfsStreams
+from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.application import pools as p
@@ -78,7 +78,7 @@ class Container(containers.DeclarativeContainer):
         max_concurrency=settings.provided.zfs.max_concurrency,
         metrics=metrics,
     )
-    # The CLI gateway implements every ZFS port (Datasets, Snapshots, Bookmarks, Pools).
+    # The CLI gateway implements every one-shot ZFS port (Datasets, Snapshots, Bookmarks, Pools, Transfers).
     zfs = providers.Singleton(ZfsCliGateway, executor=executor)
 
     # Every core method's use case, each built from these ports by its constructor's annotations.
@@ -108,16 +108,15 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryStreamSessions),
         redis=providers.Singleton(RedisStreamSessions, redis),
     )
-    streams = providers.Singleton(ZfsStreams, executor, zfs=settings.provided.zfs.zfs)
+    pipelines = providers.Singleton(ZfsPipelines, executor)
     transfer_roots = providers.Callable(lambda dirs: tuple(dirs), settings.provided.transfer.directories)
     transfers = providers.Singleton(
         t.TransferUseCases,
-        plan_send=providers.Singleton(t.PlanSend, streams),
-        send_estimate=providers.Singleton(t.SendEstimate, streams),
-        send_to_file=providers.Singleton(t.SendToFile, streams, transfer_roots),
-        receive_from_file=providers.Singleton(t.ReceiveFromFile, streams, transfer_roots),
-        receive_abort=providers.Singleton(t.AbortReceive, streams),
-        streams=providers.Singleton(t.StreamService, streams, zfs, stream_sessions,
+        send_estimate=providers.Singleton(t.SendEstimate, zfs),
+        send_to_file=providers.Singleton(t.SendToFile, zfs, pipelines, transfer_roots),
+        receive_from_file=providers.Singleton(t.ReceiveFromFile, pipelines, transfer_roots),
+        receive_abort=providers.Singleton(t.AbortReceive, zfs),
+        streams=providers.Singleton(t.StreamService, zfs, pipelines, zfs, stream_sessions,
                                     retain=settings.provided.transfer.stream_retain,
                                     max_ttl=settings.provided.transfer.stream_max_ttl),
     )

@@ -43,13 +43,22 @@ class AlreadyExists(ZfsApiError):
 
 
 class HasDependents(ZfsApiError):
-    """The object is busy or has dependents (children, clones, holds, mounted, in use)."""
+    """The object has dependents (children, clones, holds) that the operation would have to remove."""
 
     def __init__(self, name: str, reason: str, dependents: list[str] | None = None) -> None:
-        super().__init__(f"{name} is busy or has dependents: {reason}")
+        super().__init__(f"{name} has dependents: {reason}")
         self.name = name
         self.reason = reason
         self.dependents = list(dependents or [])
+
+
+class Busy(ZfsApiError):
+    """The object is in use right now (mounted and open, a scrub running, a receive under way): retry later."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name} is busy: {reason}")
+        self.name = name
+        self.reason = reason
 
 
 class StateConflict(ZfsApiError):

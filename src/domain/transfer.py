@@ -1,14 +1,20 @@
-"""Send and receive: the flags chosen for a send, stream sessions and their states, resume tokens, and the
-path rule for file transfers (pure: the filesystem checks live in the adapter)."""
+"""Send and receive: what a send or a receive is (SendSpec, ResumeSend, ReceiveSpec), resume tokens, stream
+sessions and their states, and the path rule for send files (pure: the filesystem checks live in the adapter)."""
 
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, replace
 from enum import Enum
 
 from .errors import InvalidArgument
-from .names import BookmarkName, SnapshotName
+from .names import BookmarkName, DatasetName, SnapshotName
+
+# a receive_resume_token: "<version>-<checksum>-<packed length>-<compressed nvlist>", all hex
+# (libzfs zfs_send_resume_token_to_nvlist)
+_RESUME_TOKEN = re.compile(r"[0-9a-f]+(-[0-9a-f]+){3}")
+MAX_RESUME_TOKEN = 65536
 
 
 class Compression(Enum):
@@ -62,6 +68,46 @@ class SendSpec:
         return replace(self, raw=raw)
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeToken:
+    """A zfs receive_resume_token as text: only its syntax is checked here (what it continues is ZFS's to say)."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> ResumeToken:
+        """Raises InvalidArgument."""
+        if len(text) > MAX_RESUME_TOKEN or not _RESUME_TOKEN.fullmatch(text):
+            raise InvalidArgument("resume_token", "not a zfs receive_resume_token")
+        return cls(text)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeSend:
+    """A send that continues an interrupted receive (`zfs send -t TOKEN`).
+
+    `dataset`, `snapshot`, `raw` and `native_compressed` are what the caller expects the token to continue;
+    they are checked against the token before the send is accepted, and filled in from it.
+    """
+
+    token: ResumeToken
+    dataset: DatasetName | None = None
+    snapshot: SnapshotName | None = None
+    raw: bool = False
+    native_compressed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveSpec:
+    """One receive into `target`: -F when `force`, -s (keep a resume token on failure) when `resumable`;
+    `resume_token` is the token of the target's partial receive that the stream continues, if any."""
+
+    target: DatasetName
+    force: bool = False
+    resumable: bool = True
+    resume_token: ResumeToken | None = None
+
+
 class StreamState(Enum):
     PENDING = "pending"
     ACTIVE = "active"
@@ -80,28 +126,26 @@ class Operation(Enum):
     RECEIVE = "receive"
 
 
+#: what a stream session moves: a send (new or resumed) or a receive
+StreamTransfer = SendSpec | ResumeSend | ReceiveSpec
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSession:
     """A single-use capability for one HTTP transfer, as kept in the session store."""
 
     stream_id: str
-    operation: Operation
     username: str
     created: float
     expires_at: float
-    dataset: str | None = None  # send: the source dataset
-    snapshot: str | None = None  # send: the full snapshot name
-    from_snapshot: str | None = None
-    target_dataset: str | None = None  # receive
-    force: bool = False
-    resumable: bool = True
-    resume_token: str | None = None
-    raw: bool = False
-    native_compressed: bool = True
-    recursive: bool = False
+    transfer: StreamTransfer
     state: StreamState = StreamState.PENDING
     bytes: int = 0
     error: str | None = None
+
+    @property
+    def operation(self) -> Operation:
+        return Operation.RECEIVE if isinstance(self.transfer, ReceiveSpec) else Operation.SEND
 
     def effective_state(self, now: float) -> StreamState:
         if self.state is StreamState.PENDING and now >= self.expires_at:
@@ -110,7 +154,7 @@ class StreamSession:
 
 
 @dataclass(frozen=True, slots=True)
-class ResumeToken:
+class ResumeTokenContents:
     """What `zfs send -nvt TOKEN` says a receive_resume_token continues."""
 
     toname: str  # dataset@snapshot the stream leads to

@@ -1,6 +1,7 @@
-"""Send/receive on real OpenZFS: estimates, file transfers with each compression, confinement, HTTP streams
-round trip (full and incremental), resume after a cut, forged/foreign tokens, concurrent receives, expired and
-reused stream ids, client disconnects (the zfs child gone; the time it took is printed, never asserted)."""
+"""Send/receive on real OpenZFS: estimates, send files with each compression, confinement, HTTP streams
+round trip (full and incremental), resume after a cut, forged/foreign tokens, a receive into a dataset being
+received, expired and reused stream ids, client disconnects (the zfs child gone; the time it took is printed,
+never asserted)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import pytest
 from tests.conftest import Rpc, free_port, http_client
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.domain.errors import ZfsCommandFailed
+from zfsapi.domain.names import SnapshotName
+from zfsapi.domain.transfer import Compression, SendSpec
 
 from .conftest import zfs
 
@@ -129,7 +133,7 @@ async def test_a_failed_send_leaves_no_file(rpc, dataset, xfer_dir):
     zfs("zfs", "snapshot", f"{dataset}@s1")
     err = await rpc("send_to_file", error=True, dataset=dataset, snapshot="s1", from_snapshot="missing",
                     output_file="inc.zfs", compression="gzip")
-    assert err["code"] in (-32010, -32013)
+    assert (err["code"], err["data"]["name"]) == (-32010, f"{dataset}@missing"), err
     assert os.listdir(xfer_dir) == []
 
 
@@ -138,9 +142,6 @@ async def test_a_send_that_fails_behind_gzip_is_a_failure(container, dataset, xf
     fill(dataset, 8)
     zfs("zfs", "snapshot", f"{dataset}@s1")
     uc = container.transfers()
-    from zfsapi.domain.names import SnapshotName
-    from zfsapi.domain.transfer import Compression, SendSpec
-
     task = asyncio.create_task(uc.send_to_file.execute(spec=SendSpec(SnapshotName.parse(f"{dataset}@s1")),
                                                        output_file="killed.zfs", compression=Compression.GZIP))
     deadline = time.monotonic() + 60  # generous: the guest is emulated and the machine may be busy
@@ -148,8 +149,10 @@ async def test_a_send_that_fails_behind_gzip_is_a_failure(container, dataset, xf
         assert not task.done() and time.monotonic() < deadline, "zfs send never started"
         await asyncio.sleep(0.02)
     subprocess.run(["pkill", "-9", "-f", "zfs send"])
-    with pytest.raises(Exception):
+    with pytest.raises(ZfsCommandFailed) as exc:
         await task
+    assert type(exc.value) is ZfsCommandFailed and exc.value.command[:2] == ["zfs", "send"]
+    assert exc.value.exit_code == -9  # killed: gzip's clean exit does not hide it
     assert os.listdir(xfer_dir) == []
 
 
@@ -192,20 +195,32 @@ async def test_stream_ids_are_single_use_and_expire(rpc, client, dataset):
     assert bad["code"] == -32010  # validated before any stream exists
 
 
-async def test_two_receives_into_one_dataset(rpc, client, dataset, target):
+async def test_a_second_receive_into_a_dataset_being_received(rpc, client, dataset, target):
+    """While one receive is halfway into `target`, a second one into it is refused; the first then completes."""
     fill(dataset, 4)
     zfs("zfs", "snapshot", f"{dataset}@s1")
     stream = (await client.get((await rpc("stream_init", operation="send", dataset=dataset, snapshot="s1"))["url"])).content
     a = await rpc("stream_init", operation="receive", target_dataset=target)
     b = await rpc("stream_init", operation="receive", target_dataset=target)
-    ra, rb = await asyncio.gather(
-        client.post(a["url"], content=stream, headers={"Content-Type": "application/octet-stream"}),
-        client.post(b["url"], content=stream, headers={"Content-Type": "application/octet-stream"}),
-    )
-    results = sorted([ra.json()["success"], rb.json()["success"]])
-    assert results == [False, True], (ra.text, rb.text)
-    failed = ra.json() if not ra.json()["success"] else rb.json()
-    assert failed["error"]["code"] in (-32011, -32012, -32013)
+    rest = asyncio.Event()
+
+    async def halves():
+        yield stream[: len(stream) // 2]
+        await rest.wait()
+        yield stream[len(stream) // 2:]
+
+    headers = {"Content-Type": "application/octet-stream"}
+    first = asyncio.create_task(client.post(a["url"], content=halves(), headers=headers))
+    deadline = time.monotonic() + 60  # generous: the guest is emulated and the machine may be busy
+    while zfs("zfs", "list", "-H", "-o", "name", target, check=False).returncode != 0:
+        assert not first.done() and time.monotonic() < deadline, "the first receive never created its target"
+        await asyncio.sleep(0.05)
+    second = (await client.post(b["url"], content=stream, headers=headers)).json()
+    rest.set()
+    done = (await first).json()
+    assert done["success"], done
+    assert not second["success"] and second["error"]["code"] == -32011, second
+    assert second["error"]["data"] == {"kind": "dataset", "name": target}
     same_snapshot(f"{target}@s1", f"{dataset}@s1")
 
 
@@ -287,15 +302,16 @@ def test_disconnect_mid_post_leaves_a_token_and_resume_completes(server, dataset
         time.sleep(0.5)
         raise RuntimeError("cut")
 
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="cut"):
         httpx.post(server + inn["url"], content=partial(), headers={"Content-Type": "application/octet-stream"},
                    timeout=60)
     wait_gone("receive")
     token = zfs("zfs", "get", "-H", "-o", "value", "receive_resume_token", target).stdout.strip()
     assert token not in ("", "-")
-    # a foreign dataset cannot use it; the right one resumes
+    # the token continues s1: asking it for another snapshot is refused; as it is, it resumes
     wrong = call(server, "stream_init", operation="send", dataset=dataset, snapshot="s0", resume_token=token)
-    assert wrong["error"]["code"] in (-32015, -32010)
+    assert wrong["error"]["code"] == -32015, wrong
+    assert wrong["error"]["data"]["token_snapshot"] == f"{dataset}@s1"
     res = call(server, "stream_init", operation="send", resume_token=token)["result"]
     rest = httpx.get(server + res["url"], timeout=300).content
     inn2 = call(server, "stream_init", operation="receive", target_dataset=target, resume_token=token)["result"]

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from zfsapi.adapters.outbound.zfs.streams import _create_confined, _open_confined
+from zfsapi.adapters.outbound.zfs.pipelines import _create_confined, _open_confined
 from zfsapi.domain.errors import InvalidArgument
 
 

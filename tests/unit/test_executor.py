@@ -1,8 +1,10 @@
-"""The executor with stand-in binaries: timeouts and cancellation kill and reap the child."""
+"""The executor and the pipelines with stand-in binaries: timeouts and cancellation kill and reap the child;
+pipeline children share the executor's environment and metrics and have their own bound; send files."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import stat
 import time
@@ -11,7 +13,10 @@ import pytest
 
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
-from zfsapi.domain.errors import ZfsCommandFailed, ZfsUnavailable
+from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
+from zfsapi.domain.errors import NotFound, ZfsCommandFailed, ZfsUnavailable
+from zfsapi.domain.names import DatasetName, SnapshotName
+from zfsapi.domain.transfer import Compression, ReceiveSpec, SendSpec
 
 
 def script(tmp_path, name: str, body: str) -> str:
@@ -73,3 +78,105 @@ async def test_concurrency_cap(tmp_path):
     ex = ZfsExecutor(zfs=zfs, max_concurrency=1)
     results = await asyncio.gather(*(ex.run(["zfs", "list"]) for _ in range(5)))
     assert [r.exit_code for r in results] == [0] * 5
+
+
+# ---- pipelines: the same spawn path, their own bound -------------------------------------------------------
+
+SPEC = SendSpec(SnapshotName.parse("tank/a@s1"))
+
+
+async def test_pipeline_children_get_the_executor_env_and_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZFSAPI_LEAK", "x")
+    zfs = script(tmp_path, "zfs", 'printf "%s|%s|%s|%s|%s" "$1" "$LANG" "$LC_ALL" "$TZ" "${ZFSAPI_LEAK-unset}"\n')
+    metrics = Metrics()
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs, metrics=metrics)).open_send(SPEC)
+    got = b""
+    while chunk := await pipe.read():
+        got += chunk
+    await pipe.kill()
+    assert got == b"send|C|C|UTC|unset"
+    assert metrics.zfs_commands.labels("zfs", "send", "ok")._value.get() == 1
+
+
+async def test_pipelines_have_their_own_bound(tmp_path):
+    zfs = script(tmp_path, "zfs", 'if [ "$1" = send ]; then exec sleep 30; fi; echo listed\n')
+    ex = ZfsExecutor(zfs=zfs, max_concurrency=1, max_pipelines=1)
+    pipe = await ZfsPipelines(ex).open_send(SPEC)
+    assert (await ex.run(["zfs", "list"])).stdout == b"listed\n"  # a long send does not hold up commands
+    second = asyncio.create_task(ex.pipeline())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not second.done()  # the one pipeline slot is taken
+    await pipe.kill()
+    await (await asyncio.wait_for(second, 30)).close()
+
+
+async def test_a_failed_send_is_classified_and_leaves_no_file(tmp_path):
+    zfs = script(tmp_path, "zfs", "printf partial; echo \"cannot open 'tank/a@s1': dataset does not exist\" >&2; "
+                                  "exit 1\n")
+    with pytest.raises(NotFound) as exc:
+        await ZfsPipelines(ZfsExecutor(zfs=zfs)).send_to_file(SPEC, str(tmp_path / "s1.zfs.gz"), str(tmp_path),
+                                                              Compression.GZIP)
+    assert (exc.value.kind, exc.value.name) == ("snapshot", "tank/a@s1")
+    assert not (tmp_path / "s1.zfs.gz").exists()
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+async def test_send_file_round_trip_through_the_compressor(tmp_path, compression):
+    data = os.urandom(3 << 20)
+    (tmp_path / "data").write_bytes(data)
+    zfs = script(tmp_path, "zfs", f'if [ "$1" = send ]; then exec cat {tmp_path}/data; fi\n'
+                                  f'cat > {tmp_path}/received; echo "receiving full stream of tank/a@s1 into t/b@s1"\n')
+    pipelines = ZfsPipelines(ZfsExecutor(zfs=zfs))
+    path = str(tmp_path / ("s1.zfs" + compression.suffix))
+    size, digest = await pipelines.send_to_file(SPEC, path, str(tmp_path), compression)
+    stored = (tmp_path / path).read_bytes()
+    assert (size, digest) == (len(stored), hashlib.sha256(stored).hexdigest())
+    assert (stored == data) is (compression is Compression.NONE)
+    target = ReceiveSpec(DatasetName.parse("t/b"))
+    assert await pipelines.receive_from_file(target, path, str(tmp_path), compression) == "t/b@s1"
+    assert (tmp_path / "received").read_bytes() == data
+
+
+async def test_cancelling_a_send_file_kills_reaps_and_removes_it(tmp_path):
+    pidfile = tmp_path / "pid"
+    zfs = script(tmp_path, "zfs", f"echo $$ > {pidfile}; printf some; exec sleep 30\n")
+    path = tmp_path / "s1.zfs.zst"
+    task = asyncio.create_task(ZfsPipelines(ZfsExecutor(zfs=zfs)).send_to_file(SPEC, str(path), str(tmp_path),
+                                                                                Compression.ZSTD))
+    deadline = time.monotonic() + 30  # generous: the machine may be busy
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "zfs send never started"
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not alive(int(pidfile.read_text())) and not path.exists()
+
+
+async def test_receive_pipe_takes_the_body_and_names_the_snapshot(tmp_path):
+    zfs = script(tmp_path, "zfs", f'printf "%s " "$@" > {tmp_path}/argv; cat > {tmp_path}/received\n'
+                                  'echo "receiving incremental stream of tank/a@s2 into t/b c@s2"\n')
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_receive(ReceiveSpec(DatasetName.parse("t/b c"), force=True))
+    chunks = [os.urandom(1 << 20) for _ in range(4)]
+    for chunk in chunks:
+        await pipe.write(chunk)
+    assert await pipe.finish() == "t/b c@s2"
+    await pipe.kill()
+    assert (tmp_path / "received").read_bytes() == b"".join(chunks)
+    assert (tmp_path / "argv").read_text() == "receive -v -s -F t/b c "
+
+
+async def test_kill_wakes_a_read_parked_on_the_pipe(tmp_path):
+    pidfile = tmp_path / "pid"
+    zfs = script(tmp_path, "zfs", f"echo $$ > {pidfile}; exec sleep 30\n")
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_send(SPEC)
+    reading = asyncio.create_task(pipe.read())
+    deadline = time.monotonic() + 30  # generous: the machine may be busy
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "zfs send never started"
+        await asyncio.sleep(0.02)
+    await pipe.kill()
+    with pytest.raises(ZfsCommandFailed) as exc:
+        await asyncio.wait_for(reading, 30)
+    assert exc.value.stderr == "killed" and not alive(int(pidfile.read_text()))

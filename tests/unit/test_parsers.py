@@ -10,6 +10,7 @@ from zfsapi.adapters.outbound.zfs import parsers
 from zfsapi.adapters.outbound.zfs.executor import Completed
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -145,8 +146,10 @@ STDERR = [
     ("cannot rollback to 'tp/a b@s1': more recent snapshots or bookmarks exist\nuse '-r' to force deletion of "
      "the following snapshots and bookmarks:\ntp/a b@s2", StateConflict, {"details": {"newer": ["tp/a b@s2"]}}),
     ("cannot create bookmark 'tp/a b#bm': bookmark exists", AlreadyExists, {"kind": "bookmark"}),
+    ("cannot receive new filesystem stream: destination 'tp/a b-recv' exists\nmust specify -F to overwrite it",
+     AlreadyExists, {"kind": "dataset", "name": "tp/a b-recv"}),
     ("cannot create snapshot 'tp/a b@s2': dataset already exists", AlreadyExists, {"kind": "snapshot"}),
-    ("cannot scrub tp: currently scrubbing; use 'zpool scrub -s' to cancel scrub", HasDependents, {}),
+    ("cannot scrub tp: currently scrubbing; use 'zpool scrub -s' to cancel scrub", Busy, {}),
     ("cannot cancel scrubbing tp: there is no active scrub", StateConflict, {}),
     ("bad property list: invalid property 'compresion'\nusage:\n\tget [-rHp] ...", InvalidArgument,
      {"reason": "bad property list: invalid property 'compresion'"}),

@@ -1,8 +1,10 @@
-"""Send/receive pieces without ZFS: send flags, the path rule, parsers on captured OpenZFS 2.3.2 output, stream
-sessions in memory (single use, expiry), the stream routes' refusals."""
+"""Send/receive pieces without ZFS: send flags, the path rule, resume tokens, parsers on captured OpenZFS 2.3.2
+output, stream sessions in memory (single use, expiry) and as stored in Redis (one record, parsed back), the
+stream routes' and stream_init's refusals."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -10,11 +12,24 @@ import pytest
 from tests.conftest import http_client
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
+from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
 from zfsapi.adapters.outbound.zfs import commands, parsers
-from zfsapi.adapters.outbound.zfs.streams import PIPE_SIZE, make_pipe, pipe_size, received_snapshot
+from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_size
+from zfsapi.adapters.outbound.zfs.pipelines import received_snapshot
 from zfsapi.domain.errors import InvalidArgument
-from zfsapi.domain.names import BookmarkName, SnapshotName
-from zfsapi.domain.transfer import Compression, Operation, SendSpec, StreamSession, StreamState, confine, size_human
+from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName
+from zfsapi.domain.transfer import (
+    Compression,
+    Operation,
+    ReceiveSpec,
+    ResumeSend,
+    ResumeToken,
+    SendSpec,
+    StreamSession,
+    StreamState,
+    confine,
+    size_human,
+)
 
 # captured from OpenZFS 2.3.2 (zfs-testhost): `zfs send -nvP -L -e -c tp/a@s1` and `zfs send -nvt TOKEN`
 SEND_NVP = "full\ttp/a@s1\t4215664\nsize\t4215664\n"
@@ -42,6 +57,19 @@ def test_send_flags_and_argv():
         SendSpec(SnapshotName.parse("tank/a@s2"), BookmarkName.parse("tank/a#b"), recursive=True)
     assert commands.receive(SnapshotName.parse("t/a@x").dataset, force=True, resumable=True) == \
         ["zfs", "receive", "-v", "-s", "-F", "t/a"]
+    assert commands.send_resume(ResumeToken.parse(TOKEN)) == ["zfs", "send", "-t", TOKEN]
+
+
+TOKEN = "1-e604ea4bf-e0-789c63"
+
+
+@pytest.mark.parametrize("text", ["", "1-2-3", "1-2-3-4-5", "1-DEAD-3-4", "-t", "1-2-3-4; rm -rf /", "1-2-3-4\n",
+                                  "1-" + "a" * 65536 + "-3-4"])
+def test_resume_token_syntax(text):
+    with pytest.raises(InvalidArgument) as exc:
+        ResumeToken.parse(text)
+    assert exc.value.param == "resume_token"
+    assert ResumeToken.parse(TOKEN).value == TOKEN
 
 
 def test_parsers_on_captured_output():
@@ -77,20 +105,65 @@ def test_misc():
     assert pipe_size(w) == PIPE_SIZE
 
 
+SEND = SendSpec(SnapshotName.parse("tank/a b@s2"), BookmarkName.parse("tank/a b#b:1"), raw=True,
+                native_compressed=False)
+
+
 async def test_memory_sessions_are_single_use_and_expire():
     store = MemoryStreamSessions()
     now = time.time()
-    s = StreamSession("a" * 32, Operation.SEND, "u", now, now + 60)
+    s = StreamSession("a" * 32, "u", now, now + 60, SEND)
     await store.create(s, 120)
     claimed = await store.claim(s.stream_id, now)
-    assert claimed is not None and claimed.state is StreamState.ACTIVE
+    assert claimed == StreamSession("a" * 32, "u", now, now + 60, SEND, StreamState.ACTIVE)
     assert await store.claim(s.stream_id, now) is None
-    late = StreamSession("b" * 32, Operation.SEND, "u", now, now + 1)
+    late = StreamSession("b" * 32, "u", now, now + 1, ReceiveSpec(DatasetName.parse("tank/r")))
     await store.create(late, 120)
     assert await store.claim(late.stream_id, now + 2) is None
     assert (await store.get(late.stream_id)).effective_state(now + 2) is StreamState.EXPIRED
-    updated = await store.update(s.stream_id, state="done", bytes=10)
-    assert updated.state is StreamState.DONE and updated.bytes == 10
+    updated = await store.update(s.stream_id, state=StreamState.FAILED, bytes=10, error="cut")
+    assert (updated.state, updated.bytes, updated.error) == (StreamState.FAILED, 10, "cut")
+    kept = await store.update(s.stream_id, bytes=11)  # what is not given stays
+    assert (kept.state, kept.bytes, kept.error) == (StreamState.FAILED, 11, "cut")
+    assert await store.get(s.stream_id) == kept
+
+
+@pytest.mark.parametrize("transfer", [
+    SEND,
+    SendSpec(SnapshotName.parse("tank/a@s1"), SnapshotName.parse("tank/a@s0"), recursive=True),
+    ResumeSend(ResumeToken.parse(TOKEN)),
+    ResumeSend(ResumeToken.parse(TOKEN), DatasetName.parse("tank/a"), SnapshotName.parse("tank/a@s1"), raw=True),
+    ReceiveSpec(DatasetName.parse("tank/x y"), force=True, resumable=False, resume_token=ResumeToken.parse(TOKEN)),
+], ids=["send", "incremental", "resume", "resume-checked", "receive"])
+def test_stored_session_parses_back_to_the_same_transfer(transfer):
+    s = StreamSession("c" * 32, "ops", 1.5, 61.5, transfer, StreamState.DONE, 12345, "e")
+    assert decode_session(encode_session(s)) == s
+    assert s.operation is (Operation.RECEIVE if isinstance(transfer, ReceiveSpec) else Operation.SEND)
+
+
+def test_stored_session_is_the_flat_record_the_lua_script_reads():
+    raw = encode_session(StreamSession("c" * 32, "ops", 1.5, 61.5, SEND))
+    assert json.loads(raw) == {
+        "stream_id": "c" * 32, "operation": "send", "username": "ops", "created": 1.5, "expires_at": 61.5,
+        "dataset": "tank/a b", "snapshot": "tank/a b@s2", "from_snapshot": "tank/a b#b:1", "target_dataset": None,
+        "force": False, "resumable": True, "resume_token": None, "raw": True, "native_compressed": False,
+        "recursive": False, "state": "pending", "bytes": 0, "error": None}
+
+
+@pytest.mark.parametrize("params, param", [
+    ({"operation": "receive"}, "target_dataset"),
+    ({"operation": "receive", "target_dataset": "tank/a@s"}, "target_dataset"),
+    ({"operation": "send", "dataset": "tank/a"}, "snapshot"),
+    ({"operation": "send", "snapshot": "s1"}, "dataset"),
+    ({"operation": "send", "dataset": "tank/a", "snapshot": "tank/b@s1"}, "snapshot"),
+    ({"operation": "send", "dataset": "tank/a", "snapshot": "s1", "from_snapshot": "#b", "recursive": True},
+     "from_snapshot"),
+    ({"operation": "send", "resume_token": "not a token; rm -rf /"}, "resume_token"),
+    ({"operation": "send", "resume_token": TOKEN, "snapshot": "s1"}, "dataset"),
+])
+async def test_stream_init_names_the_bad_param(rpc, params, param):
+    err = await rpc("stream_init", error=True, **params)
+    assert (err["code"], err["data"]["param"]) == (-32602, param), err
 
 
 async def test_stream_routes_refuse_before_touching_zfs(container):

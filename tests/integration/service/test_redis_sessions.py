@@ -23,7 +23,8 @@ from zfsapi.adapters.outbound.sessions.redis_store import (
 )
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Quota
-from zfsapi.domain.transfer import Operation, StreamSession, StreamState
+from zfsapi.domain.names import DatasetName, SnapshotName
+from zfsapi.domain.transfer import ReceiveSpec, SendSpec, StreamSession, StreamState
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ async def test_keys_live_no_longer_than_the_state_matters(client: Redis) -> None
     await RedisRateLimiter(client).hit("k", Quota(5, 100.0), 1)
     await RedisRevocations(client).revoke("j1", 30)
     now = time.time()
-    await RedisStreamSessions(client).create(StreamSession("c" * 32, Operation.RECEIVE, "ops", now, now + 60), 120)
+    await RedisStreamSessions(client).create(StreamSession("c" * 32, "ops", now, now + 60, ReceiveSpec(DatasetName.parse("tank/x"))), 120)
     assert 0 < await client.pttl(PREFIX + "rl:k") <= 21_000  # one request's share of 100 s / 5, plus 1 s
     assert 0 < await client.pttl(PREFIX + "revoked:j1") <= 30_000
     assert 0 < await client.pttl(PREFIX + "stream:" + "c" * 32) <= 120_000
@@ -109,12 +110,12 @@ async def test_redis_down_rate_limits_per_process_and_token_checks_fail_closed(t
 async def test_stream_sessions_shared_by_two_servers(client: Redis) -> None:
     a, b = RedisStreamSessions(client), RedisStreamSessions(client)  # two servers sharing one Redis
     now = time.time()
-    s = StreamSession("c" * 32, Operation.RECEIVE, "ops", now, now + 60, target_dataset="tank/x y")
+    s = StreamSession("c" * 32, "ops", now, now + 60, ReceiveSpec(DatasetName.parse("tank/x y")))
     await a.create(s, 120)
     assert await b.get(s.stream_id) == s
     claims = [await x.claim(s.stream_id, now) for x in (a, b)]
     assert claims == [replace(s, state=StreamState.ACTIVE), None]
-    await b.update(s.stream_id, bytes=12345, state="cancelled")
+    await b.update(s.stream_id, bytes=12345, state=StreamState.CANCELLED)
     assert await a.get(s.stream_id) == replace(s, state=StreamState.CANCELLED, bytes=12345)
     assert await a.list() == await b.list() == [replace(s, state=StreamState.CANCELLED, bytes=12345)]
 
@@ -122,7 +123,7 @@ async def test_stream_sessions_shared_by_two_servers(client: Redis) -> None:
 async def test_concurrent_claims_one_winner(client: Redis) -> None:
     servers = [RedisStreamSessions(client) for _ in range(8)]
     now = time.time()
-    s = StreamSession("d" * 32, Operation.SEND, "ops", now, now + 60, dataset="tank/a", snapshot="tank/a@s")
+    s = StreamSession("d" * 32, "ops", now, now + 60, SendSpec(SnapshotName.parse("tank/a@s")))
     await servers[0].create(s, 120)
     claims = await asyncio.gather(*(x.claim(s.stream_id, now) for x in servers))
     assert sorted(claims, key=lambda c: c is None) == [replace(s, state=StreamState.ACTIVE)] + [None] * 7

@@ -24,7 +24,8 @@ from zfsapi.adapters.outbound.sessions.redis_store import (
 from zfsapi.application.auth import Revocations
 from zfsapi.application.ports import RateLimiter, StreamSessions
 from zfsapi.domain.ratelimit import Decision, Quota
-from zfsapi.domain.transfer import Operation, StreamSession, StreamState
+from zfsapi.domain.names import DatasetName, SnapshotName
+from zfsapi.domain.transfer import ReceiveSpec, SendSpec, StreamSession, StreamState, StreamTransfer
 
 T = TypeVar("T")
 DEADLINE = 30.0  # seconds to wait for an expiry; the machine may be slow and shared
@@ -158,9 +159,10 @@ async def test_gcra_allows_again_once_the_interval_has_passed(stores: Stores) ->
 
 # ---- stream sessions ----
 
-def session(stream_id: str, created: float, expires_in: float = 60.0, **fields: object) -> StreamSession:
-    return StreamSession(stream_id, Operation.RECEIVE, "ops", created, created + expires_in,
-                         target_dataset="tank/x y", **fields)  # type: ignore[arg-type]
+def session(stream_id: str, created: float, expires_in: float = 60.0,
+            transfer: StreamTransfer | None = None) -> StreamSession:
+    return StreamSession(stream_id, "ops", created, created + expires_in,
+                         transfer or ReceiveSpec(DatasetName.parse("tank/x y")))
 
 
 async def test_stream_session_lifecycle(stores: Stores) -> None:
@@ -174,7 +176,7 @@ async def test_stream_session_lifecycle(stores: Stores) -> None:
     assert await streams.claim(s.stream_id, now) is None  # single use
     assert await streams.get(s.stream_id) == active
     done = replace(active, bytes=12345, state=StreamState.DONE)
-    assert await streams.update(s.stream_id, bytes=12345, state="done") == done
+    assert await streams.update(s.stream_id, bytes=12345, state=StreamState.DONE) == done
     assert await streams.get(s.stream_id) == done
     failed = replace(done, state=StreamState.FAILED, error="receive failed: boom")
     assert await streams.update(s.stream_id, state=StreamState.FAILED, error="receive failed: boom") == failed
@@ -192,7 +194,7 @@ async def test_stream_session_claims(stores: Stores) -> None:
     assert await streams.claim(expiring.stream_id, now + 1.0) is None  # expires_at is not claimable any more
     assert await streams.get(expiring.stream_id) == expiring
     assert await streams.claim(expiring.stream_id, now + 0.5) == replace(expiring, state=StreamState.ACTIVE)
-    assert await streams.update(cancelled.stream_id, state="cancelled") == replace(cancelled,
+    assert await streams.update(cancelled.stream_id, state=StreamState.CANCELLED) == replace(cancelled,
                                                                                   state=StreamState.CANCELLED)
     assert await streams.claim(cancelled.stream_id, now) is None
 
@@ -201,7 +203,7 @@ async def test_stream_sessions_listed_until_retention_ends(stores: Stores) -> No
     streams, now = stores.streams, time.time()
     assert await streams.list() == []
     # a session created a while ago (its creator's clock) is kept for `retain` from when it is stored
-    old = session("d" * 32, now - 300, expires_in=400, dataset="tank/a", snapshot="tank/a@s")
+    old = session("d" * 32, now - 300, expires_in=400, transfer=SendSpec(SnapshotName.parse("tank/a@s")))
     short = session("e" * 32, now)
     await streams.create(old, 120)
     await streams.create(short, 0.3)

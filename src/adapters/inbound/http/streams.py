@@ -16,6 +16,8 @@ from typing import Any, AsyncIterator, Callable
 
 import msgspec
 from litestar import asgi
+from litestar.enums import ScopeType
+from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from zfsapi.adapters.metrics import Metrics
@@ -60,10 +62,10 @@ async def _json(send: Send, status: int, body: bytes, request_id: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"x-request-id", request_id.encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scope], Any]):
+def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scope], Any]) -> ASGIRouteHandler:
     async def wait_disconnect(receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
@@ -114,7 +116,7 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
             size = 0
             while True:
                 message = await receive()
-                if message["type"] == "http.disconnect":
+                if message["type"] != "http.request":  # http.disconnect
                     raise ClientGone("client went away mid-body")
                 chunk = message.get("body", b"")
                 if chunk:
@@ -131,10 +133,11 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
         metrics.streams_active.inc()
         outcome = "failed"
         try:
-            session, snapshot, count, took = await streams.receive(stream_id, body())
+            r = await streams.receive(stream_id, body())
             outcome = "done"
-            out = {"success": True, "dataset": session.target_dataset, "snapshot": snapshot, "bytes_received": count,
-                   "duration": round(took, 3), "rate_mbps": round(count / took / 1e6 if took > 0 else 0.0, 1)}
+            out = {"success": True, "dataset": r.target.value, "snapshot": r.snapshot, "bytes_received": r.bytes,
+                   "duration": round(r.seconds, 3),
+                   "rate_mbps": round(r.bytes / r.seconds / 1e6 if r.seconds > 0 else 0.0, 1)}
             await _json(send, 200, _ENCODER.encode(out), rid)
         except ClientGone:
             outcome = "disconnected"
@@ -156,7 +159,7 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
             await _json(send, a.refusal.status, _ENCODER.encode({"success": False, "error": a.refusal.reason}), rid)
             return
         stream_id = scope["path"].strip("/")
-        method = scope["method"]
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else ""
         if not _ID.fullmatch(stream_id):
             await _json(send, 404, _error_body(NotFound("stream", stream_id[:64])), rid)
         elif method == "GET":

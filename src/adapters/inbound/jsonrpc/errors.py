@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     InvalidCredentials,
@@ -83,6 +84,7 @@ _TABLE: dict[type[BaseException], tuple[int, Callable[[Any], tuple[str, dict[str
     NotFound: (NOT_FOUND, lambda e: (e.message, {"kind": e.kind, "name": e.name})),
     AlreadyExists: (ALREADY_EXISTS, lambda e: (e.message, {"kind": e.kind, "name": e.name})),
     HasDependents: (BUSY, lambda e: (e.message, {"name": e.name, "reason": e.reason, "dependents": e.dependents})),
+    Busy: (BUSY, lambda e: (e.message, {"name": e.name, "reason": e.reason, "dependents": []})),
     ZfsCommandFailed: (ZFS_FAILED,
                        lambda e: (e.message, {"command": e.command, "exit_code": e.exit_code, "stderr": e.stderr})),
     ZfsUnavailable: (ZFS_UNAVAILABLE, lambda e: (e.message, {"reason": e.reason})),

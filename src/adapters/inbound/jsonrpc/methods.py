@@ -40,6 +40,7 @@ from zfsapi.application.snapshots import (
 from zfsapi.domain.authz import Action, Carries
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -517,7 +518,8 @@ async def dataset_create(uc: CreateDataset, p: DatasetCreate, ctx: CallContext) 
     return DatasetCreateResult(dataset=name.value)
 
 
-@CORE.method(Action.DESTROY, carries={"dataset": DATASET}, errors=(NotFound, HasDependents, InvalidArgument))
+@CORE.method(Action.DESTROY, carries={"dataset": DATASET},
+             errors=(NotFound, HasDependents, Busy, InvalidArgument))
 async def dataset_destroy(uc: DestroyDataset, p: DatasetDestroy, ctx: CallContext) -> DatasetDestroyResult:
     name = _ds(p.dataset)
     await uc.execute(dataset=name, recursive=p.recursive, recursive_dependents=p.recursive_dependents)
@@ -563,14 +565,14 @@ async def dataset_get_space(uc: GetDatasetSpace, p: DatasetOnly, ctx: CallContex
                                                    usedchild=s.usedchild))
 
 
-@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, HasDependents))
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, Busy))
 async def dataset_mount(uc: MountDataset, p: DatasetOnly, ctx: CallContext) -> MountResult:
     name = _ds(p.dataset)
     changed = await uc.execute(dataset=name)
     return MountResult(dataset=name.value, already_mounted=UNSET if changed else True)
 
 
-@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, HasDependents))
+@CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, Busy))
 async def dataset_unmount(uc: UnmountDataset, p: DatasetOnly, ctx: CallContext) -> UnmountResult:
     name = _ds(p.dataset)
     changed = await uc.execute(dataset=name)
@@ -651,7 +653,8 @@ async def snapshot_list(uc: ListSnapshots, p: SnapshotList, ctx: CallContext) ->
     )
 
 
-@CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound, HasDependents))
+@CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT},
+             errors=(NotFound, HasDependents, Busy))
 async def snapshot_destroy(uc: DestroySnapshot, p: SnapshotDestroy, ctx: CallContext) -> SnapshotDestroyResult:
     snap = _snap(_ds(p.dataset), p.snapshot)
     await uc.execute(snapshot=snap, recursive=p.recursive)
@@ -659,7 +662,7 @@ async def snapshot_destroy(uc: DestroySnapshot, p: SnapshotDestroy, ctx: CallCon
 
 
 @CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT},
-             errors=(NotFound, StateConflict, HasDependents))
+             errors=(NotFound, StateConflict, HasDependents, Busy))
 async def snapshot_rollback(uc: RollbackSnapshot, p: SnapshotRollback, ctx: CallContext) -> RollbackResult:
     name = _ds(p.dataset)
     snap = _snap(name, p.snapshot)
@@ -758,7 +761,7 @@ async def pool_get_properties(uc: GetPoolProperties, p: PoolGetProperties, ctx: 
     return PoolPropertiesResult(pool=pool.value, properties={k: v.value for k, v in props.items()})
 
 
-@CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, HasDependents))
+@CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, Busy))
 async def pool_scrub_start(uc: StartScrub, p: PoolOnly, ctx: CallContext) -> ScrubResult:
     pool = parse("pool", PoolName.parse, p.pool)
     await uc.execute(pool=pool)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta
@@ -12,13 +10,22 @@ from zfsapi.application.transfers import AbortReceive, ReceiveFromFile, SendEsti
 from zfsapi.domain.authz import LOCALHOST, Action
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName, parse_snapshot_or_bookmark
-from zfsapi.domain.transfer import Compression, Operation, SendSpec, StreamSession, size_human
+from zfsapi.domain.transfer import (
+    MAX_RESUME_TOKEN,
+    Compression,
+    ReceiveSpec,
+    ResumeSend,
+    ResumeToken,
+    SendSpec,
+    StreamSession,
+    StreamTransfer,
+    size_human,
+)
 
 from .methods import Name, iso, parse
 from .registry import CallContext, NoParams, Params, Registry
 
-_TOKEN = re.compile(r"[0-9a-f]+(-[0-9a-f]+){3}")
-Token = Annotated[str, Meta(min_length=1, max_length=65536)]
+Token = Annotated[str, Meta(min_length=1, max_length=MAX_RESUME_TOKEN)]
 Path = Annotated[str, Meta(min_length=1, max_length=4096)]
 
 
@@ -75,13 +82,20 @@ class StreamIdParams(Params, frozen=True, forbid_unknown_fields=True):
     stream_id: Annotated[str, Meta(min_length=1, max_length=128)]
 
 
-def _snapshot(dataset: DatasetName, text: str, param: str = "snapshot") -> SnapshotName:
+def _dataset(text: str, param: str = "dataset") -> DatasetName:
+    return parse(param, DatasetName.parse, text)
+
+
+def _snapshot(dataset: DatasetName | None, text: str) -> SnapshotName:
+    """snapshot: 'snap' (of `dataset`) or 'dataset@snap'."""
     if "@" in text:
-        snap = parse(param, SnapshotName.parse, text)
-        if snap.dataset != dataset:
-            raise InvalidArgument(param, f"{text} is not a snapshot of {dataset.value}")
+        snap = parse("snapshot", SnapshotName.parse, text)
+        if dataset is not None and snap.dataset != dataset:
+            raise InvalidArgument("snapshot", f"{text} is not a snapshot of {dataset.value}")
         return snap
-    return parse(param, lambda s: SnapshotName.of(dataset, s), text)
+    if dataset is None:
+        raise InvalidArgument("dataset", "a short snapshot name needs its dataset")
+    return parse("snapshot", lambda s: SnapshotName.of(dataset, s), text)
 
 
 def _origin(dataset: DatasetName, text: str | None) -> SnapshotName | BookmarkName | None:
@@ -95,86 +109,82 @@ def _origin(dataset: DatasetName, text: str | None) -> SnapshotName | BookmarkNa
     return parse("from_snapshot", lambda s: SnapshotName.of(dataset, s), text)
 
 
-def _token(text: str) -> str:
-    if not _TOKEN.fullmatch(text):
-        raise InvalidArgument("resume_token", "not a zfs receive_resume_token")
-    return text
+def _send_spec(p: SendEstimateParams | SendToFileParams | StreamInitParams, dataset: str, snapshot: str) -> SendSpec:
+    name = _dataset(dataset)
+    return SendSpec(_snapshot(name, snapshot), _origin(name, p.from_snapshot), recursive=p.recursive, raw=p.raw,
+                    native_compressed=p.native_compressed)
+
+
+def _stream_transfer(p: StreamInitParams) -> StreamTransfer:
+    """What stream_init asks for, every name parsed (a missing one named); the ZFS checks are the use case's."""
+    token = parse("resume_token", ResumeToken.parse, p.resume_token) if p.resume_token is not None else None
+    if p.operation == "receive":
+        if p.target_dataset is None:
+            raise InvalidArgument("target_dataset", "a receive needs target_dataset")
+        return ReceiveSpec(_dataset(p.target_dataset, "target_dataset"), force=p.force, resumable=p.resumable,
+                           resume_token=token)
+    if token is not None:
+        dataset = _dataset(p.dataset) if p.dataset is not None else None
+        return ResumeSend(token, dataset, _snapshot(dataset, p.snapshot) if p.snapshot is not None else None,
+                          raw=p.raw, native_compressed=p.native_compressed)
+    if p.dataset is None or p.snapshot is None:
+        raise InvalidArgument("snapshot" if p.dataset else "dataset", "a send needs dataset and snapshot (or resume_token)")
+    return _send_spec(p, p.dataset, p.snapshot)
+
+
+def _listed(s: StreamSession) -> dict[str, Any]:
+    """A session as stream_list shows it: the source dataset and snapshot (full name) of a send, the target
+    of a receive."""
+    t = s.transfer
+    snapshot = t.snapshot if not isinstance(t, ReceiveSpec) else None
+    dataset = snapshot.dataset if snapshot is not None else t.dataset if isinstance(t, ResumeSend) else None
+    return {"stream_id": s.stream_id, "operation": s.operation.value, "dataset": dataset.value if dataset else None,
+            "snapshot": snapshot.value if snapshot else None,
+            "target_dataset": t.target.value if isinstance(t, ReceiveSpec) else None, "created": iso(s.created),
+            "expires_at": iso(s.expires_at), "username": s.username, "state": s.state.value, "bytes": s.bytes,
+            "error": s.error}
 
 
 def register_transfers(registry: Registry, uc: TransferUseCases) -> None:
-    ds = lambda value, param="dataset": parse(param, DatasetName.parse, value)  # noqa: E731
     streams = uc.streams
 
-    async def spec_of(p: Any) -> tuple[DatasetName, SendSpec]:
-        name = ds(p.dataset)
-        spec = SendSpec(_snapshot(name, p.snapshot), _origin(name, p.from_snapshot), recursive=p.recursive,
-                        raw=p.raw, native_compressed=p.native_compressed)
-        return name, await uc.plan_send.execute(spec=spec)
-
     async def send_estimate(p: SendEstimateParams, ctx: CallContext) -> dict[str, Any]:
-        name, spec = await spec_of(p)
-        size = await uc.send_estimate.execute(spec=spec)
-        return {"dataset": name.value, "snapshot": spec.snapshot.short, "from_snapshot": p.from_snapshot,
-                "size_bytes": size, "size_human": size_human(size), "raw": spec.raw}
+        est = await uc.send_estimate.execute(spec=_send_spec(p, p.dataset, p.snapshot))
+        return {"dataset": est.spec.snapshot.dataset.value, "snapshot": est.spec.snapshot.short,
+                "from_snapshot": p.from_snapshot, "size_bytes": est.size_bytes,
+                "size_human": size_human(est.size_bytes), "raw": est.spec.raw}
 
     async def send_to_file(p: SendToFileParams, ctx: CallContext) -> dict[str, Any]:
-        name, spec = await spec_of(p)
+        spec = _send_spec(p, p.dataset, p.snapshot)
         compression = Compression(p.compression)
         if p.compressed and compression is Compression.NONE:
             compression = Compression.GZIP
         r = await uc.send_to_file.execute(spec=spec, output_file=p.output_file, compression=compression)
-        return {"dataset": name.value, "snapshot": spec.snapshot.short, "from_snapshot": p.from_snapshot,
-                "output_file": r.path, "compression": compression.value, "size_bytes": r.size_bytes,
-                "sha256": r.sha256, "duration_seconds": round(r.duration, 3)}
+        return {"dataset": spec.snapshot.dataset.value, "snapshot": spec.snapshot.short,
+                "from_snapshot": p.from_snapshot, "output_file": r.path, "compression": compression.value,
+                "size_bytes": r.size_bytes, "sha256": r.sha256, "duration_seconds": round(r.duration, 3)}
 
     async def receive_from_file(p: ReceiveFromFileParams, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
+        spec = ReceiveSpec(_dataset(p.dataset), force=p.force, resumable=p.resumable)
         compression = Compression(p.compression) if p.compression else (
             Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
-        path, snapshot, took = await uc.receive_from_file.execute(target=name, input_file=p.input_file, force=p.force,
-                                                       resumable=p.resumable, compression=compression)
-        return {"dataset": name.value, "input_file": path, "snapshot": snapshot,
+        path, snapshot, took = await uc.receive_from_file.execute(spec=spec, input_file=p.input_file,
+                                                                  compression=compression)
+        return {"dataset": spec.target.value, "input_file": path, "snapshot": snapshot,
                 "duration_seconds": round(took, 3)}
 
     async def receive_abort(p: ReceiveAbortParams, ctx: CallContext) -> dict[str, Any]:
-        name = ds(p.dataset)
+        name = _dataset(p.dataset)
         await uc.receive_abort.execute(dataset=name)
         return {"dataset": name.value, "aborted": True}
 
     async def stream_init(p: StreamInitParams, ctx: CallContext) -> dict[str, Any]:
-        op = Operation(p.operation)
-        session = StreamSession(stream_id="", operation=op, username="", created=0, expires_at=0,
-                                force=p.force, resumable=p.resumable, raw=p.raw,
-                                native_compressed=p.native_compressed, recursive=p.recursive,
-                                resume_token=_token(p.resume_token) if p.resume_token else None)
-        if op is Operation.SEND:
-            if p.resume_token is None:
-                if p.dataset is None or p.snapshot is None:
-                    raise InvalidArgument("snapshot" if p.dataset else "dataset",
-                                          "a send needs dataset and snapshot (or resume_token)")
-                name, spec = await spec_of(p)
-                session = replace(session, dataset=name.value, snapshot=spec.snapshot.value, raw=spec.raw,
-                                  from_snapshot=spec.from_.value if spec.from_ else None)
-            elif p.dataset is not None:
-                name = ds(p.dataset)
-                session = replace(session, dataset=name.value,
-                                  snapshot=_snapshot(name, p.snapshot).value if p.snapshot else None)
-        else:
-            if p.target_dataset is None:
-                raise InvalidArgument("target_dataset", "a receive needs target_dataset")
-            session = replace(session, target_dataset=ds(p.target_dataset, "target_dataset").value)
-        created = await streams.init(ctx.principal or LOCALHOST, session, p.ttl)
+        created = await streams.init(ctx.principal or LOCALHOST, _stream_transfer(p), p.ttl)
         return {"stream_id": created.stream_id, "url": f"/stream/{created.stream_id}",
-                "method": "GET" if op is Operation.SEND else "POST", "expires_at": iso(created.expires_at)}
+                "method": "GET" if p.operation == "send" else "POST", "expires_at": iso(created.expires_at)}
 
     async def stream_list(p: NoParams, ctx: CallContext) -> dict[str, Any]:
-        sessions = await streams.list(ctx.principal or LOCALHOST)
-        return {"sessions": [{
-            "stream_id": s.stream_id, "operation": s.operation.value, "dataset": s.dataset,
-            "snapshot": s.snapshot, "target_dataset": s.target_dataset, "created": iso(s.created),
-            "expires_at": iso(s.expires_at), "username": s.username, "state": s.state.value, "bytes": s.bytes,
-            "error": s.error,
-        } for s in sessions]}
+        return {"sessions": [_listed(s) for s in await streams.list(ctx.principal or LOCALHOST)]}
 
     async def stream_cancel(p: StreamIdParams, ctx: CallContext) -> dict[str, Any]:
         await streams.cancel(ctx.principal or LOCALHOST, p.stream_id)

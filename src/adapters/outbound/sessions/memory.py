@@ -101,20 +101,19 @@ class MemoryStreamSessions:
         s = await self.get(stream_id)  # no await between the check and the update: atomic on the loop
         if s is None or s.state is not StreamState.PENDING or now >= s.expires_at:
             return None
-        return self._replace(s, state=StreamState.ACTIVE)
+        return self._put(replace(s, state=StreamState.ACTIVE))
 
-    async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
+    async def update(self, stream_id: str, *, state: StreamState | None = None, bytes: int | None = None,
+                     error: str | None = None) -> StreamSession | None:
         s = await self.get(stream_id)
         if s is None:
             return None
-        if "state" in changes:
-            changes["state"] = StreamState(changes["state"])
-        return self._replace(s, **changes)
+        return self._put(replace(s, state=s.state if state is None else state, bytes=s.bytes if bytes is None else bytes,
+                                 error=s.error if error is None else error))
 
-    def _replace(self, s: StreamSession, **changes: object) -> StreamSession:
-        new = replace(s, **changes)  # type: ignore[arg-type]
-        self._store.replace(s.stream_id, new)
-        return new
+    def _put(self, s: StreamSession) -> StreamSession:
+        self._store.replace(s.stream_id, s)
+        return s
 
     async def list(self) -> list[StreamSession]:
         return [s for s in self._store.values() if isinstance(s, StreamSession)]

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Awaitable, Callable, TypeVar, cast
 
 import msgspec
+import msgspec.structs
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -25,8 +26,17 @@ from redis.exceptions import RedisError
 from zfsapi.application.auth import Revocations
 from zfsapi.application.ports import RateLimiter
 from zfsapi.domain.errors import ServiceUnavailable
+from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName, parse_snapshot_or_bookmark
 from zfsapi.domain.ratelimit import Decision, Quota
-from zfsapi.domain.transfer import StreamSession, StreamState
+from zfsapi.domain.transfer import (
+    Operation,
+    ReceiveSpec,
+    ResumeSend,
+    ResumeToken,
+    SendSpec,
+    StreamSession,
+    StreamState,
+)
 
 from .memory import MemoryRateLimiter
 
@@ -142,6 +152,72 @@ return 1
 """
 
 
+class StreamRecord(msgspec.Struct, frozen=True):
+    """A stream session as stored: flat, names as text (the shape sessions stored by earlier versions have)."""
+
+    stream_id: str
+    operation: str
+    username: str
+    created: float
+    expires_at: float
+    dataset: str | None = None  # send: the source dataset
+    snapshot: str | None = None  # send: the full snapshot name
+    from_snapshot: str | None = None
+    target_dataset: str | None = None  # receive
+    force: bool = False
+    resumable: bool = True
+    resume_token: str | None = None
+    raw: bool = False
+    native_compressed: bool = True
+    recursive: bool = False
+    state: str = "pending"
+    bytes: int = 0
+    error: str | None = None
+
+
+def _text(name: DatasetName | SnapshotName | BookmarkName | ResumeToken | None) -> str | None:
+    return None if name is None else name.value
+
+
+def encode_session(s: StreamSession) -> bytes:
+    t = s.transfer
+    record = StreamRecord(s.stream_id, s.operation.value, s.username, s.created, s.expires_at, state=s.state.value,
+                          bytes=s.bytes, error=s.error)
+    if isinstance(t, ReceiveSpec):
+        record = msgspec.structs.replace(record, target_dataset=t.target.value, force=t.force,
+                                         resumable=t.resumable, resume_token=_text(t.resume_token))
+    elif isinstance(t, ResumeSend):
+        record = msgspec.structs.replace(record, dataset=_text(t.dataset), snapshot=_text(t.snapshot),
+                                         resume_token=t.token.value, raw=t.raw, native_compressed=t.native_compressed)
+    else:
+        record = msgspec.structs.replace(record, dataset=t.snapshot.dataset.value, snapshot=t.snapshot.value,
+                                         from_snapshot=_text(t.from_), raw=t.raw,
+                                         native_compressed=t.native_compressed, recursive=t.recursive)
+    return msgspec.json.encode(record)
+
+
+def decode_session(raw: bytes | str) -> StreamSession:
+    """The one way back from the stored text: every name parsed again into its value object."""
+    r = msgspec.json.decode(raw, type=StreamRecord)
+    token = ResumeToken.parse(r.resume_token) if r.resume_token is not None else None
+    transfer: SendSpec | ResumeSend | ReceiveSpec
+    if Operation(r.operation) is Operation.RECEIVE:
+        assert r.target_dataset is not None
+        transfer = ReceiveSpec(DatasetName.parse(r.target_dataset), force=r.force, resumable=r.resumable,
+                               resume_token=token)
+    elif token is not None:
+        transfer = ResumeSend(token, DatasetName.parse(r.dataset) if r.dataset else None,
+                              SnapshotName.parse(r.snapshot) if r.snapshot else None, raw=r.raw,
+                              native_compressed=r.native_compressed)
+    else:
+        assert r.snapshot is not None
+        transfer = SendSpec(SnapshotName.parse(r.snapshot),
+                            parse_snapshot_or_bookmark(r.from_snapshot) if r.from_snapshot else None,
+                            recursive=r.recursive, raw=r.raw, native_compressed=r.native_compressed)
+    return StreamSession(r.stream_id, r.username, r.created, r.expires_at, transfer, StreamState(r.state), r.bytes,
+                         r.error)
+
+
 class RedisStreamSessions:
     """Stream sessions as JSON in Redis (claim and updates atomic: compare-and-set in Lua), indexed by a sorted set."""
 
@@ -157,11 +233,11 @@ class RedisStreamSessions:
 
     @staticmethod
     def _decode(raw: bytes | str | None) -> StreamSession | None:
-        return None if raw is None else msgspec.json.decode(raw, type=StreamSession)
+        return None if not raw else decode_session(raw)
 
     async def create(self, session: StreamSession, retain: float) -> None:
         pipe = self._client.pipeline(transaction=True)
-        pipe.set(self._key(session.stream_id), msgspec.json.encode(session), px=max(1, math.ceil(retain * 1000)))
+        pipe.set(self._key(session.stream_id), encode_session(session), px=max(1, math.ceil(retain * 1000)))
         pipe.zadd(self.INDEX, {session.stream_id: time.time() + retain})  # listed as long as it is kept
         await _guarded(pipe.execute())
 
@@ -178,17 +254,18 @@ class RedisStreamSessions:
             new = None if raw is None or current is None else change(current)
             if raw is None or new is None:
                 return None
-            if await _guarded(self._swap(keys=[key], args=[raw, msgspec.json.encode(new)])):
+            if await _guarded(self._swap(keys=[key], args=[raw, encode_session(new)])):
                 return new
 
     async def claim(self, stream_id: str, now: float) -> StreamSession | None:
         return await self._change(stream_id, lambda s: replace(s, state=StreamState.ACTIVE)
                                   if s.effective_state(now) is StreamState.PENDING else None)
 
-    async def update(self, stream_id: str, **changes: object) -> StreamSession | None:
-        if "state" in changes:
-            changes["state"] = StreamState(changes["state"])
-        return await self._change(stream_id, lambda s: replace(s, **changes))  # type: ignore[arg-type]
+    async def update(self, stream_id: str, *, state: StreamState | None = None, bytes: int | None = None,
+                     error: str | None = None) -> StreamSession | None:
+        return await self._change(stream_id, lambda s: replace(
+            s, state=s.state if state is None else state, bytes=s.bytes if bytes is None else bytes,
+            error=s.error if error is None else error))
 
     async def list(self) -> list[StreamSession]:
         now = time.time()

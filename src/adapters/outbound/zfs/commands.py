@@ -19,7 +19,7 @@ from zfsapi.domain.names import (
     SnapshotName,
 )
 from zfsapi.domain.planning import DestroyFlags
-from zfsapi.domain.transfer import SendSpec
+from zfsapi.domain.transfer import ResumeToken, SendSpec
 
 SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "used", "referenced", "userrefs")
 # name, guid and createtxg keep `zfs list` on its fast iteration path; each other column tripled the time of
@@ -164,8 +164,8 @@ def send(spec: SendSpec, dry_run: bool = False) -> list[str]:
     return ["zfs", "send", *(["-n", "-v", "-P"] if dry_run else []), *spec.flags(), *_from(spec), spec.snapshot.value]
 
 
-def send_resume(token: str, dry_run: bool = False) -> list[str]:
-    return ["zfs", "send", *(["-n", "-v", "-P"] if dry_run else []), "-t", token]
+def send_resume(token: ResumeToken, dry_run: bool = False) -> list[str]:
+    return ["zfs", "send", *(["-n", "-v", "-P"] if dry_run else []), "-t", token.value]
 
 
 def receive(target: DatasetName, force: bool, resumable: bool) -> list[str]:

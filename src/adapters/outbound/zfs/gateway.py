@@ -1,4 +1,5 @@
-"""The ZFS command-line gateway: implements the Datasets, Snapshots, Bookmarks and Pools ports."""
+"""The ZFS command-line gateway: implements the Datasets, Snapshots, Bookmarks, Pools and Transfers ports
+(one-shot commands; the send/receive pipelines are in `pipelines`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from zfsapi.domain.names import (
     PropertyValue,
     SnapshotName,
 )
+from zfsapi.domain.errors import StateConflict
 from zfsapi.domain.planning import DestroyFlags
+from zfsapi.domain.transfer import ResumeToken, ResumeTokenContents, SendSpec
 
 from . import commands, parsers
 from .executor import Completed, ZfsExecutor
@@ -172,3 +175,32 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
 
     async def version(self) -> str:
         return parsers.version(await self._ok(commands.version(), name="", kind="pool"))
+
+    # ---- send/receive (one-shot) ----
+
+    async def estimate(self, spec: SendSpec) -> int:
+        done = await self._ok(commands.send(spec, dry_run=True), name=spec.snapshot.value, kind="snapshot")
+        return parsers.send_size(done.stdout.decode())
+
+    async def decode_resume_token(self, token: ResumeToken) -> ResumeTokenContents:
+        done = await self._exec.run(commands.send_resume(token, dry_run=True))
+        if not done.ok:
+            raise StateConflict("the resume token is not valid here (forged, corrupt or foreign)",
+                                stderr=done.stderr.splitlines()[0] if done.stderr else "")
+        return parsers.resume_token(done.stdout.decode() + "\n" + done.stderr)
+
+    async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
+        done = await self._exec.run(commands.get_value(dataset, "receive_resume_token"))
+        value = done.stdout.decode().strip() if done.ok else ""
+        return None if value in ("", "-") else ResumeToken(value)
+
+    async def abort_receive(self, dataset: DatasetName) -> None:
+        done = await self._exec.run(commands.receive_abort(dataset))
+        if not done.ok:
+            if "does not have any resumable receive state" in done.stderr:
+                raise StateConflict("no partial receive to abort", dataset=dataset.value)
+            raise parsers.classify(done, name=dataset.value, kind="dataset")
+
+    async def is_encrypted(self, dataset: DatasetName) -> bool:
+        done = await self._ok(commands.get_value(dataset, "encryption"), name=dataset.value)
+        return done.stdout.decode().strip() not in ("off", "-", "")

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -32,7 +33,7 @@ from zfsapi.domain.models import (
     SpaceUsage,
     Vdev,
 )
-from zfsapi.domain.transfer import ResumeToken
+from zfsapi.domain.transfer import ResumeTokenContents
 
 from .executor import Completed
 
@@ -232,6 +233,7 @@ _QUOTED = re.compile(r"cannot [^']*'([^']+)'")
 _DEPENDENTS_HEADER = re.compile(r"use '-[rR]' to (destroy|force deletion of) the following")
 _BOOKMARK_MISSING = re.compile(r"bookmark '([^']+)' does not exist")
 _HELD = re.compile(r"cannot destroy snapshot (.+?): it's being held")
+_DESTINATION_EXISTS = re.compile(r"destination '([^']+)' exists")  # zfs receive of a full stream without -F
 
 
 def _kind(name: str, default: str) -> str:
@@ -276,6 +278,8 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
         return NotFound(_kind(quoted, kind), quoted)
     if "tag already exists on this dataset" in low:
         return AlreadyExists("hold", name)
+    if m := _DESTINATION_EXISTS.search(err):
+        return AlreadyExists("dataset", m.group(1))
     if "already exists" in low or "bookmark exists" in low:
         return AlreadyExists(_kind(quoted, kind), quoted)
     if "has dependent clones" in low:
@@ -288,9 +292,9 @@ def classify(completed: Completed, *, name: str, kind: str = "dataset") -> ZfsAp
     if "dataset is busy" in low and "@" in quoted + name:
         return HasDependents(quoted, "snapshot has user holds or is in use")
     if "is busy" in low or "device busy" in low:
-        return HasDependents(quoted, "busy (mounted and in use)")
+        return Busy(quoted, "mounted and in use")
     if "currently scrubbing" in low or "currently resilvering" in low:  # the quoted text is "zpool scrub -s"
-        return HasDependents(name, "a scrub or resilver is in progress")
+        return Busy(name, "a scrub or resilver is in progress")
     if "more recent snapshots or bookmarks exist" in low:
         return StateConflict("more recent snapshots or bookmarks exist", newer=_dependents(err))
     if "there is no active scrub" in low:
@@ -312,7 +316,7 @@ def send_size(text: str) -> int:
     raise ValueError(f"no size line in zfs send -nvP output: {text[-200:]!r}")
 
 
-def resume_token(text: str) -> ResumeToken:
+def resume_token(text: str) -> ResumeTokenContents:
     """`zfs send -nvt TOKEN`: the nvlist printed after "resume token contents:" (numbers in hex)."""
     fields: dict[str, str] = {}
     inside = False
@@ -330,7 +334,7 @@ def resume_token(text: str) -> ResumeToken:
     def num(key: str) -> int | None:
         return int(fields[key], 0) if key in fields else None
 
-    return ResumeToken(
+    return ResumeTokenContents(
         toname=fields["toname"], toguid=num("toguid") or 0, fromguid=num("fromguid"),
         raw="rawok" in fields, compressed="compressok" in fields, bytes_done=num("bytes") or 0,
     )

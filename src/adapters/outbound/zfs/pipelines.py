@@ -1,0 +1,317 @@
+"""zfs send/receive as pipelines: to and from HTTP (SendPipe/ReceivePipe), and to and from send files through
+gzip/zstd (no shell). Children start through the executor (one spawn path, its environment, metrics and
+pipeline bound) joined by pipes we create (1 MiB, F_SETPIPE_SZ before the child starts). The HTTP ends are read
+and written without blocking the event loop (non-blocking fds, add_reader/add_writer); a file relay runs in a
+worker thread. Every process's exit status is checked, partial files are removed, and children are killed and
+reaped on cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import re
+import stat
+
+from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsCommandFailed
+from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
+
+from . import commands, parsers
+from .executor import Child, Completed, Pipeline, ZfsExecutor, make_pipe
+
+READ_SIZE = 1 << 20
+COMPRESSORS = {Compression.GZIP: (["gzip", "-c", "-1"], ["gzip", "-d", "-c"]),
+               Compression.ZSTD: (["zstd", "-q", "-c", "-T0", "-3"], ["zstd", "-q", "-d", "-c"])}
+_INTO = re.compile(r"^receiving .* stream of .* into (.+)$", re.M)
+
+
+def received_snapshot(verbose: str) -> str | None:
+    names = _INTO.findall(verbose)
+    return names[-1].strip() if names else None
+
+
+def _checked(results: list[Completed], name: str, kind: str) -> Completed:
+    """The zfs child's result, once every process of the pipeline succeeded; else the first failure, classified
+    when it is zfs's (a compressor may exit 0 on a stream cut short: zfs's status decides)."""
+    zfs = next(done for done in results if done.argv[0] == "zfs")
+    for done in [zfs, *results]:
+        if not done.ok:
+            if done.argv[0] == "zfs":
+                raise parsers.classify(done, name=name, kind=kind)
+            raise ZfsCommandFailed(done.argv, done.exit_code, done.stderr)
+    return zfs
+
+
+class ZfsPipelines:
+    """The Pipelines port: zfs send/receive joined to HTTP bodies or to send files."""
+
+    def __init__(self, executor: ZfsExecutor) -> None:
+        self._exec = executor
+
+    # ---- HTTP ----
+    async def open_send(self, source: SendSpec | ResumeSend) -> ZfsSendPipe:
+        if isinstance(source, ResumeSend):
+            argv, name = commands.send_resume(source.token), (source.snapshot or source.token).value
+        else:
+            argv, name = commands.send(source), source.snapshot.value
+        pipeline = await self._exec.pipeline()
+        try:
+            fd = await pipeline.offload(pipeline.spawn_into_pipe, argv, None)
+        except BaseException:
+            await pipeline.close()
+            raise
+        return ZfsSendPipe(pipeline, pipeline.children[0], fd, name)
+
+    async def open_receive(self, spec: ReceiveSpec) -> ZfsReceivePipe:
+        pipeline = await self._exec.pipeline()
+        r, w = make_pipe()
+        try:
+            child = await pipeline.offload(self._spawn_receive, pipeline, spec, r)
+        except BaseException:
+            os.close(w)
+            await pipeline.close()
+            raise
+        finally:
+            os.close(r)
+        return ZfsReceivePipe(pipeline, child, w, spec.target.value)
+
+    @staticmethod
+    def _spawn_receive(pipeline: Pipeline, spec: ReceiveSpec, stdin: int) -> Child:
+        return pipeline.spawn(commands.receive(spec.target, spec.force, spec.resumable), stdin, capture_stdout=True)
+
+    # ---- send files ----
+    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
+        pipeline = await self._exec.pipeline()
+        try:
+            return await pipeline.offload(self._send_file, pipeline, spec, path, root, compression)
+        finally:
+            await pipeline.close()
+
+    @staticmethod
+    def _send_file(pipeline: Pipeline, spec: SendSpec, path: str, root: str,
+                   compression: Compression) -> tuple[int, str]:
+        """In a worker thread: zfs send [| compressor] -> we read, hash and write the new file."""
+        fd = _create_confined(path, root)
+        ok = False
+        try:
+            last_r = pipeline.spawn_into_pipe(commands.send(spec), None)
+            if compression is not Compression.NONE:
+                send_out = last_r
+                try:
+                    last_r = pipeline.spawn_into_pipe(COMPRESSORS[compression][0], send_out)
+                finally:
+                    os.close(send_out)
+            digest, size = hashlib.sha256(), 0
+            try:
+                while chunk := os.read(last_r, READ_SIZE):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+            finally:
+                os.close(last_r)
+            _checked(pipeline.reap(), spec.snapshot.value, "snapshot")
+            if pipeline.killed:
+                raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
+            os.fsync(fd)
+            ok = True
+            return size, digest.hexdigest()
+        finally:
+            os.close(fd)
+            if not ok:
+                pipeline.kill()
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
+        pipeline = await self._exec.pipeline()
+        try:
+            return await pipeline.offload(self._receive_file, pipeline, spec, path, root, compression)
+        finally:
+            await pipeline.close()
+
+    @staticmethod
+    def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str,
+                      compression: Compression) -> str | None:
+        """In a worker thread: file [-> decompressor] -> zfs receive."""
+        fd = _open_confined(path, root)
+        try:
+            stdin = fd
+            if compression is not Compression.NONE:
+                stdin = pipeline.spawn_into_pipe(COMPRESSORS[compression][1], fd)
+            try:
+                pipeline.spawn(commands.receive(spec.target, spec.force, spec.resumable), stdin, capture_stdout=True)
+            finally:
+                if stdin != fd:
+                    os.close(stdin)
+        finally:
+            os.close(fd)
+        done = _checked(pipeline.reap(), spec.target.value, "dataset")
+        return received_snapshot(done.stdout.decode("utf-8", "replace"))
+
+
+def _open_in(root: str, path: str, flags: int, param: str) -> int:
+    """Open `path` (its final component never followed) after checking that its parent, symlinks resolved,
+    lies inside `root`; the open is relative to that parent's directory fd. Only a regular file is opened: a FIFO,
+    device or socket is refused without blocking (checked before the open, which is non-blocking, and after it)."""
+    real_root = os.path.realpath(root)
+    parent = os.path.realpath(os.path.dirname(path))
+    if parent != real_root and not parent.startswith(real_root.rstrip("/") + "/"):
+        raise InvalidArgument(param, "resolves outside the transfer directory (symlink)")
+    try:
+        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound("directory", os.path.dirname(path)) from None
+    except NotADirectoryError:
+        raise InvalidArgument(param, "its parent is not a directory") from None
+    name = os.path.basename(path)
+    try:
+        _refuse_special(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode, param)
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600, dir_fd=dfd)
+    except FileExistsError:
+        raise AlreadyExists("file", path) from None
+    except FileNotFoundError:
+        raise NotFound("file", path) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidArgument(param, "is a symlink") from None
+        if exc.errno == errno.ENXIO:  # a FIFO or socket that appeared after the check
+            raise InvalidArgument(param, "not a regular file") from None
+        raise
+    finally:
+        os.close(dfd)
+    try:
+        _refuse_special(os.fstat(fd).st_mode, param)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_special(mode: int, param: str) -> None:
+    if stat.S_ISLNK(mode):
+        raise InvalidArgument(param, "is a symlink")
+    if not stat.S_ISREG(mode):
+        raise InvalidArgument(param, "not a regular file (a FIFO, device, socket or directory)")
+
+
+def _create_confined(path: str, root: str) -> int:
+    return _open_in(root, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "output_file")
+
+
+def _open_confined(path: str, root: str) -> int:
+    return _open_in(root, path, os.O_RDONLY, "input_file")
+
+
+class _FdIO:
+    """Non-blocking reads/writes of a pipe end from the event loop (readiness via add_reader/add_writer)."""
+
+    def __init__(self, pipeline: Pipeline, child: Child, fd: int) -> None:
+        self._pipeline, self._child, self.fd = pipeline, child, fd
+        self._waiter: asyncio.Future[None] | None = None
+        os.set_blocking(fd, False)
+
+    def _open_fd(self) -> int:
+        if self.fd < 0:
+            raise ZfsCommandFailed(self._child.argv, -9, "killed")
+        return self.fd
+
+    async def _ready(self, writer: bool) -> None:
+        loop = asyncio.get_running_loop()
+        fut = self._waiter = loop.create_future()
+        fd = self.fd
+        add, remove = (loop.add_writer, loop.remove_writer) if writer else (loop.add_reader, loop.remove_reader)
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        add(fd, ready)
+        try:
+            await fut
+        finally:
+            remove(fd)
+            self._waiter = None
+
+    def close(self) -> None:
+        """Close our end; a read or write parked on it is unregistered first (before the fd number can be
+        reused), then woken to find it closed."""
+        if self.fd >= 0:
+            if self._waiter is not None:
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self.fd)
+                loop.remove_writer(self.fd)
+                if not self._waiter.done():
+                    self._waiter.set_result(None)
+            os.close(self.fd)
+            self.fd = -1
+
+    async def _wait(self) -> Completed:
+        self.close()
+        done = await self._pipeline.offload(self._child.wait)
+        await self._pipeline.close()
+        return done
+
+    async def kill(self) -> None:
+        """Kill and reap (idempotent)."""
+        self.close()
+        await self._pipeline.close()
+
+
+class ZfsSendPipe(_FdIO):
+    """A running `zfs send` read from the loop (the SendPipe port)."""
+
+    def __init__(self, pipeline: Pipeline, child: Child, fd: int, name: str) -> None:
+        super().__init__(pipeline, child, fd)
+        self._name = name
+
+    async def read(self) -> bytes:
+        while True:
+            try:
+                chunk = os.read(self._open_fd(), READ_SIZE)
+            except BlockingIOError:
+                await self._ready(False)
+                continue
+            if chunk:
+                return chunk
+            # end of stream: a send that failed before or after its first byte says so here
+            await self.finish()
+            return b""
+
+    async def finish(self) -> None:
+        done = await self._wait()
+        if not done.ok:
+            raise parsers.classify(done, name=self._name, kind="snapshot")
+
+
+class ZfsReceivePipe(_FdIO):
+    """A running `zfs receive` written from the loop (the ReceivePipe port)."""
+
+    def __init__(self, pipeline: Pipeline, child: Child, fd: int, target: str) -> None:
+        super().__init__(pipeline, child, fd)
+        self._target = target
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._open_fd(), view):]
+            except BlockingIOError:
+                await self._ready(True)
+            except BrokenPipeError:
+                await self.finish()  # zfs receive stopped reading: its error explains why
+                raise ZfsCommandFailed(self._child.argv, -1, "zfs receive stopped reading its input") from None
+
+    async def finish(self) -> str | None:
+        done = await self._wait()
+        if not done.ok:
+            raise parsers.classify(done, name=self._target, kind="dataset")
+        return received_snapshot(done.stdout.decode("utf-8", "replace"))
