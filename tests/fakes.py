@@ -20,6 +20,7 @@ from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.parsers import property_value
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -326,7 +327,8 @@ class FakeZfs:
         direct = [c for c in self._children(name) if c.count("/") == name.count("/") + 1]
         return [*(x for c in direct for x in (*self._dependents(c), c)), *self._snaps_of(name)]
 
-    async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None:
+    def _destroy_plan(self, name: DatasetName, flags: DestroyFlags) -> tuple[list[str], list[str], list[str]]:
+        """(datasets, snapshots, clones elsewhere) a destroy takes, raising what ZFS raises for it."""
         self._need(name.value)
         below = self._dependents(name.value)
         if below and not flags.recursive:
@@ -338,6 +340,17 @@ class FakeZfs:
             raise HasDependents(name.value, "has dependent clones", clones)
         if held := next((s for s in snaps if self.snapshots[s].holds), None):
             raise HasDependents(held, "snapshot has user holds (see snapshot_holds_list)")
+        return doomed, snaps, clones
+
+    async def preview_destroy(self, name: DatasetName, *, flags: DestroyFlags) -> list[str]:
+        doomed, snaps, clones = self._destroy_plan(name, flags)
+        out = [*doomed, *snaps]
+        for c in clones:
+            out += await self.preview_destroy(DatasetName(c), flags=DestroyFlags(True, True))
+        return out
+
+    async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None:
+        doomed, snaps, clones = self._destroy_plan(name, flags)
         for c in clones:
             if c in self.datasets:
                 await self.destroy_dataset(DatasetName(c), flags=DestroyFlags(True, True))
@@ -578,7 +591,7 @@ class FakeZfs:
             p.scan = ScanStatus("scrub", "canceled", None, None, None, None)
         else:
             if scanning:
-                raise HasDependents(pool.value, "a scrub or resilver is in progress")
+                raise Busy(pool.value, "a scrub or resilver is in progress")
             p.scan = ScanStatus("scrub", "scanning", 0.0, None, None, 0)  # 2.3 prints the bytes scanned in units
 
     async def pool_status(self, pool: PoolName) -> PoolStatus:

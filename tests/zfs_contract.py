@@ -19,6 +19,7 @@ import pytest
 from zfsapi.application.ports import Bookmarks, Datasets, Pools, Snapshots
 from zfsapi.domain.errors import (
     AlreadyExists,
+    Busy,
     HasDependents,
     InvalidArgument,
     NotFound,
@@ -389,6 +390,16 @@ class ZfsPortContract:
             await z.port.destroy_dataset(z.ds("a"), flags=RECURSIVE)
         assert (clones.value.name, clones.value.reason, clones.value.dependents) == (
             f"{z.root}/a", "has dependent clones", [clone.value])
+        before = await z.names()
+        doomed = await z.port.preview_destroy(z.ds("a"), flags=DEPENDENTS)  # a dry run, in no promised order
+        assert sorted(doomed) == sorted([f"{z.root}/a", f"{z.root}/a/kid", f"{z.root}/a@s", f"{z.root}/a/kid@k",
+                                         clone.value])
+        assert await z.names() == before
+        with pytest.raises(HasDependents) as previewed:
+            await z.port.preview_destroy(z.ds("a"), flags=RECURSIVE)
+        assert previewed.value.reason == "has dependent clones"
+        with pytest.raises(NotFound):
+            await z.port.preview_destroy(z.ds("nope"), flags=DEPENDENTS)
         await z.port.destroy_dataset(z.ds("a"), flags=DEPENDENTS)
         assert await z.names() == [z.root.value]
         with pytest.raises(NotFound) as gone:
@@ -480,7 +491,7 @@ class ZfsPortContract:
         assert idle.value.reason == "there is no active scrub"
         with z.scrubs_last():
             await z.port.scrub(z.pool, stop=False)
-            with pytest.raises(HasDependents) as busy:
+            with pytest.raises(Busy) as busy:
                 await z.port.scrub(z.pool, stop=False)
             assert (busy.value.name, busy.value.reason) == (z.pool.value, "a scrub or resilver is in progress")
             scan = (await z.port.pool_status(z.pool)).scan

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.authz import Principal
+from zfsapi.domain.errors import InvalidArgument, PermissionDenied
 from zfsapi.domain.models import DatasetType, PropertyEntry, SpaceUsage
 from zfsapi.domain.names import DatasetName, PropertyName, PropertyValue, SnapshotName
 from zfsapi.domain.planning import plan_destroy
@@ -37,15 +38,26 @@ class DestroyDataset:
         HasDependents: children, snapshots, clones or holds the flags do not take (listed in `dependents`).
         Busy: it is mounted and in use.
         InvalidArgument: the dataset is a pool's root.
+        PermissionDenied: with `recursive_dependents`, the destroy would reach beyond the `caller`'s datasets.
     """
 
     def __init__(self, datasets: Datasets) -> None:
         self._datasets = datasets
 
-    async def execute(self, *, dataset: DatasetName, recursive: bool = False, recursive_dependents: bool = False) -> None:
+    async def execute(self, *, dataset: DatasetName, recursive: bool = False, recursive_dependents: bool = False,
+                      caller: Principal | None = None) -> None:
         if dataset.depth == 0:
             raise InvalidArgument("dataset", "a pool's root dataset cannot be destroyed")
-        await self._datasets.destroy_dataset(dataset, flags=plan_destroy(recursive, recursive_dependents))
+        flags = plan_destroy(recursive, recursive_dependents)
+        if flags.dependents and caller is not None and not caller.unrestricted:
+            # -R follows clones wherever they are in the pool: every victim must be the caller's to destroy
+            doomed = await self._datasets.preview_destroy(dataset, flags=flags)
+            outside = [name for name in doomed if not caller.covers(name)]
+            if outside:
+                raise PermissionDenied("dataset_destroy", outside[0],
+                                       f"recursive_dependents would also destroy {len(outside)} dataset(s) or "
+                                       "snapshot(s) outside the datasets this user may touch")
+        await self._datasets.destroy_dataset(dataset, flags=flags)
 
 
 @dataclass(frozen=True, slots=True)

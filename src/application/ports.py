@@ -48,6 +48,11 @@ class Datasets(Protocol):
 
     async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None: ...
 
+    async def preview_destroy(self, name: DatasetName, *, flags: DestroyFlags) -> list[str]:
+        """Every dataset and snapshot the destroy would remove (a dry run: nothing is destroyed). Raises what
+        the destroy itself would raise."""
+        ...
+
     async def list_datasets(
         self,
         root: DatasetName | None,

@@ -106,6 +106,15 @@ class ReceiveSpec:
     force: bool = False
     resumable: bool = True
     resume_token: ResumeToken | None = None
+    # What a stream says about where and how its filesystems are mounted is taken only for a `trusted`
+    # receiver (an unrestricted admin). For anyone else these properties of the stream are not applied: they
+    # inherit from the target's parent, inside the receiver's scope and set by an admin (`zfs receive -x`).
+    # A stream sent with -p/-R could otherwise mount a filesystem over /etc, share it, or honour the setuid
+    # binaries and device nodes it brings. (-x, not -o: `-o setuid=off` fails on a volume's stream.)
+    trusted: bool = False
+
+
+UNTRUSTED_RECEIVE_EXCLUDED = ("mountpoint", "sharenfs", "sharesmb", "setuid", "devices", "zoned")
 
 
 class StreamState(Enum):

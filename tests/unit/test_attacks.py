@@ -130,3 +130,32 @@ def test_a_regular_file_opens_blocking(root):
         assert os.get_blocking(fd) and stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
     finally:
         os.close(fd)
+
+
+# ---- destroy -R reaches clones anywhere in the pool ----------------------------------------------------------
+
+async def test_recursive_dependents_never_reach_outside_the_scope(tmp_path):
+    from tests.conftest import http_client
+    from tests.fakes import FakeZfs
+    from tests.unit.test_auth import call, make_container
+    from zfsapi.adapters.inbound.http.app import create_app
+
+    fake = FakeZfs()
+    app = create_app(make_container(tmp_path, fake, auth={"local_users": {
+        "root": {"role": "admin"}, "1234": {"role": "admin", "datasets": ["tank/a"]}}}))
+    async with http_client(app) as root, http_client(app, uid=1234) as scoped:
+        for step in (("dataset_create", {"dataset": "tank/a"}), ("dataset_create", {"dataset": "tank/b"}),
+                     ("snapshot_create", {"dataset": "tank/a", "name": "s"}),
+                     ("clone_create", {"source": "tank/a@s", "target": "tank/a/inside"}),
+                     ("clone_create", {"source": "tank/a@s", "target": "tank/b/outside"})):
+            assert "result" in (await call(root, *step)).json()
+        body = (await call(scoped, "dataset_destroy", {"dataset": "tank/a", "recursive": True,
+                                                       "recursive_dependents": True})).json()
+        assert body["error"]["code"] == -32004 and body["error"]["data"]["dataset"] == "tank/b/outside", body
+        assert {"tank/a", "tank/a/inside", "tank/b/outside"} <= set(fake.datasets) and "tank/a@s" in fake.snapshots
+        # once the foreign clone is gone, the same call is the scoped admin's to make
+        assert "result" in (await call(root, "dataset_destroy", {"dataset": "tank/b/outside"})).json()
+        body = (await call(scoped, "dataset_destroy", {"dataset": "tank/a", "recursive": True,
+                                                       "recursive_dependents": True})).json()
+        assert body["result"] == {"dataset": "tank/a", "destroyed": True}, body
+    assert not any(d.startswith("tank/a") for d in fake.datasets)

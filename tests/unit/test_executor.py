@@ -157,7 +157,8 @@ async def test_cancelling_a_send_file_kills_reaps_and_removes_it(tmp_path):
 async def test_receive_pipe_takes_the_body_and_names_the_snapshot(tmp_path):
     zfs = script(tmp_path, "zfs", f'printf "%s " "$@" > {tmp_path}/argv; cat > {tmp_path}/received\n'
                                   'echo "receiving incremental stream of tank/a@s2 into t/b c@s2"\n')
-    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_receive(ReceiveSpec(DatasetName.parse("t/b c"), force=True))
+    spec = ReceiveSpec(DatasetName.parse("t/b c"), force=True, trusted=True)
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_receive(spec)
     chunks = [os.urandom(1 << 20) for _ in range(4)]
     for chunk in chunks:
         await pipe.write(chunk)

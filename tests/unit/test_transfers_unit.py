@@ -55,8 +55,13 @@ def test_send_flags_and_argv():
     assert raw.flags() == ["-L", "-e", "-w", "-R"]
     with pytest.raises(InvalidArgument):
         SendSpec(SnapshotName.parse("tank/a@s2"), BookmarkName.parse("tank/a#b"), recursive=True)
-    assert commands.receive(SnapshotName.parse("t/a@x").dataset, force=True, resumable=True) == \
+    target = SnapshotName.parse("t/a@x").dataset
+    assert commands.receive(ReceiveSpec(target, force=True, resumable=True, trusted=True)) == \
         ["zfs", "receive", "-v", "-s", "-F", "t/a"]
+    # anyone but an unrestricted admin: the stream's mount properties are not applied (they inherit)
+    assert commands.receive(ReceiveSpec(target, resumable=False)) == [
+        "zfs", "receive", "-v", "-x", "mountpoint", "-x", "sharenfs", "-x", "sharesmb", "-x", "setuid",
+        "-x", "devices", "-x", "zoned", "t/a"]
     assert commands.send_resume(ResumeToken.parse(TOKEN)) == ["zfs", "send", "-t", TOKEN]
 
 
@@ -141,12 +146,12 @@ def test_stored_session_parses_back_to_the_same_transfer(transfer):
     assert s.operation is (Operation.RECEIVE if isinstance(transfer, ReceiveSpec) else Operation.SEND)
 
 
-def test_stored_session_is_the_flat_record_the_lua_script_reads():
+def test_stored_session_is_the_flat_record_of_earlier_versions():
     raw = encode_session(StreamSession("c" * 32, "ops", 1.5, 61.5, SEND))
     assert json.loads(raw) == {
         "stream_id": "c" * 32, "operation": "send", "username": "ops", "created": 1.5, "expires_at": 61.5,
         "dataset": "tank/a b", "snapshot": "tank/a b@s2", "from_snapshot": "tank/a b#b:1", "target_dataset": None,
-        "force": False, "resumable": True, "resume_token": None, "raw": True, "native_compressed": False,
+        "force": False, "resumable": True, "resume_token": None, "trusted": False, "raw": True, "native_compressed": False,
         "recursive": False, "state": "pending", "bytes": 0, "error": None}
 
 

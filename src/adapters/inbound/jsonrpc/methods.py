@@ -44,6 +44,7 @@ from zfsapi.domain.errors import (
     HasDependents,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     StateConflict,
     ZfsCommandFailed,
     ZfsUnavailable,
@@ -519,10 +520,11 @@ async def dataset_create(uc: CreateDataset, p: DatasetCreate, ctx: CallContext) 
 
 
 @CORE.method(Action.DESTROY, carries={"dataset": DATASET},
-             errors=(NotFound, HasDependents, Busy, InvalidArgument))
+             errors=(NotFound, HasDependents, Busy, InvalidArgument, PermissionDenied))
 async def dataset_destroy(uc: DestroyDataset, p: DatasetDestroy, ctx: CallContext) -> DatasetDestroyResult:
     name = _ds(p.dataset)
-    await uc.execute(dataset=name, recursive=p.recursive, recursive_dependents=p.recursive_dependents)
+    await uc.execute(dataset=name, recursive=p.recursive, recursive_dependents=p.recursive_dependents,
+                     caller=ctx.principal)
     return DatasetDestroyResult(dataset=name.value)
 
 

@@ -167,6 +167,7 @@ class StreamRecord(msgspec.Struct, frozen=True):
     force: bool = False
     resumable: bool = True
     resume_token: str | None = None
+    trusted: bool = False  # receive: the stream's mount properties apply (an unrestricted admin's receive)
     raw: bool = False
     native_compressed: bool = True
     recursive: bool = False
@@ -185,7 +186,8 @@ def encode_session(s: StreamSession) -> bytes:
                           bytes=s.bytes, error=s.error)
     if isinstance(t, ReceiveSpec):
         record = msgspec.structs.replace(record, target_dataset=t.target.value, force=t.force,
-                                         resumable=t.resumable, resume_token=_text(t.resume_token))
+                                         resumable=t.resumable, resume_token=_text(t.resume_token),
+                                         trusted=t.trusted)
     elif isinstance(t, ResumeSend):
         record = msgspec.structs.replace(record, dataset=_text(t.dataset), snapshot=_text(t.snapshot),
                                          resume_token=t.token.value, raw=t.raw, native_compressed=t.native_compressed)
@@ -204,7 +206,7 @@ def decode_session(raw: bytes | str) -> StreamSession:
     if Operation(r.operation) is Operation.RECEIVE:
         assert r.target_dataset is not None
         transfer = ReceiveSpec(DatasetName.parse(r.target_dataset), force=r.force, resumable=r.resumable,
-                               resume_token=token)
+                               resume_token=token, trusted=r.trusted)
     elif token is not None:
         transfer = ResumeSend(token, DatasetName.parse(r.dataset) if r.dataset else None,
                               SnapshotName.parse(r.snapshot) if r.snapshot else None, raw=r.raw,

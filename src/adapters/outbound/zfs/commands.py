@@ -19,7 +19,12 @@ from zfsapi.domain.names import (
     SnapshotName,
 )
 from zfsapi.domain.planning import DestroyFlags
-from zfsapi.domain.transfer import ResumeToken, SendSpec
+from zfsapi.domain.transfer import (
+    UNTRUSTED_RECEIVE_EXCLUDED,
+    ReceiveSpec,
+    ResumeToken,
+    SendSpec,
+)
 
 SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "used", "referenced", "userrefs")
 # name, guid and createtxg keep `zfs list` on its fast iteration path; each other column tripled the time of
@@ -48,8 +53,9 @@ def clone(source: SnapshotName, target: DatasetName, properties: Properties) -> 
     return ["zfs", "clone", *_opts(properties), source.value, target.value]
 
 
-def destroy(name: DatasetName | SnapshotName | BookmarkName, flags: DestroyFlags | None = None) -> list[str]:
-    extra: list[str] = []
+def destroy(name: DatasetName | SnapshotName | BookmarkName, flags: DestroyFlags | None = None,
+            dry_run: bool = False) -> list[str]:
+    extra: list[str] = ["-n", "-v", "-p"] if dry_run else []  # -p: one "destroy<TAB>name" line per victim
     if flags is not None:
         extra += ["-r"] if flags.recursive and not flags.dependents else []
         extra += ["-R"] if flags.dependents else []
@@ -168,8 +174,12 @@ def send_resume(token: ResumeToken, dry_run: bool = False) -> list[str]:
     return ["zfs", "send", *(["-n", "-v", "-P"] if dry_run else []), "-t", token.value]
 
 
-def receive(target: DatasetName, force: bool, resumable: bool) -> list[str]:
-    return ["zfs", "receive", "-v", *(["-s"] if resumable else []), *(["-F"] if force else []), target.value]
+def receive(spec: ReceiveSpec) -> list[str]:
+    argv = ["zfs", "receive", "-v", *(["-s"] if spec.resumable else []), *(["-F"] if spec.force else [])]
+    if not spec.trusted:
+        for prop in UNTRUSTED_RECEIVE_EXCLUDED:
+            argv += ["-x", prop]
+    return [*argv, spec.target.value]
 
 
 def receive_abort(target: DatasetName) -> list[str]:

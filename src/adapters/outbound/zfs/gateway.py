@@ -60,6 +60,9 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     async def destroy_dataset(self, name: DatasetName, *, flags: DestroyFlags) -> None:
         await self._ok(commands.destroy(name, flags), name=name.value)
 
+    async def preview_destroy(self, name: DatasetName, *, flags: DestroyFlags) -> list[str]:
+        return parsers.destroyed(await self._ok(commands.destroy(name, flags, dry_run=True), name=name.value))
+
     async def list_datasets(
         self,
         root: DatasetName | None,

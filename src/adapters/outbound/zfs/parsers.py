@@ -38,6 +38,12 @@ from zfsapi.domain.transfer import ResumeTokenContents
 from .executor import Completed
 
 
+def destroyed(completed: Completed) -> list[str]:
+    """The victims of `zfs destroy -n -v -p`: its "destroy<TAB>name" lines (the "reclaim" line is skipped)."""
+    text = completed.stdout.decode("utf-8", "surrogateescape")
+    return [line.split("\t", 1)[1] for line in text.split("\n") if line.startswith("destroy\t")]
+
+
 def rows(completed: Completed, columns: int) -> list[list[str]]:
     """Tab-separated rows; a row with the wrong column count is an error, never silently misread."""
     text = completed.stdout.decode("utf-8", "surrogateescape")

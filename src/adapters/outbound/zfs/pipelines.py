@@ -78,7 +78,7 @@ class ZfsPipelines:
 
     @staticmethod
     def _spawn_receive(pipeline: Pipeline, spec: ReceiveSpec, stdin: int) -> Child:
-        return pipeline.spawn(commands.receive(spec.target, spec.force, spec.resumable), stdin, capture_stdout=True)
+        return pipeline.spawn(commands.receive(spec), stdin, capture_stdout=True)
 
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
@@ -144,7 +144,7 @@ class ZfsPipelines:
             if compression is not Compression.NONE:
                 stdin = pipeline.spawn_into_pipe(COMPRESSORS[compression][1], fd)
             try:
-                pipeline.spawn(commands.receive(spec.target, spec.force, spec.resumable), stdin, capture_stdout=True)
+                pipeline.spawn(commands.receive(spec), stdin, capture_stdout=True)
             finally:
                 if stdin != fd:
                     os.close(stdin)
