@@ -8,8 +8,9 @@ import json
 import time
 
 import pytest
+from dependency_injector import providers
 
-from tests.conftest import http_client
+from tests.conftest import Rpc, http_client
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
@@ -18,6 +19,7 @@ from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_siz
 from zfsapi.adapters.outbound.zfs.pipelines import received_snapshot
 from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
 from zfsapi.application.transfers import ReceiveFromFile, TransferRoots
+from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidArgument, PermissionDenied
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName
@@ -255,3 +257,50 @@ async def test_stream_routes_refuse_before_touching_zfs(container):
         assert r.status_code == 415
         assert (await c.get("/stream/" + "0" * 32, headers={"Host": "evil.example"})).status_code == 421
         assert (await c.put("/stream/" + "0" * 32)).status_code == 405
+
+
+class StubZfs:
+    """Transfers and Pipelines that answer at once: the wire shapes of the file methods without ZFS."""
+
+    async def is_encrypted(self, dataset):
+        return True
+
+    async def estimate(self, spec):
+        return 123456
+
+    async def abort_receive(self, dataset):
+        return None
+
+    async def send_to_file(self, spec, path, root, compression):
+        return 10, "ab" * 32
+
+    async def receive_from_file(self, spec, path, root, compression):
+        return spec.target.value + "@s1"
+
+
+async def test_transfer_results_keep_their_wire_keys(tmp_path):
+    """The keys and their order as before the methods became rows (`from_snapshot` as given; `raw` as run)."""
+    c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path)]}}))
+    c.zfs.override(providers.Object(StubZfs()))
+    c.pipelines.override(providers.Object(StubZfs()))
+    async with http_client(create_app(c)) as client:
+        rpc = Rpc(client)
+        est = await rpc("send_estimate", dataset="tank/a", snapshot="s1", from_snapshot="#b")
+        assert est == {"dataset": "tank/a", "snapshot": "s1", "from_snapshot": "#b", "size_bytes": 123456,
+                       "size_human": "120.56K", "raw": True}
+        sent = await rpc("send_to_file", dataset="tank/a", snapshot="tank/a@s1", output_file="x", compressed=True)
+        assert list(sent) == ["dataset", "snapshot", "from_snapshot", "output_file", "compression", "size_bytes",
+                              "sha256", "duration_seconds"]
+        assert (sent["snapshot"], sent["from_snapshot"], sent["output_file"], sent["compression"]) == \
+            ("s1", None, f"{tmp_path}/x.gz", "gzip")
+        got = await rpc("receive_from_file", dataset="tank/r", input_file="x.gz")
+        assert list(got) == ["dataset", "input_file", "snapshot", "duration_seconds"]
+        assert (got["input_file"], got["snapshot"]) == (f"{tmp_path}/x.gz", "tank/r@s1")
+        assert await rpc("receive_abort", dataset="tank/r") == {"dataset": "tank/r", "aborted": True}
+        init = await rpc("stream_init", operation="receive", target_dataset="tank/r")
+        assert list(init) == ["stream_id", "url", "method", "expires_at"] and init["method"] == "POST"
+        (listed,) = (await rpc("stream_list"))["sessions"]
+        assert list(listed) == ["stream_id", "operation", "dataset", "snapshot", "target_dataset", "created",
+                                "expires_at", "username", "state", "bytes", "error"]
+        assert await rpc("stream_cancel", stream_id=init["stream_id"]) == {"stream_id": init["stream_id"],
+                                                                           "cancelled": True}
