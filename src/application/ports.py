@@ -191,6 +191,15 @@ class Transfers(Protocol):
     async def is_encrypted(self, dataset: DatasetName) -> bool: ...
 
 
+class SendFileDirs(Protocol):
+    """The per-user subdirectories of the transfer directories."""
+
+    async def ensure(self, root: str, name: str, param: str) -> None:
+        """Make `root/name` a directory (mode 0700) unless it is one; anything else there, a symlink included
+        (never followed), is refused as InvalidArgument of `param`."""
+        ...
+
+
 class Pipelines(Protocol):
     """zfs send/receive running for the length of a transfer: joined to the caller (HTTP) or to send files."""
 

@@ -21,10 +21,12 @@ from zfsapi.domain.transfer import (
     StreamSession,
     StreamState,
     StreamTransfer,
+    Confined,
     confine,
+    file_owner,
 )
 
-from .ports import Pipelines, ReceivePipe, SendPipe, Snapshots, StreamSessions, Transfers
+from .ports import Pipelines, ReceivePipe, SendFileDirs, SendPipe, Snapshots, StreamSessions, Transfers
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes to the session store (and cancel checks)
 
@@ -43,7 +45,11 @@ class Estimate:
 
 
 class SendEstimate:
-    """The size of a full or incremental send (from a snapshot or a bookmark), from `zfs send -nvP`."""
+    """The size of a full or incremental send (from a snapshot or a bookmark), from `zfs send -nvP`.
+
+    Raises:
+        NotFound: no such snapshot or bookmark.
+    """
 
     def __init__(self, transfers: Transfers) -> None:
         self._t = transfers
@@ -61,40 +67,78 @@ class FileResult:
     duration: float
 
 
+@dataclass(frozen=True, slots=True)
+class TransferRoots:
+    """The directories send files may live in (transfer.directories); the first takes relative paths."""
+
+    paths: tuple[str, ...]
+
+    async def locate(self, dirs: SendFileDirs, who: Principal, path: str, param: str) -> Confined:
+        """Where `path` lies for `who` (an admin without a scope: anywhere in the directories; anyone else: in
+        its own subdirectory, made on first use)."""
+        confined = confine(path, self.paths, param, file_owner(who))
+        if confined.owner is not None:
+            await dirs.ensure(confined.root, confined.owner, param)
+        return confined
+
+
 class SendToFile:
     """Write a send to a new send file inside a transfer directory (never overwriting), compressed by a
-    separate gzip/zstd process; a failed send leaves no file behind."""
+    separate gzip/zstd process; a failed send leaves no file behind. Callers other than an unscoped admin
+    write in their own subdirectory of it.
 
-    def __init__(self, transfers: Transfers, pipelines: Pipelines, roots: tuple[str, ...]) -> None:
-        self._t, self._p, self._roots = transfers, pipelines, roots
+    Raises:
+        InvalidArgument: the path lies outside the caller's transfer directory, or an impossible send.
+        PermissionDenied: the caller's name cannot name a transfer subdirectory.
+        NotFound: no such snapshot, bookmark or directory.
+        AlreadyExists: the file exists.
+    """
 
-    async def execute(self, *, spec: SendSpec, output_file: str, compression: Compression) -> FileResult:
+    def __init__(self, transfers: Transfers, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
+        self._t, self._p, self._dirs, self._roots = transfers, pipelines, dirs, roots
+
+    async def execute(self, *, who: Principal, spec: SendSpec, output_file: str,
+                      compression: Compression) -> FileResult:
         if compression.suffix and not output_file.endswith(compression.suffix):
             output_file += compression.suffix
-        root, path = confine(output_file, self._roots, "output_file")
+        where = await self._roots.locate(self._dirs, who, output_file, "output_file")
         started = time.monotonic()
         spec = await plan_send(self._t, spec)
         await self._t.estimate(spec)  # validates snapshots and flags before any file exists
-        size, digest = await self._p.send_to_file(spec, path, root, compression)
-        return FileResult(path, size, digest, time.monotonic() - started)
+        size, digest = await self._p.send_to_file(spec, where.path, where.directory, compression)
+        return FileResult(where.path, size, digest, time.monotonic() - started)
 
 
 class ReceiveFromFile:
-    """Receive a send file from a transfer directory (compression by suffix unless given)."""
+    """Receive a send file from a transfer directory (compression by suffix unless given). Callers other than
+    an unscoped admin read only from their own subdirectory of it.
 
-    def __init__(self, pipelines: Pipelines, roots: tuple[str, ...]) -> None:
-        self._p, self._roots = pipelines, roots
+    Raises:
+        InvalidArgument: the path lies outside the caller's transfer directory.
+        PermissionDenied: the caller's name cannot name a transfer subdirectory.
+        NotFound: no such file.
+        AlreadyExists: the target exists (and no force), or is being received into.
+    """
 
-    async def execute(self, *, spec: ReceiveSpec, input_file: str,
+    def __init__(self, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
+        self._p, self._dirs, self._roots = pipelines, dirs, roots
+
+    async def execute(self, *, who: Principal, spec: ReceiveSpec, input_file: str,
                       compression: Compression | None) -> tuple[str, str | None, float]:
-        root, path = confine(input_file, self._roots, "input_file")
+        where = await self._roots.locate(self._dirs, who, input_file, "input_file")
         started = time.monotonic()
-        snapshot = await self._p.receive_from_file(spec, path, root, compression or Compression.by_suffix(path))
-        return path, snapshot, time.monotonic() - started
+        snapshot = await self._p.receive_from_file(spec, where.path, where.directory,
+                                                   compression or Compression.by_suffix(where.path))
+        return where.path, snapshot, time.monotonic() - started
 
 
 class AbortReceive:
-    """Discard a partially received stream (`zfs receive -A`), dropping its resume token."""
+    """Discard a partially received stream (`zfs receive -A`), dropping its resume token.
+
+    Raises:
+        NotFound: no such dataset.
+        StateConflict: it holds no partial receive.
+    """
 
     def __init__(self, transfers: Transfers) -> None:
         self._t = transfers
@@ -121,13 +165,21 @@ class Received:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """The longest stream ttl, and how long a finished session stays listed (seconds)."""
+
+    max_ttl: float = 86400.0
+    retain: float = 3600.0
+
+
 class StreamService:
     """stream_init / stream_list / stream_cancel, and running the transfers behind GET/POST /stream/{id}."""
 
-    def __init__(self, transfers: Transfers, pipelines: Pipelines, snapshots: Snapshots, sessions: StreamSessions, *,
-                 retain: float = 3600.0, max_ttl: float = 86400.0) -> None:
+    def __init__(self, transfers: Transfers, pipelines: Pipelines, snapshots: Snapshots, sessions: StreamSessions,
+                 limits: StreamLimits) -> None:
         self._t, self._p, self._snapshots, self._sessions = transfers, pipelines, snapshots, sessions
-        self._retain, self._max_ttl = retain, max_ttl
+        self._retain, self._max_ttl = limits.retain, limits.max_ttl
         self._live: dict[str, _Live] = {}
 
     # ---- stream_init ----
@@ -318,12 +370,3 @@ class StreamService:
             if proc is not None:
                 await proc.kill()
             await self._end(live, state, error)
-
-
-@dataclass(frozen=True, slots=True)
-class TransferUseCases:
-    send_estimate: SendEstimate
-    send_to_file: SendToFile
-    receive_from_file: ReceiveFromFile
-    receive_abort: AbortReceive
-    streams: StreamService

@@ -11,6 +11,7 @@ from zfsapi.adapters.inbound.http.app import HttpOptions
 from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
+from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
@@ -24,6 +25,7 @@ from zfsapi.adapters.outbound.sessions.redis_store import (
     RedisStreamSessions,
     connect,
 )
+from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
@@ -31,7 +33,17 @@ from zfsapi.application import pools as p
 from zfsapi.application import transfers as t
 from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application.catalog import UseCases
-from zfsapi.application.ports import Bookmarks, Clock, Datasets, Pools, Snapshots
+from zfsapi.application.ports import (
+    Bookmarks,
+    Clock,
+    Datasets,
+    Pipelines,
+    Pools,
+    SendFileDirs,
+    Snapshots,
+    StreamSessions,
+    Transfers,
+)
 
 from .security import local_users, rate_quota, revocation_store, signing_key, user_records
 from .settings import Settings
@@ -81,12 +93,6 @@ class Container(containers.DeclarativeContainer):
     # The CLI gateway implements every one-shot ZFS port (Datasets, Snapshots, Bookmarks, Pools, Transfers).
     zfs = providers.Singleton(ZfsCliGateway, executor=executor)
 
-    # Every core method's use case, each built from these ports by its constructor's annotations.
-    use_cases = providers.Singleton(UseCases, providers.Dict({
-        **by_method(CORE, {Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Clock: clock}),
-        "pool_overview": providers.Singleton(p.PoolOverview, zfs, max_age=settings.provided.zfs.pool_cache_seconds),
-    }))
-
     # Session state: in this process, or in Redis shared by every worker and server using it.
     backend = providers.Callable(lambda host: "redis" if host else "memory", settings.provided.redis.host)
     redis = providers.Singleton(connect, settings.provided.redis.host, settings.provided.redis.port,
@@ -109,17 +115,20 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(RedisStreamSessions, redis),
     )
     pipelines = providers.Singleton(ZfsPipelines, executor)
-    transfer_roots = providers.Callable(lambda dirs: tuple(dirs), settings.provided.transfer.directories)
-    transfers = providers.Singleton(
-        t.TransferUseCases,
-        send_estimate=providers.Singleton(t.SendEstimate, zfs),
-        send_to_file=providers.Singleton(t.SendToFile, zfs, pipelines, transfer_roots),
-        receive_from_file=providers.Singleton(t.ReceiveFromFile, pipelines, transfer_roots),
-        receive_abort=providers.Singleton(t.AbortReceive, zfs),
-        streams=providers.Singleton(t.StreamService, zfs, pipelines, zfs, stream_sessions,
-                                    retain=settings.provided.transfer.stream_retain,
-                                    max_ttl=settings.provided.transfer.stream_max_ttl),
-    )
+
+    # Every method's use case (core and transfers), each built from these ports by its constructor's annotations.
+    use_cases = providers.Singleton(UseCases, providers.Dict({
+        **by_method([*CORE, *TRANSFERS], {
+            Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Transfers: zfs, Clock: clock,
+            Pipelines: pipelines, StreamSessions: stream_sessions,
+            SendFileDirs: providers.Singleton(LocalSendFileDirs),
+            t.TransferRoots: providers.Singleton(t.TransferRoots, providers.Callable(
+                tuple, settings.provided.transfer.directories)),
+            t.StreamLimits: providers.Singleton(t.StreamLimits, max_ttl=settings.provided.transfer.stream_max_ttl,
+                                                retain=settings.provided.transfer.stream_retain),
+        }),
+        "pool_overview": providers.Singleton(p.PoolOverview, zfs, max_age=settings.provided.zfs.pool_cache_seconds),
+    }))
 
     users = providers.Singleton(ConfigUsers, providers.Callable(user_records, settings),
                                 config_file=settings.provided.source)

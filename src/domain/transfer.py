@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .errors import InvalidArgument
+from .authz import Principal, Role
+from .errors import InvalidArgument, PermissionDenied
 from .names import BookmarkName, DatasetName, SnapshotName
 
 # a receive_resume_token: "<version>-<checksum>-<packed length>-<compressed nvlist>", all hex
@@ -183,19 +184,51 @@ def size_human(n: int) -> str:
     return f"{n}B"
 
 
-def confine(path: str, roots: tuple[str, ...], param: str) -> tuple[str, str]:
-    """(root, normalized absolute path) for a file path that lies inside one of `roots`; InvalidArgument
-    otherwise. Relative paths are taken relative to the first root; no '..' component is accepted at all.
-    The adapter then resolves symlinks and opens with O_NOFOLLOW, so this is the first of two checks."""
+_OWNER = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def file_owner(principal: Principal) -> str | None:
+    """The subdirectory of the transfer directories that holds the caller's send files: None (the whole
+    directory) for an admin without a dataset scope; the principal's name for everyone else, so a file sent
+    by one scope is never received through another. PermissionDenied when that name is not a safe single path
+    component."""
+    if principal.role is Role.ADMIN and principal.unrestricted:
+        return None
+    if not _OWNER.fullmatch(principal.name) or principal.name in (".", ".."):
+        raise PermissionDenied("send files", None,
+                               f"the user name {principal.name!r} cannot name a transfer subdirectory")
+    return principal.name
+
+
+@dataclass(frozen=True, slots=True)
+class Confined:
+    """A send file's path as `confine` accepted it."""
+
+    root: str  # the transfer directory
+    owner: str | None  # the caller's subdirectory of it (None: the whole directory)
+    path: str  # normalized, absolute, inside `directory`
+
+    @property
+    def directory(self) -> str:
+        return posixpath.join(self.root, self.owner) if self.owner else self.root
+
+
+def confine(path: str, roots: tuple[str, ...], param: str, owner: str | None = None) -> Confined:
+    """Where a send file path lies, when it lies inside one of `roots` (inside the `owner` subdirectory of it
+    when an owner is given); InvalidArgument otherwise. Relative paths are taken relative to the first root
+    (its `owner` subdirectory); no '..' component is accepted at all. The adapter then resolves symlinks and
+    opens with O_NOFOLLOW, so this is the first of two checks."""
     if not roots:
         raise InvalidArgument(param, "no transfer directories are configured (transfer.directories)")
     if not path or "\0" in path or len(path.encode()) > 4096:
         raise InvalidArgument(param, "not a usable path")
     if ".." in path.split("/"):
         raise InvalidArgument(param, "'..' is not allowed in transfer paths")
-    full = posixpath.normpath(path if path.startswith("/") else posixpath.join(roots[0], path))
-    for root in roots:
-        root = posixpath.normpath(root)
-        if full.startswith(root.rstrip("/") + "/") and full != root:
-            return root, full
-    raise InvalidArgument(param, f"must lie inside a transfer directory ({', '.join(roots)})")
+    homes = [(posixpath.normpath(root), owner) for root in roots]
+    where = [posixpath.join(root, owner) if owner else root for root, _ in homes]
+    full = posixpath.normpath(path if path.startswith("/") else posixpath.join(where[0], path))
+    for (root, _), directory in zip(homes, where):
+        if full.startswith(directory.rstrip("/") + "/"):
+            return Confined(root, owner, full)
+    mine = f"your subdirectory {owner}/ of " if owner else ""
+    raise InvalidArgument(param, f"must lie inside {mine}a transfer directory ({', '.join(roots)})")

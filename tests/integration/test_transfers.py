@@ -1,7 +1,7 @@
-"""Send/receive on real OpenZFS: estimates, send files with each compression, confinement, HTTP streams
-round trip (full and incremental), resume after a cut, forged/foreign tokens, a receive into a dataset being
-received, expired and reused stream ids, client disconnects (the zfs child gone; the time it took is printed,
-never asserted)."""
+"""Send/receive on real OpenZFS: estimates, send files with each compression, confinement (per user too), HTTP
+streams round trip (full and incremental), resume after a cut, forged/foreign tokens, a receive into a dataset
+being received, expired and reused stream ids, client disconnects (the zfs child gone; the time it took is
+printed, never asserted)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ import pytest
 
 from tests.conftest import Rpc, free_port, http_client
 from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.jsonrpc.errors import to_rpc_error
+from zfsapi.application.transfers import ReceiveFromFile, SendToFile
 from zfsapi.bootstrap import build_container, load_settings
-from zfsapi.domain.errors import ZfsCommandFailed
-from zfsapi.domain.names import SnapshotName
-from zfsapi.domain.transfer import Compression, SendSpec
+from zfsapi.domain.authz import LOCALHOST, Principal, Role
+from zfsapi.domain.errors import InvalidArgument, ZfsCommandFailed
+from zfsapi.domain.names import DatasetName, SnapshotName
+from zfsapi.domain.transfer import Compression, ReceiveSpec, SendSpec
 
 from .conftest import zfs
 
@@ -137,13 +140,39 @@ async def test_a_failed_send_leaves_no_file(rpc, dataset, xfer_dir):
     assert os.listdir(xfer_dir) == []
 
 
+async def test_send_files_do_not_cross_scopes(container, pool, dataset, target, xfer_dir):
+    """Operator A, scoped to the source, sends to a file; operator B, scoped elsewhere, is refused it by the
+    path rule itself (-32602 naming input_file, not -32010): the refusal comes before the filesystem is
+    touched, so B learns nothing of A's files, not even whether one exists. A receives it, and so does an
+    admin without a scope, by `A/<file>`."""
+    fill(dataset, 1)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    uc = container.use_cases()
+    a, b = Principal("opa", Role.OPERATOR, (dataset,)), Principal("opb", Role.OPERATOR, (f"{pool}/b",))
+    sent = await uc[SendToFile].execute(who=a, spec=SendSpec(SnapshotName.parse(f"{dataset}@s1")),
+                                        output_file="s1.zfs", compression=Compression.NONE)
+    assert sent.path == os.path.join(xfer_dir, "opa", "s1.zfs")
+    assert oct(os.stat(os.path.join(xfer_dir, "opa")).st_mode & 0o777) == "0o700"
+    receive = uc[ReceiveFromFile]
+    into = ReceiveSpec(DatasetName.parse(target))
+    with pytest.raises(InvalidArgument) as exc:
+        await receive.execute(who=b, spec=into, input_file=sent.path, compression=None)
+    assert exc.value.param == "input_file" and to_rpc_error(exc.value, "receive_from_file").code == -32602
+    assert zfs("zfs", "list", target, check=False).returncode != 0
+    _, snapshot, _ = await receive.execute(who=a, spec=into, input_file="s1.zfs", compression=None)
+    assert snapshot == f"{target}@s1"
+    zfs("zfs", "destroy", "-r", target)
+    _, snapshot, _ = await receive.execute(who=LOCALHOST, spec=into, input_file="opa/s1.zfs", compression=None)
+    assert snapshot == f"{target}@s1"
+
+
 async def test_a_send_that_fails_behind_gzip_is_a_failure(container, dataset, xfer_dir):
     """The zfs send dies mid-stream (killed); gzip exits 0 on what it got: the result is still a failure."""
     fill(dataset, 8)
     zfs("zfs", "snapshot", f"{dataset}@s1")
-    uc = container.transfers()
-    task = asyncio.create_task(uc.send_to_file.execute(spec=SendSpec(SnapshotName.parse(f"{dataset}@s1")),
-                                                       output_file="killed.zfs", compression=Compression.GZIP))
+    send = container.use_cases()[SendToFile]
+    task = asyncio.create_task(send.execute(who=LOCALHOST, spec=SendSpec(SnapshotName.parse(f"{dataset}@s1")),
+                                            output_file="killed.zfs", compression=Compression.GZIP))
     deadline = time.monotonic() + 60  # generous: the guest is emulated and the machine may be busy
     while not subprocess.run(["pgrep", "-f", "zfs send"], capture_output=True, text=True).stdout.split():
         assert not task.done() and time.monotonic() < deadline, "zfs send never started"

@@ -16,16 +16,18 @@ from zfsapi.adapters.inbound.jsonrpc.errors import code_of, to_rpc_error
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE, DatasetCreateResult, DatasetOnly
 from zfsapi.adapters.inbound.jsonrpc.openrpc import RPC, document
 from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, Method, Table
+from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
 from zfsapi.application.catalog import UseCases
 from zfsapi.application.datasets import CreateDataset, ListDatasets
 from zfsapi.application.ports import Clock, Snapshots
 from zfsapi.application.snapshots import CreateAutoSnapshot
+from zfsapi.application.transfers import StreamService
 from zfsapi.bootstrap.containers import wired
 from zfsapi.domain import errors as domain_errors
 from zfsapi.domain.authz import Action, Carries, Principal, Role
 from zfsapi.domain.errors import PermissionDenied
 
-ROWS = [*CORE, *AUTH, *RPC]
+ROWS = [*CORE, *TRANSFERS, *AUTH, *RPC]
 NAMES = (Carries.DATASET, Carries.SNAPSHOT, Carries.POOL)
 # a scope of one dataset subtree and one whole pool; a name inside it and one outside, per kind
 SCOPE = ("tank/a", "tank2")
@@ -39,7 +41,7 @@ def registry(container):
 
 
 def methods(registry, kinds) -> list[tuple[str, str, Carries]]:
-    """(method, param, kind) for every registered param of these kinds: rows and legacy methods alike."""
+    """(method, param, kind) for every registered param of these kinds."""
     return [(m.name, field, kind) for m in registry for field, kind in m.carries if kind in kinds]
 
 
@@ -52,7 +54,8 @@ def params_of(method: Method, **values) -> msgspec.Struct:
         if kind in INSIDE:
             raw[f.name] = INSIDE[kind]
         elif f.required:
-            raw[f.name] = f.type.values[0] if isinstance(f.type, msgspec.inspect.LiteralType) else "x"
+            t = f.type.type if isinstance(f.type, msgspec.inspect.Metadata) else f.type
+            raw[f.name] = t.values[0] if isinstance(t, msgspec.inspect.LiteralType) else "x"
     return msgspec.convert({**raw, **values}, method.params)
 
 
@@ -85,7 +88,8 @@ def test_params_named_like_names_are_declared():
 
 async def test_a_scoped_principal_may_use_names_inside_its_scope(registry):
     cases = {m for m, _, _ in methods(registry, NAMES)}
-    assert {"dataset_create", "snapshot_diff", "pool_scrub_start", "stream_init"} <= cases
+    assert {"dataset_create", "snapshot_diff", "pool_scrub_start", "stream_init", "send_estimate", "send_to_file",
+            "receive_from_file", "receive_abort"} <= cases
     for name in cases:
         method = registry.get(name)
         assert await require_permission(method, params_of(method), context(Role.ADMIN, SCOPE)) is None, name
@@ -93,7 +97,12 @@ async def test_a_scoped_principal_may_use_names_inside_its_scope(registry):
 
 async def test_a_scoped_principal_is_refused_each_declared_name_outside_its_scope(registry):
     cases = methods(registry, NAMES)
-    assert len(cases) >= 40
+    assert len(cases) >= 49
+    transfers = {(m, f) for m, f, _ in cases if m in {row.name for row in TRANSFERS}}
+    sends = {(m, f) for m in ("send_estimate", "send_to_file", "stream_init")
+             for f in ("dataset", "snapshot", "from_snapshot")}
+    assert transfers == sends | {("receive_from_file", "dataset"), ("receive_abort", "dataset"),
+                                 ("stream_init", "target_dataset")}
     for name, field, kind in cases:
         method = registry.get(name)
         with pytest.raises(PermissionDenied) as exc:
@@ -132,10 +141,20 @@ def _raises_section(doc: str | None) -> set[str]:
 
 
 def test_row_errors_are_the_ones_their_use_case_documents():
-    always = {"ZfsCommandFailed", "ZfsUnavailable"}  # the CORE table's, for every method that runs zfs
+    """The handler's Raises section when it has one (rows sharing a use case, like StreamService's), else the
+    use case's."""
+    always = {"ZfsCommandFailed", "ZfsUnavailable"}  # what every method that runs zfs can return
     for row in ROWS:
         declared = {e.__name__ for e in row.errors} - always
-        assert declared == _raises_section(row.use_case.__doc__) - always, row.name
+        documented = _raises_section(row.handler.__doc__) or _raises_section(row.use_case.__doc__)
+        assert declared == documented - always, row.name
+
+
+def test_rows_that_run_zfs_declare_its_own_failures():
+    quiet = {"stream_list", "stream_cancel", "auth_login", "auth_logout", "rpc.discover"}
+    for row in ROWS:
+        zfs_errors = {"ZfsCommandFailed", "ZfsUnavailable"} <= {e.__name__ for e in row.errors}
+        assert zfs_errors is (row.name not in quiet), row.name
 
 
 def test_openrpc_results_are_the_result_structs(registry):
@@ -176,7 +195,9 @@ def test_openrpc_describes_params_and_errors(registry):
 
 def test_the_container_builds_each_use_case_from_its_port_annotations(container, fake_zfs):
     uc = container.use_cases()
-    assert set(uc) == {row.name for row in CORE} | {"pool_overview"}
+    assert set(uc) == {row.name for row in (*CORE, *TRANSFERS)} | {"pool_overview"}
+    assert uc.stream_init is uc.stream_list is uc.stream_cancel is uc[StreamService]  # the HTTP routes' too
+    assert uc.stream_init._sessions is container.stream_sessions() and uc.send_to_file._t is fake_zfs
     assert uc.dataset_list is uc.volume_list is uc[ListDatasets]  # one instance per class
     assert uc.snapshot_create_auto._snapshots is fake_zfs
     assert uc.snapshot_create_auto._clock is container.clock()

@@ -8,18 +8,24 @@ import json
 import time
 
 import pytest
+from dependency_injector import providers
 
-from tests.conftest import http_client
+from tests.conftest import Rpc, http_client
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
 from zfsapi.adapters.outbound.zfs import commands, parsers
 from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_size
 from zfsapi.adapters.outbound.zfs.pipelines import received_snapshot
-from zfsapi.domain.errors import InvalidArgument
+from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
+from zfsapi.application.transfers import ReceiveFromFile, TransferRoots
+from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.domain.authz import Principal, Role
+from zfsapi.domain.errors import InvalidArgument, PermissionDenied
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName
 from zfsapi.domain.transfer import (
     Compression,
+    Confined,
     Operation,
     ReceiveSpec,
     ResumeSend,
@@ -28,6 +34,7 @@ from zfsapi.domain.transfer import (
     StreamSession,
     StreamState,
     confine,
+    file_owner,
     size_human,
 )
 
@@ -88,19 +95,94 @@ def test_parsers_on_captured_output():
 
 
 @pytest.mark.parametrize("path, ok", [
-    ("x.zfs", "/srv/xfer/x.zfs"), ("/srv/xfer/sub/x.zfs", "/srv/xfer/sub/x.zfs"), ("/srv/other/y", "/srv/other/y"),
+    ("x.zfs", ("/srv/xfer", "/srv/xfer/x.zfs")), ("/srv/xfer/sub/x.zfs", ("/srv/xfer", "/srv/xfer/sub/x.zfs")),
+    ("/srv/other/y", ("/srv/other", "/srv/other/y")),
     ("../x", None), ("/srv/xfer/../etc/passwd", None), ("/etc/passwd", None), ("/srv/xfer", None),
     ("/srv/xferx/y", None), ("", None), ("a\0b", None),
 ])
 def test_confine(path, ok):
+    """An admin without a scope: anywhere in the transfer directories."""
     roots = ("/srv/xfer", "/srv/other")
     if ok is None:
-        with pytest.raises(InvalidArgument):
+        with pytest.raises(InvalidArgument) as exc:
             confine(path, roots, "output_file")
+        assert exc.value.param == "output_file"
     else:
-        assert confine(path, roots, "output_file")[1] == ok
+        root, full = ok
+        got = confine(path, roots, "output_file")
+        assert got == Confined(root, None, full) and got.directory == root
     with pytest.raises(InvalidArgument, match="transfer.directories"):
         confine("x", (), "output_file")
+
+
+@pytest.mark.parametrize("path, ok", [
+    ("x.zfs", "/srv/xfer/alice/x.zfs"), ("sub/x.zfs", "/srv/xfer/alice/sub/x.zfs"),
+    ("/srv/xfer/alice/x.zfs", "/srv/xfer/alice/x.zfs"), ("/srv/other/alice/y", "/srv/other/alice/y"),
+    ("/srv/xfer/x.zfs", None), ("/srv/xfer/bob/x.zfs", None), ("/srv/xfer/alice", None), ("/srv/xfer/Alice/x", None),
+    ("/srv/xfer/alicex/y", None), ("/srv/other/y", None),
+])
+def test_confine_to_an_owner(path, ok):
+    """A scoped or non-admin caller's paths: relative ones in its own subdirectory, absolute ones only there."""
+    roots = ("/srv/xfer", "/srv/other")
+    if ok is None:
+        with pytest.raises(InvalidArgument, match="your subdirectory alice/") as exc:
+            confine(path, roots, "input_file", "alice")
+        assert exc.value.param == "input_file"
+    else:
+        got = confine(path, roots, "input_file", "alice")
+        assert (got.path, got.owner, got.directory) == (ok, "alice", got.root + "/alice")
+        assert got.root in roots
+
+
+@pytest.mark.parametrize("principal, owner", [
+    (Principal("root", Role.ADMIN), None),
+    (Principal("ops", Role.ADMIN, ("tank/a",)), "ops"),
+    (Principal("op.1-x_y", Role.OPERATOR), "op.1-x_y"),
+    (Principal("ro", Role.READONLY), "ro"),
+])
+def test_file_owner(principal, owner):
+    assert file_owner(principal) == owner
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "a b", "", "é", "x\0"])
+def test_file_owner_refuses_a_name_that_is_not_one_safe_path_component(name):
+    with pytest.raises(PermissionDenied, match="cannot name a transfer subdirectory"):
+        file_owner(Principal(name, Role.OPERATOR))
+    assert file_owner(Principal(name, Role.ADMIN)) is None  # the whole directory: its name is not used
+
+
+async def test_send_file_dirs_are_made_0700_and_a_symlink_is_refused(tmp_path):
+    dirs = LocalSendFileDirs()
+    await dirs.ensure(str(tmp_path), "alice", "output_file")
+    await dirs.ensure(str(tmp_path), "alice", "output_file")  # made once, then used
+    assert oct((tmp_path / "alice").stat().st_mode & 0o777) == "0o700"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "bob").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidArgument, match="not a directory") as exc:
+        await dirs.ensure(str(tmp_path), "bob", "input_file")
+    assert exc.value.param == "input_file"
+
+
+async def test_a_scoped_caller_cannot_read_another_callers_send_file(tmp_path):
+    """The rule in the use case: B's relative path stays in B's directory and A's path is refused by name,
+    before any file is touched; an admin without a scope reads it by `A/<file>`."""
+    class Recorder:
+        async def receive_from_file(self, spec, path, root, compression):
+            opened.append((path, root))
+            return None
+
+    opened: list[tuple[str, str]] = []
+    uc = ReceiveFromFile(Recorder(), LocalSendFileDirs(), TransferRoots((str(tmp_path),)))  # type: ignore[arg-type]
+    spec = ReceiveSpec(DatasetName.parse("tank/b/stolen"))
+    a, b = Principal("a", Role.OPERATOR, ("tank/a",)), Principal("b", Role.OPERATOR, ("tank/b",))
+    with pytest.raises(InvalidArgument, match="your subdirectory b/") as exc:
+        await uc.execute(who=b, spec=spec, input_file=f"{tmp_path}/a/x.zfs", compression=None)
+    assert exc.value.param == "input_file" and opened == []
+    await uc.execute(who=b, spec=spec, input_file="x.zfs", compression=None)
+    await uc.execute(who=a, spec=spec, input_file="x.zfs", compression=None)
+    await uc.execute(who=Principal("root", Role.ADMIN), spec=spec, input_file="a/x.zfs", compression=None)
+    assert opened == [(f"{tmp_path}/b/x.zfs", f"{tmp_path}/b"), (f"{tmp_path}/a/x.zfs", f"{tmp_path}/a"),
+                      (f"{tmp_path}/a/x.zfs", str(tmp_path))]
 
 
 def test_misc():
@@ -180,3 +262,50 @@ async def test_stream_routes_refuse_before_touching_zfs(container):
         assert r.status_code == 415
         assert (await c.get("/stream/" + "0" * 32, headers={"Host": "evil.example"})).status_code == 421
         assert (await c.put("/stream/" + "0" * 32)).status_code == 405
+
+
+class StubZfs:
+    """Transfers and Pipelines that answer at once: the wire shapes of the file methods without ZFS."""
+
+    async def is_encrypted(self, dataset):
+        return True
+
+    async def estimate(self, spec):
+        return 123456
+
+    async def abort_receive(self, dataset):
+        return None
+
+    async def send_to_file(self, spec, path, root, compression):
+        return 10, "ab" * 32
+
+    async def receive_from_file(self, spec, path, root, compression):
+        return spec.target.value + "@s1"
+
+
+async def test_transfer_results_keep_their_wire_keys(tmp_path):
+    """The keys and their order as before the methods became rows (`from_snapshot` as given; `raw` as run)."""
+    c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path)]}}))
+    c.zfs.override(providers.Object(StubZfs()))
+    c.pipelines.override(providers.Object(StubZfs()))
+    async with http_client(create_app(c)) as client:
+        rpc = Rpc(client)
+        est = await rpc("send_estimate", dataset="tank/a", snapshot="s1", from_snapshot="#b")
+        assert est == {"dataset": "tank/a", "snapshot": "s1", "from_snapshot": "#b", "size_bytes": 123456,
+                       "size_human": "120.56K", "raw": True}
+        sent = await rpc("send_to_file", dataset="tank/a", snapshot="tank/a@s1", output_file="x", compressed=True)
+        assert list(sent) == ["dataset", "snapshot", "from_snapshot", "output_file", "compression", "size_bytes",
+                              "sha256", "duration_seconds"]
+        assert (sent["snapshot"], sent["from_snapshot"], sent["output_file"], sent["compression"]) == \
+            ("s1", None, f"{tmp_path}/x.gz", "gzip")
+        got = await rpc("receive_from_file", dataset="tank/r", input_file="x.gz")
+        assert list(got) == ["dataset", "input_file", "snapshot", "duration_seconds"]
+        assert (got["input_file"], got["snapshot"]) == (f"{tmp_path}/x.gz", "tank/r@s1")
+        assert await rpc("receive_abort", dataset="tank/r") == {"dataset": "tank/r", "aborted": True}
+        init = await rpc("stream_init", operation="receive", target_dataset="tank/r")
+        assert list(init) == ["stream_id", "url", "method", "expires_at"] and init["method"] == "POST"
+        (listed,) = (await rpc("stream_list"))["sessions"]
+        assert list(listed) == ["stream_id", "operation", "dataset", "snapshot", "target_dataset", "created",
+                                "expires_at", "username", "state", "bytes", "error"]
+        assert await rpc("stream_cancel", stream_id=init["stream_id"]) == {"stream_id": init["stream_id"],
+                                                                           "cancelled": True}

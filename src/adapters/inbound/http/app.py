@@ -21,7 +21,7 @@ from zfsapi.adapters.metrics import Metrics
 from zfsapi.application.auth import AuthUseCases
 from zfsapi.application.catalog import UseCases
 from zfsapi.application.ports import RateLimiter
-from zfsapi.application.transfers import TransferUseCases
+from zfsapi.application.transfers import StreamService
 from zfsapi.domain.authz import LOCALHOST, Principal
 from zfsapi.domain.errors import InvalidToken, RateLimited, ServiceUnavailable, ZfsApiError
 from zfsapi.domain.ratelimit import Decision, Quota
@@ -65,7 +65,6 @@ class AppContainer(Protocol):
     def use_cases(self) -> UseCases: ...
     def auth(self) -> AuthUseCases: ...
     def rate_limiter(self) -> RateLimiter: ...
-    def transfers(self) -> TransferUseCases: ...
     def metrics(self) -> Metrics: ...
     def http_options(self) -> HttpOptions: ...
 
@@ -178,8 +177,7 @@ def create_app(container: AppContainer) -> Litestar:
     registry = Registry()
     register_auth(registry, auth.login, auth.logout, limiter, opts.login_limit, metrics)
     register_core(registry, uc)
-    transfers = container.transfers()
-    register_transfers(registry, transfers)
+    register_transfers(registry, uc.__getitem__)
     register_discover(registry, title="zfsapi", version=__version__)
     dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission)
     quota = opts.rate_limit
@@ -318,7 +316,7 @@ def create_app(container: AppContainer) -> Litestar:
         return Response(generate_latest(metrics.registry), status_code=200, media_type=CONTENT_TYPE_LATEST)
 
     app = Litestar(
-        route_handlers=[jsonrpc, health, metrics_route, stream_route(transfers.streams, metrics, admit)],
+        route_handlers=[jsonrpc, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
         request_max_body_size=opts.max_body_bytes,
         openapi_config=None,
         logging_config=None,

@@ -6,7 +6,6 @@ permission policy, rpc.discover and the README's method table are all derived fr
 from __future__ import annotations
 
 import inspect
-import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Awaitable, Callable, Iterator, Mapping, TypeVar, get_type_hints
@@ -148,25 +147,6 @@ class Registry:
                              row.result, row.action, row.public, row.params.__struct_fields__, row.carries,
                              row.errors))
 
-    def add(
-        self,
-        name: str,
-        params: type[Params],
-        handler: Callable[[Any, CallContext], Awaitable[Any]],
-        *,
-        summary: str,
-        result: tuple[str, ...],
-        action: Action,
-        public: bool = False,
-    ) -> None:
-        """LEGACY, for transfer_methods.py only (until its methods become rows) and ad-hoc test methods: a
-        handler returning a dict with the `result` keys. The params that carry names are guessed from their
-        names as the permission policy used to do."""
-        struct = msgspec.defstruct("".join(w.capitalize() for w in re.split(r"[._]", name)) + "Result",
-                                   [(key, Any) for key in result])
-        self._put(Method(name, params, handler, summary, struct, action, public, params.__struct_fields__,
-                         _legacy_carries(params, action), ()))
-
     def _put(self, method: Method) -> None:
         if method.name in self._methods:
             raise ValueError(f"method {method.name} registered twice")
@@ -181,17 +161,3 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._methods
 
-
-# LEGACY: the param names the permission policy read before methods declared what their params carry.
-_LEGACY_NAMES = {
-    **dict.fromkeys(("dataset", "target", "new_name", "source", "snapshot1", "target_dataset"), Carries.DATASET),
-    **dict.fromkeys(("snapshot", "snapshot2", "from_snapshot", "bookmark"), Carries.SNAPSHOT),
-    "pool": Carries.POOL,
-    "properties": Carries.PROPERTIES,
-    "force": Carries.FORCE,
-}
-
-
-def _legacy_carries(params: type[Params], action: Action) -> tuple[tuple[str, Carries], ...]:
-    names = dict(_LEGACY_NAMES, property=Carries.PROPERTY) if action is Action.CHANGE else _LEGACY_NAMES
-    return tuple((f, kind) for f, kind in names.items() if f in params.__struct_fields__)
