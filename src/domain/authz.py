@@ -61,6 +61,11 @@ class Principal:
     def unrestricted(self) -> bool:
         return not self.prefixes
 
+    @property
+    def unrestricted_admin(self) -> bool:
+        """An admin without a dataset scope: trusted with what reaches beyond datasets (mounts, all files)."""
+        return self.role is Role.ADMIN and not self.prefixes
+
     def covers(self, name: str) -> bool:
         """May act on this dataset, snapshot or bookmark."""
         if not self.prefixes:

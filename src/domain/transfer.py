@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .authz import Principal, Role
+from .authz import Principal
 from .errors import InvalidArgument, PermissionDenied
 from .names import BookmarkName, DatasetName, SnapshotName
 
@@ -192,7 +192,7 @@ def file_owner(principal: Principal) -> str | None:
     directory) for an admin without a dataset scope; the principal's name for everyone else, so a file sent
     by one scope is never received through another. PermissionDenied when that name is not a safe single path
     component."""
-    if principal.role is Role.ADMIN and principal.unrestricted:
+    if principal.unrestricted_admin:
         return None
     if not _OWNER.fullmatch(principal.name) or principal.name in (".", ".."):
         raise PermissionDenied("send files", None,

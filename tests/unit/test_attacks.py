@@ -159,3 +159,20 @@ async def test_recursive_dependents_never_reach_outside_the_scope(tmp_path):
                                                        "recursive_dependents": True})).json()
         assert body["result"] == {"dataset": "tank/a", "destroyed": True}, body
     assert not any(d.startswith("tank/a") for d in fake.datasets)
+
+
+# ---- what a received stream may decide ---------------------------------------------------------------------
+
+def test_only_an_unrestricted_admin_takes_the_streams_mount_properties():
+    from zfsapi.adapters.inbound.jsonrpc.transfer_methods import StreamInitParams, _stream_transfer
+    from zfsapi.adapters.outbound.zfs import commands
+    from zfsapi.domain.authz import Principal, Role
+    from zfsapi.domain.transfer import ReceiveSpec
+
+    p = StreamInitParams(operation="receive", target_dataset="tank/x")
+    cases = {Principal("root", Role.ADMIN): True, Principal("scoped-admin", Role.ADMIN, ("tank",)): False,
+             Principal("ops", Role.OPERATOR): False}
+    for who, trusted in cases.items():
+        spec = _stream_transfer(p, who)
+        assert isinstance(spec, ReceiveSpec) and spec.trusted is trusted, who
+        assert ("-x" in commands.receive(spec)) is not trusted

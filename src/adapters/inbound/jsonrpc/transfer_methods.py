@@ -8,7 +8,7 @@ from typing import Annotated, Any, Callable, Literal
 from msgspec import Meta
 
 from zfsapi.application.transfers import AbortReceive, ReceiveFromFile, SendEstimate, SendToFile, StreamService
-from zfsapi.domain.authz import LOCALHOST, Action, Carries
+from zfsapi.domain.authz import LOCALHOST, Action, Carries, Principal
 from zfsapi.domain.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -219,14 +219,15 @@ def _send_spec(p: SendEstimateParams | SendToFileParams | StreamInitParams, data
                     native_compressed=p.native_compressed)
 
 
-def _stream_transfer(p: StreamInitParams) -> StreamTransfer:
-    """What stream_init asks for, every name parsed (a missing one named); the ZFS checks are the use case's."""
+def _stream_transfer(p: StreamInitParams, who: Principal) -> StreamTransfer:
+    """What stream_init asks for, every name parsed (a missing one named); the ZFS checks are the use case's.
+    A receive applies the stream's mount properties only for an unrestricted admin (see ReceiveSpec.trusted)."""
     token = parse("resume_token", ResumeToken.parse, p.resume_token) if p.resume_token is not None else None
     if p.operation == "receive":
         if p.target_dataset is None:
             raise InvalidArgument("target_dataset", "a receive needs target_dataset")
         return ReceiveSpec(_dataset(p.target_dataset, "target_dataset"), force=p.force, resumable=p.resumable,
-                           resume_token=token)
+                           resume_token=token, trusted=who.unrestricted_admin)
     if token is not None:
         dataset = _dataset(p.dataset) if p.dataset is not None else None
         return ResumeSend(token, dataset, _snapshot(dataset, p.snapshot) if p.snapshot is not None else None,
@@ -277,10 +278,11 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "force": Carries.FORCE},
                   errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS))
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
-    spec = ReceiveSpec(_dataset(p.dataset), force=p.force, resumable=p.resumable)
+    who = ctx.principal or LOCALHOST
+    spec = ReceiveSpec(_dataset(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
     compression = Compression(p.compression) if p.compression else (
         Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
-    path, snapshot, took = await uc.execute(who=ctx.principal or LOCALHOST, spec=spec, input_file=p.input_file,
+    path, snapshot, took = await uc.execute(who=who, spec=spec, input_file=p.input_file,
                                             compression=compression)
     return ReceiveFromFileResult(dataset=spec.target.value, input_file=path, snapshot=snapshot,
                                  duration_seconds=round(took, 3))
@@ -305,7 +307,8 @@ async def stream_init(uc: StreamService, p: StreamInitParams, ctx: CallContext) 
         StateConflict: a resume token that does not match the request or this host.
         NotFound: no such snapshot or bookmark.
     """
-    created = await uc.init(ctx.principal or LOCALHOST, _stream_transfer(p), p.ttl)
+    who = ctx.principal or LOCALHOST
+    created = await uc.init(who, _stream_transfer(p, who), p.ttl)
     return StreamInitResult(stream_id=created.stream_id, url=f"/stream/{created.stream_id}",
                             method="GET" if p.operation == "send" else "POST", expires_at=iso(created.expires_at))
 
