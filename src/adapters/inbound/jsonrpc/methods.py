@@ -479,7 +479,8 @@ class BookmarkDestroyResult(Result, frozen=True, kw_only=True):
 
 # ---- helpers -----------------------------------------------------------------------------------------------
 
-def _ds(value: str, param: str = "dataset") -> DatasetName:
+def dataset_name(value: str, param: str = "dataset") -> DatasetName:
+    """A dataset name parameter as its value object (errors name `param`)."""
     return parse(param, DatasetName.parse, value)
 
 
@@ -514,7 +515,7 @@ def _vdev(v: Vdev) -> VdevNode:
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET, "properties": Carries.PROPERTIES},
              errors=(AlreadyExists, NotFound))
 async def dataset_create(uc: CreateDataset, p: DatasetCreate, ctx: CallContext) -> DatasetCreateResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     await uc.execute(dataset=name, properties=parse_properties(p.properties, "properties"), parents=p.parents)
     return DatasetCreateResult(dataset=name.value)
 
@@ -522,7 +523,7 @@ async def dataset_create(uc: CreateDataset, p: DatasetCreate, ctx: CallContext) 
 @CORE.method(Action.DESTROY, carries={"dataset": DATASET},
              errors=(NotFound, HasDependents, Busy, InvalidArgument, PermissionDenied))
 async def dataset_destroy(uc: DestroyDataset, p: DatasetDestroy, ctx: CallContext) -> DatasetDestroyResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     await uc.execute(dataset=name, recursive=p.recursive, recursive_dependents=p.recursive_dependents,
                      caller=ctx.principal)
     return DatasetDestroyResult(dataset=name.value)
@@ -530,7 +531,7 @@ async def dataset_destroy(uc: DestroyDataset, p: DatasetDestroy, ctx: CallContex
 
 @CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
 async def dataset_list(uc: ListDatasets, p: DatasetList, ctx: CallContext) -> DatasetListResult:
-    root = _ds(p.dataset) if p.dataset is not None else None
+    root = dataset_name(p.dataset) if p.dataset is not None else None
     props = [parse("properties", PropertyName.parse, x) for x in p.properties]
     listing = await uc.execute(dataset=root, recursive=p.recursive, type=p.type, properties=props)
     names = ctx.visible(listing.names)
@@ -544,7 +545,7 @@ async def dataset_list(uc: ListDatasets, p: DatasetList, ctx: CallContext) -> Da
 async def dataset_get_properties(uc: GetDatasetProperties, p: DatasetGetProperties,
                                  ctx: CallContext) -> DatasetPropertiesResult:
     target: DatasetName | SnapshotName = (parse("dataset", SnapshotName.parse, p.dataset) if "@" in p.dataset
-                                          else _ds(p.dataset))
+                                          else dataset_name(p.dataset))
     props = await uc.execute(dataset=target, property=_prop_or_all("property", p.property))
     return DatasetPropertiesResult(dataset=target.value, properties=_props_out(props, p.detailed))
 
@@ -552,7 +553,7 @@ async def dataset_get_properties(uc: GetDatasetProperties, p: DatasetGetProperti
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET, "property": Carries.PROPERTY},
              errors=(NotFound, ZfsCommandFailed))
 async def dataset_set_property(uc: SetDatasetProperty, p: DatasetSetProperty, ctx: CallContext) -> SetPropertyResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     prop = parse("property", PropertyName.parse, p.property)
     value = parse("value", PropertyValue.parse, p.value)
     await uc.execute(dataset=name, property=prop, value=value)
@@ -561,7 +562,7 @@ async def dataset_set_property(uc: SetDatasetProperty, p: DatasetSetProperty, ct
 
 @CORE.method(Action.READ, carries={"dataset": DATASET}, errors=(NotFound,))
 async def dataset_get_space(uc: GetDatasetSpace, p: DatasetOnly, ctx: CallContext) -> SpaceResult:
-    s = await uc.execute(dataset=_ds(p.dataset))
+    s = await uc.execute(dataset=dataset_name(p.dataset))
     return SpaceResult(dataset=s.name, space=Space(name=s.name, avail=s.avail, used=s.used, usedsnap=s.usedsnap,
                                                    useddss=s.useddss, usedrefreserv=s.usedrefreserv,
                                                    usedchild=s.usedchild))
@@ -569,14 +570,14 @@ async def dataset_get_space(uc: GetDatasetSpace, p: DatasetOnly, ctx: CallContex
 
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, Busy))
 async def dataset_mount(uc: MountDataset, p: DatasetOnly, ctx: CallContext) -> MountResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     changed = await uc.execute(dataset=name)
     return MountResult(dataset=name.value, already_mounted=UNSET if changed else True)
 
 
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, Busy))
 async def dataset_unmount(uc: UnmountDataset, p: DatasetOnly, ctx: CallContext) -> UnmountResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     changed = await uc.execute(dataset=name)
     return UnmountResult(dataset=name.value, already_unmounted=UNSET if changed else True)
 
@@ -584,7 +585,7 @@ async def dataset_unmount(uc: UnmountDataset, p: DatasetOnly, ctx: CallContext) 
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET, "new_name": DATASET},
              errors=(NotFound, AlreadyExists, InvalidArgument))
 async def dataset_rename(uc: RenameDataset, p: DatasetRename, ctx: CallContext) -> RenameResult:
-    old, new = _ds(p.dataset), _ds(p.new_name, "new_name")
+    old, new = dataset_name(p.dataset), dataset_name(p.new_name, "new_name")
     await uc.execute(dataset=old, new_name=new)
     return RenameResult(old_name=old.value, new_name=new.value)
 
@@ -593,14 +594,14 @@ async def dataset_rename(uc: RenameDataset, p: DatasetRename, ctx: CallContext) 
              errors=(NotFound, AlreadyExists, InvalidArgument))
 async def clone_create(uc: CreateClone, p: CloneCreate, ctx: CallContext) -> CloneResult:
     source = parse("source", SnapshotName.parse, p.source)
-    target = _ds(p.target, "target")
+    target = dataset_name(p.target, "target")
     await uc.execute(source=source, target=target, properties=parse_properties(p.properties, "properties"))
     return CloneResult(source=source.value, clone=target.value)
 
 
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(AlreadyExists, NotFound, InvalidArgument))
 async def volume_create(uc: CreateVolume, p: VolumeCreate, ctx: CallContext) -> VolumeCreateResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     if (p.size_gb is None) == (p.size_bytes is None):
         raise InvalidArgument("size_bytes", "give exactly one of size_gb and size_bytes")
     size = p.size_bytes if p.size_bytes is not None else int((p.size_gb or 0) * (1 << 30))
@@ -612,7 +613,7 @@ async def volume_create(uc: CreateVolume, p: VolumeCreate, ctx: CallContext) -> 
 @CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
 async def volume_list(uc: ListDatasets, p: VolumeList, ctx: CallContext) -> VolumeListResult:
     """Volumes (zvols) under a dataset, or in every pool."""
-    root = _ds(p.dataset) if p.dataset is not None else None
+    root = dataset_name(p.dataset) if p.dataset is not None else None
     listing = await uc.execute(dataset=root, recursive=True, type="volume")
     return VolumeListResult(volumes=ctx.visible(listing.names))
 
@@ -622,7 +623,7 @@ async def volume_list(uc: ListDatasets, p: VolumeList, ctx: CallContext) -> Volu
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET, "properties": Carries.PROPERTIES},
              errors=(NotFound, AlreadyExists))
 async def snapshot_create(uc: CreateSnapshot, p: SnapshotCreate, ctx: CallContext) -> SnapshotCreateResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     snap = _snap(name, p.name, "name")
     await uc.execute(snapshot=snap, recursive=p.recursive, properties=parse_properties(p.properties, "properties"))
     return SnapshotCreateResult(dataset=name.value, snapshot=snap.short)
@@ -631,7 +632,7 @@ async def snapshot_create(uc: CreateSnapshot, p: SnapshotCreate, ctx: CallContex
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, AlreadyExists))
 async def snapshot_create_auto(uc: CreateAutoSnapshot, p: SnapshotCreateAuto,
                                ctx: CallContext) -> SnapshotCreateResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     # the tags become part of a snapshot name: check them as name components
     parse("tag", lambda t: SnapshotName.of(name, t), p.tag)
     if p.tag1 is not None:
@@ -642,7 +643,7 @@ async def snapshot_create_auto(uc: CreateAutoSnapshot, p: SnapshotCreateAuto,
 
 @CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
 async def snapshot_list(uc: ListSnapshots, p: SnapshotList, ctx: CallContext) -> SnapshotListResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     snaps = await uc.execute(dataset=name, recursive=p.recursive, details=p.details)
     if ctx.principal is not None and not ctx.principal.unrestricted:
         snaps = [s for s in snaps if ctx.principal.covers(s.name)]
@@ -658,7 +659,7 @@ async def snapshot_list(uc: ListSnapshots, p: SnapshotList, ctx: CallContext) ->
 @CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT},
              errors=(NotFound, HasDependents, Busy))
 async def snapshot_destroy(uc: DestroySnapshot, p: SnapshotDestroy, ctx: CallContext) -> SnapshotDestroyResult:
-    snap = _snap(_ds(p.dataset), p.snapshot)
+    snap = _snap(dataset_name(p.dataset), p.snapshot)
     await uc.execute(snapshot=snap, recursive=p.recursive)
     return SnapshotDestroyResult(snapshot=snap.value)
 
@@ -666,7 +667,7 @@ async def snapshot_destroy(uc: DestroySnapshot, p: SnapshotDestroy, ctx: CallCon
 @CORE.method(Action.DESTROY, carries={"dataset": DATASET, "snapshot": SNAPSHOT},
              errors=(NotFound, StateConflict, HasDependents, Busy))
 async def snapshot_rollback(uc: RollbackSnapshot, p: SnapshotRollback, ctx: CallContext) -> RollbackResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     snap = _snap(name, p.snapshot)
     destroyed = await uc.execute(snapshot=snap, destroy_newer=p.destroy_newer)
     return RollbackResult(dataset=name.value, snapshot=snap.short, destroyed=destroyed)
@@ -674,7 +675,7 @@ async def snapshot_rollback(uc: RollbackSnapshot, p: SnapshotRollback, ctx: Call
 
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound, AlreadyExists))
 async def snapshot_hold(uc: HoldSnapshot, p: SnapshotHold, ctx: CallContext) -> HoldResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     snap, tag = _snap(name, p.snapshot), parse("tag", HoldTag.parse, p.tag)
     await uc.execute(snapshot=snap, tag=tag, recursive=p.recursive)
     return HoldResult(dataset=name.value, snapshot=snap.short, hold=tag.value)
@@ -682,7 +683,7 @@ async def snapshot_hold(uc: HoldSnapshot, p: SnapshotHold, ctx: CallContext) -> 
 
 @CORE.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound,))
 async def snapshot_release(uc: ReleaseSnapshot, p: SnapshotHold, ctx: CallContext) -> ReleaseResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     snap, tag = _snap(name, p.snapshot), parse("tag", HoldTag.parse, p.tag)
     await uc.execute(snapshot=snap, tag=tag, recursive=p.recursive)
     return ReleaseResult(dataset=name.value, snapshot=snap.short, released=tag.value)
@@ -690,7 +691,7 @@ async def snapshot_release(uc: ReleaseSnapshot, p: SnapshotHold, ctx: CallContex
 
 @CORE.method(Action.READ, carries={"dataset": DATASET, "snapshot": SNAPSHOT}, errors=(NotFound,))
 async def snapshot_holds_list(uc: ListHolds, p: SnapshotHolds, ctx: CallContext) -> HoldsResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     snap = _snap(name, p.snapshot)
     holds = await uc.execute(snapshot=snap, recursive=p.recursive)
     return HoldsResult(dataset=name.value, snapshot=snap.short, holds=sorted({h.tag for _, h in holds}),
@@ -732,7 +733,7 @@ async def bookmark_create(uc: CreateBookmark, p: BookmarkCreate, ctx: CallContex
 
 @CORE.method(Action.LIST, carries={"dataset": DATASET}, errors=(NotFound,))
 async def bookmark_list(uc: ListBookmarks, p: DatasetOnly, ctx: CallContext) -> BookmarkListResult:
-    name = _ds(p.dataset)
+    name = dataset_name(p.dataset)
     return BookmarkListResult(dataset=name.value, bookmarks=ctx.visible(await uc.execute(dataset=name)))
 
 

@@ -31,7 +31,7 @@ from zfsapi.domain.transfer import (
     size_human,
 )
 
-from .methods import Dataset, Name, iso, parse
+from .methods import Dataset, Name, dataset_name, iso, parse
 from .registry import CallContext, NoParams, Params, Registry, Result, Table
 
 TRANSFERS = Table()
@@ -186,10 +186,6 @@ class StreamCancelResult(Result, frozen=True, kw_only=True):
 
 # ---- helpers -----------------------------------------------------------------------------------------------
 
-def _dataset(text: str, param: str = "dataset") -> DatasetName:
-    return parse(param, DatasetName.parse, text)
-
-
 def _snapshot(dataset: DatasetName | None, text: str) -> SnapshotName:
     """snapshot: 'snap' (of `dataset`) or 'dataset@snap'."""
     if "@" in text:
@@ -214,7 +210,7 @@ def _origin(dataset: DatasetName, text: str | None) -> SnapshotName | BookmarkNa
 
 
 def _send_spec(p: SendEstimateParams | SendToFileParams | StreamInitParams, dataset: str, snapshot: str) -> SendSpec:
-    name = _dataset(dataset)
+    name = dataset_name(dataset)
     return SendSpec(_snapshot(name, snapshot), _origin(name, p.from_snapshot), recursive=p.recursive, raw=p.raw,
                     native_compressed=p.native_compressed)
 
@@ -226,10 +222,10 @@ def _stream_transfer(p: StreamInitParams, who: Principal) -> StreamTransfer:
     if p.operation == "receive":
         if p.target_dataset is None:
             raise InvalidArgument("target_dataset", "a receive needs target_dataset")
-        return ReceiveSpec(_dataset(p.target_dataset, "target_dataset"), force=p.force, resumable=p.resumable,
+        return ReceiveSpec(dataset_name(p.target_dataset, "target_dataset"), force=p.force, resumable=p.resumable,
                            resume_token=token, trusted=who.unrestricted_admin)
     if token is not None:
-        dataset = _dataset(p.dataset) if p.dataset is not None else None
+        dataset = dataset_name(p.dataset) if p.dataset is not None else None
         return ResumeSend(token, dataset, _snapshot(dataset, p.snapshot) if p.snapshot is not None else None,
                           raw=p.raw, native_compressed=p.native_compressed)
     if p.dataset is None or p.snapshot is None:
@@ -279,7 +275,7 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
                   errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS))
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
     who = ctx.principal or LOCALHOST
-    spec = ReceiveSpec(_dataset(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
+    spec = ReceiveSpec(dataset_name(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
     compression = Compression(p.compression) if p.compression else (
         Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
     path, snapshot, took = await uc.execute(who=who, spec=spec, input_file=p.input_file,
@@ -290,7 +286,7 @@ async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET}, errors=(NotFound, StateConflict, *ZFS))
 async def receive_abort(uc: AbortReceive, p: ReceiveAbortParams, ctx: CallContext) -> ReceiveAbortResult:
-    name = _dataset(p.dataset)
+    name = dataset_name(p.dataset)
     await uc.execute(dataset=name)
     return ReceiveAbortResult(dataset=name.value)
 
