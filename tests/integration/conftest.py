@@ -36,6 +36,12 @@ def zfs(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=600)
 
 
+def zfs_version() -> str:
+    """The running OpenZFS release, e.g. "2.1.11" (answers differ between releases in small ways)."""
+    out = zfs("zfs", "version").stdout
+    return out.split("\n", 1)[0].removeprefix("zfs-").split("-", 1)[0]
+
+
 @pytest.fixture(scope="session")
 def pool():
     reason = zfs_unusable_reason()
