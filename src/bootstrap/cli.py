@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import socket
 import stat
 import sys
+from typing import Mapping
 
 import msgspec
 
@@ -20,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--config", help="config.yaml (default: $ZFSAPI_CONFIG, else built-in defaults)")
+    serve.add_argument("--config", help="config.yaml (default: $ZFSAPI_CONFIG, else ./config.yaml, else "
+                                        "/etc/zfsapi/config.yaml, else built-in defaults)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8545)")
     check = sub.add_parser("check-config", help="validate the configuration and exit")
@@ -53,14 +56,28 @@ def main(argv: list[str] | None = None) -> int:
 
     http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None))) if v}
     try:
-        settings = load_settings(args.config, overrides={"server": {"http": http}} if http else None)
+        settings = load_settings(find_config(args.config, os.environ),
+                                 overrides={"server": {"http": http}} if http else None)
     except SettingsError as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print("configuration ok")
+        print(f"configuration ok ({settings.source or 'built-in defaults'})")
         return 0
     return serve_forever(settings)
+
+
+CONFIG_PLACES = ("config.yaml", "/etc/zfsapi/config.yaml")
+
+
+def find_config(given: str | None, environ: Mapping[str, str]) -> str | None:
+    """The config file to read: --config, else $ZFSAPI_CONFIG, else the first of ./config.yaml and
+    /etc/zfsapi/config.yaml that exists (where `zfsapi user add` writes), else none (built-in defaults)."""
+    if given:
+        return given
+    if environ.get("ZFSAPI_CONFIG"):
+        return environ["ZFSAPI_CONFIG"]
+    return next((place for place in CONFIG_PLACES if os.path.isfile(place)), None)
 
 
 def serve_forever(settings: Settings) -> int:
@@ -75,6 +92,7 @@ def serve_forever(settings: Settings) -> int:
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
     configure_logging(settings.logging.level, settings.logging.audit_file)
+    logging.getLogger("zfsapi").info("configuration", extra={"config": settings.source or "built-in defaults"})
     workers = settings.server.http.workers
     try:
         app = create_app_from_settings(settings)  # also checks the signing key before any worker starts

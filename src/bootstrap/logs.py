@@ -14,7 +14,8 @@ import msgspec
 
 from zfsapi.adapters.inbound.http.app import request_id_var
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn adds `color_message` (the message again, with ANSI colour escapes) to its records: never a field
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 _ENCODER = msgspec.json.Encoder()
 
 

@@ -83,3 +83,11 @@ def test_the_audit_file_is_private_and_written_off_the_loop(tmp_path):
     (line,) = path.read_text().splitlines()
     entry = json.loads(line)
     assert entry["msg"] == "dataset_create" and entry["targets"] == ["tank/x"]
+
+
+def test_log_lines_carry_no_colour_escapes():
+    record = logging.makeLogRecord({"name": "uvicorn.error", "msg": "Started server process [%d]", "args": (7,),
+                                    "color_message": "Started server process [\x1b[36m%d\x1b[0m]", "levelname": "INFO"})
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "Started server process [7]" and "color_message" not in entry
+    assert "\x1b" not in JsonFormatter().format(record)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.conftest import http_client
 from zfsapi.adapters.inbound.http.app import create_app
@@ -119,6 +120,7 @@ async def test_health_and_metrics(app, fake_zfs):
         assert body["pools"] == [{"name": "tank", "health": "ONLINE"}] and body["sessions"] == "memory"
         await c.post("/", json=CALL)
         m = await c.get("/metrics")
+        assert m.headers["content-type"] == CONTENT_TYPE_LATEST  # the charset once: Prometheus 3 refuses it twice
         text = m.text
         assert 'zfsapi_rpc_requests_total{method="pool_list",outcome="ok"} 1.0' in text
         assert 'zfsapi_pool_health{health="ONLINE",pool="tank"} 1.0' in text

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from zfsapi.bootstrap import cli
 from zfsapi.bootstrap.settings import SettingsError, load_settings
 
 
@@ -55,8 +57,26 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "server.http.port" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config"], capture_output=True, text=True)
-    assert r.returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "ZFSAPI_CONFIG"}
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config"], capture_output=True, text=True,
+                       cwd=tmp_path, env=env)  # tmp_path has no config.yaml
+    assert r.returncode == 0 and r.stdout.startswith("configuration ok (")
+
+
+def test_the_config_finds_itself(tmp_path, monkeypatch):
+    etc = tmp_path / "etc.yaml"
+    monkeypatch.setattr(cli, "CONFIG_PLACES", ("config.yaml", str(etc)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.find_config(None, {}) is None  # nothing anywhere: built-in defaults
+    etc.write_text("server: {http: {port: 9001}}\n")
+    assert cli.find_config(None, {}) == str(etc)
+    (tmp_path / "config.yaml").write_text("server: {http: {port: 9002}}\n")
+    assert cli.find_config(None, {}) == "config.yaml"  # where `zfsapi user add` writes comes first
+    assert cli.find_config(None, {"ZFSAPI_CONFIG": "/x.yaml"}) == "/x.yaml"
+    assert cli.find_config("given.yaml", {"ZFSAPI_CONFIG": "/x.yaml"}) == "given.yaml"
+    env = {k: v for k, v in os.environ.items() if k != "ZFSAPI_CONFIG"}
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config"], capture_output=True, text=True, env=env)
+    assert (r.returncode, r.stdout) == (0, "configuration ok (config.yaml)\n"), r.stderr
 
 
 def test_env_variables_outside_the_settings_sections_are_ignored():

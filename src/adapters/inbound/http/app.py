@@ -42,6 +42,7 @@ log = logging.getLogger("zfsapi.http")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ENCODER = msgspec.json.Encoder()
+_METRICS_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset="))
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +314,9 @@ def create_app(container: AppContainer) -> Litestar:
             metrics.pool_allocated.labels(p.name).set(p.allocated)
             metrics.pool_free.labels(p.name).set(p.free)
             metrics.pool_health.labels(p.name, p.health).set(1)
-        return Response(generate_latest(metrics.registry), status_code=200, media_type=CONTENT_TYPE_LATEST)
+        # Litestar appends "; charset=utf-8" to text types: hand it the type without one, so it appears once
+        # (Prometheus 3 refuses to scrape a Content-Type with the parameter twice)
+        return Response(generate_latest(metrics.registry), status_code=200, media_type=_METRICS_TYPE)
 
     app = Litestar(
         route_handlers=[jsonrpc, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
