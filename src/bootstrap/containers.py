@@ -45,7 +45,7 @@ from zfsapi.application.ports import (
     Transfers,
 )
 
-from .security import local_users, rate_quota, revocation_store, signing_key, user_records
+from .security import local_quota, local_users, rate_quota, revocation_store, signing_key, user_records
 from .settings import Settings
 
 
@@ -154,6 +154,7 @@ class Container(containers.DeclarativeContainer):
         sessions_backend=backend,
         rate_limit=providers.Callable(rate_quota, settings, login=False),
         login_limit=providers.Callable(rate_quota, settings, login=True),
+        local_limit=providers.Callable(local_quota, settings),
     )
 
 

@@ -54,6 +54,12 @@ def rate_quota(settings: Settings, login: bool) -> Quota | None:
     return Quota(r.login_requests, r.login_window) if login else Quota(r.requests, r.window)
 
 
+def local_quota(settings: Settings) -> Quota | None:
+    """The limit for local users without a token: none unless rate_limit.local_requests is set."""
+    r = settings.rate_limit
+    return Quota(r.local_requests, r.local_window) if r.enabled and r.local_requests is not None else None
+
+
 def local_users(settings: Settings) -> dict[int, Principal]:
     """auth.local_users by uid: a name is looked up in the user database once, at start."""
     out: dict[int, Principal] = {}

@@ -83,6 +83,10 @@ class RateLimitSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     window: Annotated[float, Meta(gt=0)] = 60.0  # ... per this many seconds; a batch of N costs N
     login_requests: Positive = 5  # auth_login attempts per peer address ...
     login_window: Annotated[float, Meta(gt=0)] = 60.0  # ... per this many seconds
+    # Local users without a token (auth.local_users) have their own limit, off by default: a local script's
+    # batch of 100 calls is not a remote client's burst.
+    local_requests: Positive | None = None  # per local user ...
+    local_window: Annotated[float, Meta(gt=0)] = 60.0  # ... per this many seconds
 
 
 class LoggingSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):

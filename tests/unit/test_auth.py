@@ -315,8 +315,11 @@ async def test_lists_are_filtered_to_the_scope(app, fake):
 
 # ---- rate limits -------------------------------------------------------------------------------------------
 
+# The tests below call as local root: its own limit (off by default) is set to the same quota.
+LOCAL_TOO = {"local_requests": 5, "local_window": 60}
+
 async def test_rate_limit_exact_count_and_retry_after(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit={"requests": 5, "window": 60}))
+    app = create_app(make_container(tmp_path, rate_limit=LOCAL_TOO | {"requests": 5, "window": 60}))
     async with http_client(app) as c:
         statuses = []
         first = time.monotonic()
@@ -337,7 +340,7 @@ async def test_rate_limit_exact_count_and_retry_after(tmp_path):
 
 
 async def test_a_batch_of_n_costs_n_and_is_refused_whole(tmp_path, fake):
-    app = create_app(make_container(tmp_path, fake, rate_limit={"requests": 5, "window": 60}))
+    app = create_app(make_container(tmp_path, fake, rate_limit=LOCAL_TOO | {"requests": 5, "window": 60}))
     batch = [{"jsonrpc": "2.0", "method": "dataset_create", "params": {"dataset": f"tank/n{i}"}, "id": i}
              for i in range(3)]
     async with http_client(app) as c:
@@ -351,6 +354,18 @@ async def test_a_batch_of_n_costs_n_and_is_refused_whole(tmp_path, fake):
         assert (await call(c, "pool_list")).status_code == 200  # 4 of 5 used
         assert (await call(c, "pool_list")).status_code == 200
         assert (await call(c, "pool_list")).status_code == 429
+
+
+async def test_local_users_are_not_limited_unless_asked(tmp_path):
+    app = create_app(make_container(tmp_path, rate_limit={"requests": 3, "window": 60, "login_requests": 10}))
+    batch = [{"jsonrpc": "2.0", "method": "pool_list", "id": i} for i in range(100)]
+    async with http_client(app) as local:  # root on this machine, no token: a script's batch of 100, twice
+        for _ in range(2):
+            r = await local.post("/", json=batch)
+            assert r.status_code == 200 and all("result" in x for x in r.json()) and "ratelimit" not in r.headers
+    async with http_client(app, peer=REMOTE, host="zfs.example") as c:  # a token's user keeps the limit
+        token = await login(c, "ops")
+        assert [(await call(c, "pool_list", token=token)).status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
 async def test_rate_limit_is_per_principal(tmp_path):
@@ -381,7 +396,7 @@ async def test_auth_login_has_its_own_stricter_limit(tmp_path):
 
 
 async def test_rate_limit_refusals_are_counted(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit={"requests": 1, "window": 60}))
+    app = create_app(make_container(tmp_path, rate_limit={"local_requests": 1, "local_window": 60}))
     async with http_client(app) as c:
         await call(c, "pool_list")
         await call(c, "pool_list")

@@ -123,7 +123,7 @@ def test_two_workers_sharing_redis_hold_one_limit(tmp_path, redis_url):
     rport = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     limit = 20
     config = {"redis": {"host": "127.0.0.1", "port": rport, "db": 1}, "server": {"http": {"workers": 2}},
-              "rate_limit": {"requests": limit, "window": 3600}}
+              "rate_limit": {"requests": limit, "window": 3600, "local_requests": limit, "local_window": 3600}}
     with server(tmp_path, config, port=port) as log:
         url = f"http://127.0.0.1:{port}/"
 

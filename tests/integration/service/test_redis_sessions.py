@@ -76,7 +76,8 @@ async def test_logout_is_seen_by_another_server_sharing_redis(tmp_path, redis_ur
 
 
 async def test_rate_limit_shared_by_two_apps(tmp_path, redis_url):
-    sections = redis_sections(redis_url, rate_limit={"requests": 6, "window": 600})
+    sections = redis_sections(redis_url, rate_limit={"requests": 6, "window": 600, "local_requests": 6,
+                                                     "local_window": 600})
     apps = [create_app(make_container(tmp_path, **sections)) for _ in range(2)]
     async with http_client(apps[0]) as c0, http_client(apps[1]) as c1:
         codes = [(await call((c0, c1)[i % 2], "pool_list")).status_code for i in range(10)]
@@ -94,7 +95,8 @@ async def test_redis_down_rate_limits_per_process_and_token_checks_fail_closed(t
     """The documented choice: limits stay in force per process; tokens cannot be checked against the
     revocation list, so token callers get an error (-32603, session store unavailable) instead of being let
     through; passwordless local callers keep working."""
-    sections = {"redis": {"host": "127.0.0.1", "port": _closed_port()}, "rate_limit": {"requests": 3, "window": 600}}
+    limits = {"requests": 3, "window": 600, "local_requests": 3, "local_window": 600}
+    sections = {"redis": {"host": "127.0.0.1", "port": _closed_port()}, "rate_limit": limits}
     app = create_app(make_container(tmp_path, **sections))
     async with http_client(app) as c:
         codes = [(await call(c, "pool_list")).status_code for _ in range(5)]

@@ -58,6 +58,7 @@ class HttpOptions:
     sessions_backend: str = "memory"
     rate_limit: Quota | None = Quota(100, 60.0)  # per principal (None: off)
     login_limit: Quota | None = Quota(5, 60.0)  # auth_login attempts per peer (None: off)
+    local_limit: Quota | None = None  # local users without a token, per user (None: off)
 
 
 class AppContainer(Protocol):
@@ -181,8 +182,8 @@ def create_app(container: AppContainer) -> Litestar:
     register_transfers(registry, uc.__getitem__)
     register_discover(registry, title="zfsapi", version=__version__)
     dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission)
-    quota = opts.rate_limit
-    policy = _policy_header(quota) if quota is not None else None
+    limits = {False: (opts.rate_limit, _policy_header(opts.rate_limit) if opts.rate_limit else None),
+              True: (opts.local_limit, _policy_header(opts.local_limit) if opts.local_limit else None)}
 
     async def identify(a: Admission) -> tuple[Principal | None, BaseException | None]:
         """Who is calling: the bearer token's user when one is presented (even from loopback), else the local
@@ -254,15 +255,16 @@ def create_app(container: AppContainer) -> Litestar:
             auth_error=auth_error,
         )
         decision: Decision | None = None
+        quota, policy = limits[ctx.passwordless]  # local users without a token have their own (default: none)
 
         async def charge(cost: int) -> None:
             nonlocal decision
             if quota is None:
                 return
-            if principal is not None and principal.token_id:
-                key = "u:" + principal.name
-            else:  # a local user (by uid-mapped name) or an unauthenticated peer (by address)
-                key = ("l:" + principal.name) if principal is not None else ("a:" + ctx.peer)
+            if principal is not None:  # a token's user, or a local user by its uid-mapped name
+                key = ("l:" if ctx.passwordless else "u:") + principal.name
+            else:  # unauthenticated: by peer address
+                key = "a:" + ctx.peer
             decision = await limiter.hit(key, quota, cost)
             if not decision.allowed:
                 raise RateLimited(decision.retry_after)
