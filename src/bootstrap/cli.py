@@ -62,9 +62,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        problem = state_dir_problem(settings)
+        if problem is not None:
+            print(f"zfsapi: config key state_dir: {problem}", file=sys.stderr)
+            return 2
         print(f"configuration ok ({settings.source or 'built-in defaults'})")
         return 0
     return serve_forever(settings)
+
+
+def state_dir_problem(settings: Settings) -> str | None:
+    """Why the server could not keep its state (signing key, revocations) in state_dir, if it needs to; None
+    when it can. Nothing is created: the nearest existing ancestor must be a writable directory."""
+    from .security import tokens_outlive_the_process
+
+    if not tokens_outlive_the_process(settings):
+        return None  # nothing to keep: no users and no configured key
+    path = os.path.abspath(settings.state_dir)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return f"{path} is not a directory"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable"
+    return None
 
 
 CONFIG_PLACES = ("config.yaml", "/etc/zfsapi/config.yaml")
@@ -128,6 +149,8 @@ def serve_forever(settings: Settings) -> int:
     except OSError as exc:
         print(f"zfsapi: cannot listen: {exc}", file=sys.stderr)
         return 2
+    host, port = sockets[0].getsockname()[:2]  # the port chosen, with --port 0
+    logging.getLogger("zfsapi").info("listening", extra={"url": f"http://{host}:{port}", "unix": unix.path})
     try:
         if workers > 1:
             Multiprocess(config, sockets=sockets).run()

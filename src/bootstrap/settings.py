@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
+import argon2
 import msgspec
 import yaml
 from msgspec import Meta
@@ -211,6 +213,20 @@ def _is_loopback_bind(host: str) -> bool:
         return False
 
 
+_BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+
+
+def _is_password_hash(digest: str) -> bool:
+    """An Argon2id hash argon2-cffi can read, or a bcrypt hash of the modular crypt form."""
+    if digest.startswith("$argon2id$"):
+        try:
+            argon2.extract_parameters(digest)
+        except argon2.exceptions.InvalidHashError:
+            return False
+        return True
+    return _BCRYPT.fullmatch(digest) is not None
+
+
 def _check(settings: Settings) -> None:
     s = settings
     if s.auth.passwordless_localhost and not _is_loopback_bind(s.server.http.host) \
@@ -241,6 +257,6 @@ def _check(settings: Settings) -> None:
             except InvalidArgument as exc:
                 raise SettingsError(f"config key auth.users.{name}.datasets: {prefix!r}: {exc.reason}") from None
         digest = user if isinstance(user, str) else user.password_hash
-        if not digest.startswith(("$argon2id$", "$2b$", "$2a$", "$2y$")):
-            raise SettingsError(f"config key auth.users.{name}: not an Argon2id or bcrypt hash "
+        if not _is_password_hash(digest):
+            raise SettingsError(f"config key auth.users.{name}: not a well-formed Argon2id or bcrypt hash "
                                 "(make one with `zfsapi hash-password`)")

@@ -85,3 +85,28 @@ def test_env_variables_outside_the_settings_sections_are_ignored():
     with pytest.raises(SettingsError) as exc:
         load_settings(environ={"ZFSAPI_SERVER__HTTP__PROT": "1"})
     assert "prot" in str(exc.value)
+
+
+def _check_config(tmp_path, config: str) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    return subprocess.run([sys.executable, "-m", "zfsapi", "check-config", "--config", str(cfg)],
+                          capture_output=True, text=True)
+
+
+def test_check_config_refuses_a_malformed_hash_in_one_line(tmp_path):
+    for digest in ("$argon2id$garbage", "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA", "$2b$04$short", "$2b$99$" + "a" * 53):
+        r = _check_config(tmp_path, f"auth:\n  users:\n    bob: '{digest}'\n")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "auth.users.bob" in r.stderr, (digest, r.stderr)
+
+
+def test_check_config_refuses_a_state_dir_it_cannot_write(tmp_path):
+    (tmp_path / "plain").write_text("")
+    key = "k" * 32
+    r = _check_config(tmp_path, f"state_dir: {tmp_path}/plain/state\nauth:\n  secret_key: {key}\n")
+    assert (r.returncode, r.stderr) == (2, f"zfsapi: config key state_dir: {tmp_path}/plain is not a directory\n")
+    assert key not in r.stderr
+    r = _check_config(tmp_path, f"state_dir: {tmp_path}/new/state\nauth:\n  secret_key: {key}\n")
+    assert r.returncode == 0 and not (tmp_path / "new").exists()  # checked, nothing created
+    r = _check_config(tmp_path, f"state_dir: {tmp_path}/plain/state\n")  # no users, no key: nothing to keep
+    assert r.returncode == 0
