@@ -16,6 +16,16 @@ def test_compose_is_valid_and_loopback_only():
         assert service["network_mode"] == "host" and "ports" not in service
     assert "127.0.0.1" in compose["services"]["redis"]["command"]
     assert compose["services"]["zfsapi"]["environment"]["ZFSAPI_SERVER__HTTP__HOST"] == "127.0.0.1"
+    check = " ".join(compose["services"]["zfsapi"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8545/health" in check
+    redis = compose["services"]["redis"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert "redis-data:/data" in redis["volumes"] and "redis-data" in compose["volumes"]
+
+
+def test_license_is_shipped_and_declared():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_example_config_loads():
