@@ -22,6 +22,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .guard import is_loopback_address
+
 SCOPE_KEY = "zfsapi.peer"
 
 _NETLINK_SOCK_DIAG = 4
@@ -129,10 +131,9 @@ def peer_of(sock: socket.socket | None) -> Peer | None:
         return Peer(unix_peer_uid(sock), "unix")
     try:
         client, server = sock.getpeername()[:2], sock.getsockname()[:2]
-        family, packed = _address(client[0])
-    except (OSError, ValueError):
+    except OSError:
         return None
-    if not ipaddress.ip_address(packed[:4] if family == socket.AF_INET else packed).is_loopback:
+    if not is_loopback_address(client[0]):
         return None
     return Peer(tcp_peer_uid(client, server), "tcp")
 

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import stat
+from typing import Callable, TypeVar
 
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsCommandFailed
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
@@ -20,6 +21,7 @@ from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpe
 from . import commands, parsers
 from .executor import Child, Completed, Pipeline, ZfsExecutor, make_pipe
 
+T = TypeVar("T")
 READ_SIZE = 1 << 20
 COMPRESSORS = {Compression.GZIP: (["gzip", "-c", "-1"], ["gzip", "-d", "-c"]),
                Compression.ZSTD: (["zstd", "-q", "-c", "-T0", "-3"], ["zstd", "-q", "-d", "-c"])}
@@ -82,9 +84,13 @@ class ZfsPipelines:
 
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
+        return await self._in_worker(self._send_file, spec, path, root, compression)
+
+    async def _in_worker(self, work: Callable[..., T], *args: object) -> T:
+        """Run `work(pipeline, *args)` in the pipeline's worker thread; the pipeline is closed after it."""
         pipeline = await self._exec.pipeline()
         try:
-            return await pipeline.offload(self._send_file, pipeline, spec, path, root, compression)
+            return await pipeline.offload(work, pipeline, *args)
         finally:
             await pipeline.close()
 
@@ -128,11 +134,7 @@ class ZfsPipelines:
                     pass
 
     async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
-        pipeline = await self._exec.pipeline()
-        try:
-            return await pipeline.offload(self._receive_file, pipeline, spec, path, root, compression)
-        finally:
-            await pipeline.close()
+        return await self._in_worker(self._receive_file, spec, path, root, compression)
 
     @staticmethod
     def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str,
