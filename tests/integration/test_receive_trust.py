@@ -22,7 +22,7 @@ def get(prop: str, name: str) -> tuple[str, str]:
 async def receive(stream: bytes, target: str, trusted: bool) -> str | None:
     pipe = await ZfsPipelines(ZfsExecutor()).open_receive(ReceiveSpec(DatasetName.parse(target), trusted=trusted))
     for i in range(0, len(stream), 1 << 20):
-        await pipe.write(stream[i:i + 1 << 20])
+        await pipe.write(stream[i:i + (1 << 20)])
     return await pipe.finish()
 
 
