@@ -59,14 +59,19 @@ async def test_timeout_kills_the_child(tmp_path):
         assert not alive(int(pidfile.read_text()))
 
 
+async def started(pidfile, what: str) -> None:
+    """Wait until the stand-in child wrote its pid: generously, the machine may be busy."""
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
 async def test_cancellation_kills_and_reaps_the_child(tmp_path):
     pidfile = tmp_path / "pid"
     zfs = script(tmp_path, "zfs", f'echo $$ > {pidfile}; exec sleep 30\n')
     task = asyncio.create_task(ZfsExecutor(zfs=zfs).run(["zfs", "list"]))
-    deadline = time.monotonic() + 30  # generous: the machine may be busy
-    while not (pidfile.exists() and pidfile.read_text().strip()):
-        assert time.monotonic() < deadline, "the child never started"
-        await asyncio.sleep(0.02)
+    await started(pidfile, "the child never started")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -144,10 +149,7 @@ async def test_cancelling_a_send_file_kills_reaps_and_removes_it(tmp_path):
     path = tmp_path / "s1.zfs.zst"
     task = asyncio.create_task(ZfsPipelines(ZfsExecutor(zfs=zfs)).send_to_file(SPEC, str(path), str(tmp_path),
                                                                                 Compression.ZSTD))
-    deadline = time.monotonic() + 30  # generous: the machine may be busy
-    while not (pidfile.exists() and pidfile.read_text().strip()):
-        assert time.monotonic() < deadline, "zfs send never started"
-        await asyncio.sleep(0.02)
+    await started(pidfile, "zfs send never started")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -173,10 +175,7 @@ async def test_kill_wakes_a_read_parked_on_the_pipe(tmp_path):
     zfs = script(tmp_path, "zfs", f"echo $$ > {pidfile}; exec sleep 30\n")
     pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_send(SPEC)
     reading = asyncio.create_task(pipe.read())
-    deadline = time.monotonic() + 30  # generous: the machine may be busy
-    while not (pidfile.exists() and pidfile.read_text().strip()):
-        assert time.monotonic() < deadline, "zfs send never started"
-        await asyncio.sleep(0.02)
+    await started(pidfile, "zfs send never started")
     await pipe.kill()
     with pytest.raises(ZfsCommandFailed) as exc:
         await asyncio.wait_for(reading, 30)
