@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
+from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -17,6 +18,7 @@ from zfsapi.domain.names import (
 )
 from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.ratelimit import Decision, Quota
+from zfsapi.domain.replication import Remote
 from zfsapi.domain.transfer import (
     Compression,
     ReceiveSpec,
@@ -237,3 +239,84 @@ class StreamSessions(Protocol):
         ...
 
     async def list(self) -> list[StreamSession]: ...
+
+
+class JobStore(Protocol):
+    """Job records shared by every worker and server using the store (an embedded file, or Redis). Every change
+    of state is atomic; a job runs under a lease only the worker holding it may renew or finish."""
+
+    async def add(self, job: Job) -> None: ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def query(self, *, state: JobState | None = None, kind: str | None = None, owner: str | None = None,
+                   limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
+        """Newest first (by created_at, then job_id), filtered; with the total that matched before the page."""
+        ...
+
+    async def claim(self, worker: str, now: float, lease_until: float) -> Job | None:
+        """The oldest queued job, atomically made running and leased to `worker` (started_at set on its first
+        claim, attempts + 1); None when nothing is queued."""
+        ...
+
+    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
+        """Extend the lease and store the progress; the job as stored (its cancel_requested says whether to
+        stop). None when `worker` no longer holds the lease (the job was interrupted or is gone)."""
+        ...
+
+    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, progress: JobProgress,
+                     result: dict[str, Any] | None = None, error: JobError | None = None) -> Job | None:
+        """Record the end of a job `worker` holds; None when it no longer holds the lease."""
+        ...
+
+    async def cancel(self, job_id: str, now: float) -> Job | None:
+        """A queued job is cancelled at once; a running one gets cancel_requested (its worker stops it); a
+        finished one is left as it is. The job as stored; None when there is no such job."""
+        ...
+
+    async def interrupt_lapsed(self, now: float) -> list[Job]:
+        """Every running job whose lease ended before `now` becomes interrupted (cancelled when a cancel was
+        requested; `Job.lapse`); those jobs as stored."""
+        ...
+
+    async def requeue(self, job_id: str) -> Job | None:
+        """An interrupted job (not cancel_requested) queued again to resume; None when it is not interrupted."""
+        ...
+
+    async def purge(self, finished_before: float) -> int:
+        """Delete finished jobs that finished before the time; how many."""
+        ...
+
+
+class ReplicaSide(Protocol):
+    """Where a replication lands: datasets on this host, on an SSH host (`zfs` run there) or on another zfsapi
+    (its JSON-RPC methods and POST /stream). Names are the destination's."""
+
+    async def snapshots(self, dataset: DatasetName) -> list[Snapshot] | None:
+        """The dataset's own snapshots, oldest first, with guid and createtxg; None when it does not exist."""
+        ...
+
+    async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
+        """The partial receive's token; None without one (or without the dataset)."""
+        ...
+
+    async def abort_receive(self, dataset: DatasetName) -> None: ...
+
+    async def open_receive(self, spec: ReceiveSpec, compression: Compression) -> ReceivePipe:
+        """A running receive there: the caller writes the (uncompressed) send stream; `compression` applies on
+        the wire only."""
+        ...
+
+    async def hold(self, snapshot: SnapshotName, tag: HoldTag) -> None:
+        """Hold (a hold already there with this tag is fine)."""
+        ...
+
+    async def release(self, snapshot: SnapshotName, tag: HoldTag) -> None:
+        """Release (no such hold or snapshot is fine)."""
+        ...
+
+
+class Replicas(Protocol):
+    """The replica side for a destination: None for this host, else the validated remote."""
+
+    def side(self, remote: Remote | None) -> ReplicaSide: ...

@@ -125,6 +125,32 @@ class TransferSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True
     stream_retain: Annotated[float, Meta(ge=0)] = 3600.0  # finished sessions stay listable this long
 
 
+class JobSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Long work (background transfers, replication, scrubs) runs as jobs in the job store: a file under state_dir,
+    # or Redis when redis.host is set (then every worker and server sharing it sees and may run every job).
+    workers: Annotated[int, Meta(ge=1, le=64)] = 4  # jobs running at once per server process; the rest wait
+    retention: Annotated[float, Meta(ge=0)] = 7 * 86400.0  # finished jobs stay listed this many seconds
+    lease: Annotated[float, Meta(ge=5, le=3600)] = 30.0  # a job whose worker stops renewing for this long is
+    #                                                      interrupted (and resumed where it can be)
+    retries: Annotated[int, Meta(ge=0, le=100)] = 5  # a cut transfer resumes from the receiver's token this often
+
+
+class RemoteSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # How to log in to another zfsapi (replication over HTTP): a user and password (a token is fetched and
+    # renewed as needed), or a fixed token. Neither is ever logged.
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+
+class ReplicationSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Credentials of other zfsapi servers by URL ("http://host:port"); a remote without an entry is called
+    # without a token (passwordless loopback).
+    remotes: dict[str, RemoteSettings] = {}
+    ssh: str = "ssh"  # the OpenSSH client (run with BatchMode=yes: keys only, never a prompt)
+    ssh_options: list[str] = []  # extra -o options, e.g. ["StrictHostKeyChecking=accept-new"]
+
+
 class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
@@ -134,6 +160,8 @@ class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     zfs: ZfsSettings = ZfsSettings()
     jsonrpc: JsonRpcSettings = JsonRpcSettings()
     transfer: TransferSettings = TransferSettings()
+    jobs: JobSettings = JobSettings()
+    replication: ReplicationSettings = ReplicationSettings()
     state_dir: str = "/var/lib/zfsapi"
     source: str | None = None  # the config file these settings came from (set by load_settings)
 
