@@ -6,7 +6,9 @@ import asyncio
 import time
 from typing import Callable
 
-from zfsapi.domain.models import Pool, PoolStatus, PropertyEntry
+from zfsapi.domain.errors import StateConflict
+from zfsapi.domain.jobs import ProgressMeter
+from zfsapi.domain.models import Pool, PoolStatus, PropertyEntry, ScanStatus
 from zfsapi.domain.names import PoolName, PropertyName
 
 from .ports import Pools
@@ -45,11 +47,39 @@ class StartScrub:
         Busy: a scrub or resilver runs already.
     """
 
-    def __init__(self, pools: Pools) -> None:
+    def __init__(self, pools: Pools, *, poll: float = 2.0) -> None:
         self._pools = pools
+        self._poll = poll
 
-    async def execute(self, *, pool: PoolName) -> None:
+    async def execute(self, *, pool: PoolName, progress: ProgressMeter | None = None) -> ScanStatus | None:
+        """Start the scrub. With `progress` (a job), follow it until it ends, reporting the scan's progress, and
+        return how it ended; a cancelled job stops the scrub."""
         await self._pools.scrub(pool, stop=False)
+        if progress is None:
+            return None
+        progress.phase("scrubbing")
+        try:
+            while True:
+                scan = (await self._pools.pool_status(pool)).scan
+                if scan.total is not None:
+                    progress.expect(scan.total)
+                if scan.examined is not None:
+                    progress.reach(scan.examined)
+                if scan.percent is not None:
+                    progress.phase(f"scrubbing {scan.percent:.1f}%")
+                if scan.state != "scanning" and scan.state != "paused":
+                    progress.phase(scan.state or "finished")
+                    return scan
+                await asyncio.sleep(self._poll)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._stop_quietly(pool))
+            raise
+
+    async def _stop_quietly(self, pool: PoolName) -> None:
+        try:
+            await self._pools.scrub(pool, stop=True)
+        except StateConflict:  # it ended meanwhile
+            pass
 
 
 class StopScrub:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, Sequence
 
-from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
+from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState, ProgressMeter
 from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
 from zfsapi.domain.names import (
     BookmarkName,
@@ -211,13 +211,15 @@ class Pipelines(Protocol):
 
     async def open_receive(self, spec: ReceiveSpec) -> ReceivePipe: ...
 
-    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
+    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
+                           progress: ProgressMeter | None = None) -> tuple[int, str]:
         """Write the send (compressed) to a new file at `path` inside `root`: (size, sha256 hex). A failed send
-        leaves no file."""
+        leaves no file. `progress` counts the send's own (uncompressed) bytes."""
         ...
 
-    async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
-        """The snapshot received."""
+    async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression,
+                                progress: ProgressMeter | None = None) -> str | None:
+        """The snapshot received. `progress` counts the bytes read from the file, of its size."""
         ...
 
 

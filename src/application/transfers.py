@@ -11,6 +11,7 @@ from typing import AsyncIterator
 
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ReceiveFailed, StateConflict, ZfsCommandFailed
+from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.names import DatasetName, SnapshotName
 from zfsapi.domain.transfer import (
     Compression,
@@ -98,14 +99,17 @@ class SendToFile:
         self._t, self._p, self._dirs, self._roots = transfers, pipelines, dirs, roots
 
     async def execute(self, *, who: Principal, spec: SendSpec, output_file: str,
-                      compression: Compression) -> FileResult:
+                      compression: Compression, progress: ProgressMeter | None = None) -> FileResult:
         if compression.suffix and not output_file.endswith(compression.suffix):
             output_file += compression.suffix
         where = await self._roots.locate(self._dirs, who, output_file, "output_file")
         started = time.monotonic()
         spec = await plan_send(self._t, spec)
-        await self._t.estimate(spec)  # validates snapshots and flags before any file exists
-        size, digest = await self._p.send_to_file(spec, where.path, where.directory, compression)
+        estimate = await self._t.estimate(spec)  # validates snapshots and flags before any file exists
+        if progress is not None:
+            progress.phase("sending")
+            progress.expect(estimate)
+        size, digest = await self._p.send_to_file(spec, where.path, where.directory, compression, progress)
         return FileResult(where.path, size, digest, time.monotonic() - started)
 
 
@@ -124,11 +128,14 @@ class ReceiveFromFile:
         self._p, self._dirs, self._roots = pipelines, dirs, roots
 
     async def execute(self, *, who: Principal, spec: ReceiveSpec, input_file: str,
-                      compression: Compression | None) -> tuple[str, str | None, float]:
+                      compression: Compression | None, progress: ProgressMeter | None = None
+                      ) -> tuple[str, str | None, float]:
         where = await self._roots.locate(self._dirs, who, input_file, "input_file")
         started = time.monotonic()
+        if progress is not None:
+            progress.phase("receiving")
         snapshot = await self._p.receive_from_file(spec, where.path, where.directory,
-                                                   compression or Compression.by_suffix(where.path))
+                                                   compression or Compression.by_suffix(where.path), progress)
         return where.path, snapshot, time.monotonic() - started
 
 

@@ -41,9 +41,13 @@ def markdown() -> str:
             if not p["required"]:
                 text += f" = {json.dumps(p['schema'].get('default'))}"
             params.append(f"`{text}`")
-        result = schemas[m["result"]["schema"]["$ref"].rsplit("/", 1)[1]]
+        answer = m["result"]["schema"]
+        refs = [a["$ref"] for a in answer.get("anyOf", [answer])]  # with `background`: the result or the job
+        result = schemas[refs[0].rsplit("/", 1)[1]]
         always = set(result.get("required", ()))
         keys = ", ".join(k if k in always else k + "?" for k in result["properties"])
+        if len(refs) > 1:
+            keys += " (background: job_id)"
         errors = " ".join(str(c) for c in error_codes(registry.get(m["name"])))
         lines.append(f"| `{m['name']}` | {'<br>'.join(params) or '-'} | {keys} | {errors or '-'} | {m['summary']} |")
     lines += ["", END]

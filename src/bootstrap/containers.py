@@ -9,6 +9,8 @@ from dependency_injector import containers, providers
 
 from zfsapi.adapters.inbound.http.app import HttpOptions
 from zfsapi.adapters.inbound.http.peer import scope_peer
+from zfsapi.adapters.inbound.jsonrpc.api import build_registry
+from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_kinds
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
@@ -17,6 +19,7 @@ from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
 from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
+from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.adapters.outbound.sessions.embedded import EmbeddedRevocations
 from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import (
@@ -33,6 +36,7 @@ from zfsapi.application import pools as p
 from zfsapi.application import transfers as t
 from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
 from zfsapi.application.catalog import UseCases
+from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.ports import (
     Bookmarks,
     Clock,
@@ -142,6 +146,21 @@ class Container(containers.DeclarativeContainer):
         logout=providers.Singleton(Logout, revocations, tokens),
         authenticate=providers.Singleton(Authenticate, users, tokens, revocations),
     )
+
+    # Jobs: records in the job store, run by this process's runner (kinds: every background method's handler).
+    job_store = providers.Selector(
+        backend,
+        memory=providers.Singleton(MemoryJobStore),
+        redis=providers.Singleton(MemoryJobStore),
+    )
+    jobs = providers.Singleton(Jobs, job_store)
+    registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter,
+                                   providers.Callable(rate_quota, settings, login=True), metrics, jobs)
+    job_runner = providers.Singleton(
+        JobRunner, job_store, jobs, kinds=providers.Callable(job_kinds, registry), workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
+        retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create"}),
+        max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),
+        describe=describe)
 
     local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
     http_options = providers.Singleton(

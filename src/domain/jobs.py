@@ -119,6 +119,13 @@ class ProgressMeter:
         self._total: int | None = None
         self._started = False
         self._samples: deque[tuple[float, int]] = deque()
+        self._probe: Callable[[], int] | None = None
+
+    def follow(self, probe: Callable[[], int] | None) -> None:
+        """Read the bytes done from `probe` on every `read()` (work whose bytes a counter elsewhere holds, e.g. a
+        file offset); None stops (before whatever the probe reads goes away)."""
+        with self._lock:
+            self._probe = probe
 
     def phase(self, name: str) -> None:
         with self._lock:
@@ -131,10 +138,18 @@ class ProgressMeter:
 
     def add(self, nbytes: int) -> None:
         with self._lock:
-            if not self._started:
-                self._started = True
-                self._samples.append((self._clock(), self._done))
-            self._done += nbytes
+            self._add_locked(nbytes)
+
+    def _add_locked(self, nbytes: int) -> None:
+        if not self._started:
+            self._started = True
+            self._samples.append((self._clock(), self._done))
+        self._done += nbytes
+
+    def reach(self, done: int) -> None:
+        """The work has moved `done` bytes in all (work that reads a counter rather than counting chunks)."""
+        with self._lock:
+            self._add_locked(done - self._done)
 
     def restart(self, done: int = 0) -> None:
         """Start counting again from `done` (a transfer resumed where the receiver's token says)."""
@@ -148,6 +163,11 @@ class ProgressMeter:
 
     def read(self) -> JobProgress:
         with self._lock:
+            if self._probe is not None:
+                try:
+                    self._add_locked(self._probe() - self._done)
+                except OSError:
+                    pass
             now = self._clock()
             rate = None
             if self._started:

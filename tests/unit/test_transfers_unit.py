@@ -167,7 +167,7 @@ async def test_a_scoped_caller_cannot_read_another_callers_send_file(tmp_path):
     """The rule in the use case: B's relative path stays in B's directory and A's path is refused by name,
     before any file is touched; an admin without a scope reads it by `A/<file>`."""
     class Recorder:
-        async def receive_from_file(self, spec, path, root, compression):
+        async def receive_from_file(self, spec, path, root, compression, progress=None):
             opened.append((path, root))
             return None
 
@@ -276,10 +276,10 @@ class StubZfs:
     async def abort_receive(self, dataset):
         return None
 
-    async def send_to_file(self, spec, path, root, compression):
+    async def send_to_file(self, spec, path, root, compression, progress=None):
         return 10, "ab" * 32
 
-    async def receive_from_file(self, spec, path, root, compression):
+    async def receive_from_file(self, spec, path, root, compression, progress=None):
         return spec.target.value + "@s1"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -9,6 +10,7 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Callable, Mapping, Protocol
 
 import msgspec
@@ -16,24 +18,22 @@ from litestar import Litestar, Request, Response, asgi, get
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from zfsapi import __version__
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.application.auth import AuthUseCases
 from zfsapi.application.catalog import UseCases
+from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.ports import RateLimiter
 from zfsapi.application.transfers import StreamService
 from zfsapi.domain.authz import LOCALHOST, Principal
+from zfsapi.domain.jobs import Job
 from zfsapi.domain.errors import InvalidToken, RateLimited, ServiceUnavailable, ZfsApiError
 from zfsapi.domain.ratelimit import Decision, Quota
 
 from ..jsonrpc.access import require_permission
-from ..jsonrpc.auth_methods import register_auth
 from ..jsonrpc.dispatcher import Dispatcher
-from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, RpcError
-from ..jsonrpc.methods import register_core
-from ..jsonrpc.openrpc import register_discover
+from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, RpcError, to_rpc_error
+from ..jsonrpc.job_methods import record, submit
 from ..jsonrpc.registry import CallContext, Registry
-from ..jsonrpc.transfer_methods import register_transfers
 from .streams import stream_route
 from .guard import Refusal, check_passwordless, is_json_content_type, is_loopback_address
 from .peer import Peer, scope_peer
@@ -65,6 +65,9 @@ class AppContainer(Protocol):
     """The slice of the bootstrap container this adapter resolves (once, at app creation)."""
 
     def use_cases(self) -> UseCases: ...
+    def registry(self) -> Registry: ...
+    def jobs(self) -> Jobs: ...
+    def job_runner(self) -> JobRunner: ...
     def auth(self) -> AuthUseCases: ...
     def rate_limiter(self) -> RateLimiter: ...
     def metrics(self) -> Metrics: ...
@@ -176,12 +179,10 @@ def create_app(container: AppContainer) -> Litestar:
     limiter = container.rate_limiter()
     metrics = container.metrics()
     opts = container.http_options()
-    registry = Registry()
-    register_auth(registry, auth.login, auth.logout, limiter, opts.login_limit, metrics)
-    register_core(registry, uc)
-    register_transfers(registry, uc.__getitem__)
-    register_discover(registry, title="zfsapi", version=__version__)
-    dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission)
+    registry = container.registry()
+    jobs, runner = container.jobs(), container.job_runner()
+    dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission,
+                            background=partial(submit, jobs))
     limits = {False: (opts.rate_limit, _policy_header(opts.rate_limit) if opts.rate_limit else None),
               True: (opts.local_limit, _policy_header(opts.local_limit) if opts.local_limit else None)}
 
@@ -281,6 +282,61 @@ def create_app(container: AppContainer) -> Litestar:
         await _send(send, 204 if answer is None else 200, answer or b"", rid,
                     _rate_headers(policy, decision) if policy and decision else None)
 
+    # GET /jobs/{job_id}/events: Server-Sent Events of the job's record, now and on every change, until it ends.
+    # (mounted: Litestar keys path params of raw ASGI routes by HTTP method, which they do not have)
+    @asgi("/jobs", is_mount=True, copy_scope=True)
+    async def job_events(scope: Scope, receive: Receive, send: Send) -> None:
+        a = admit(scope)
+        job_id, _, tail = scope["path"].strip("/").partition("/")
+        if tail != "events" or not job_id:
+            await _send(send, 404, _refusal_body("no such route: GET /jobs/{job_id}/events"), a.request_id)
+            return
+        if scope.get("method") != "GET":
+            await _send(send, 405, _refusal_body("only GET is accepted"), a.request_id, [(b"allow", b"GET")])
+            return
+        if a.refusal is not None:
+            await _send(send, a.refusal.status, _refusal_body(a.refusal.reason), a.request_id)
+            return
+        principal, auth_error = await identify(a)
+        try:
+            if principal is None:
+                raise auth_error or RpcError(AUTH_REQUIRED, "Authentication required")
+            updates = jobs.watch(principal, job_id[:64])
+            first = await anext(updates)
+        except Exception as exc:
+            error = to_rpc_error(exc, "job_events")
+            status = 404 if error.code == -32010 else 401 if error.code in (-32001, -32002) else 400
+            body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message,
+                                                "data": error.data or {}}, "id": None}
+            await _send(send, status, _ENCODER.encode(body), a.request_id)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+            (b"x-request-id", a.request_id.encode())]})
+        gone = asyncio.ensure_future(receive())  # http.disconnect: stop following
+
+        async def event(job: Job) -> None:
+            name = b"end" if job.state.finished else b"progress"
+            data = _ENCODER.encode(record(job))
+            await send({"type": "http.response.body", "body": b"event: " + name + b"\ndata: " + data + b"\n\n",
+                        "more_body": True})
+
+        following: asyncio.Future[Job] | None = None
+        try:
+            await event(first)
+            while not first.state.finished:
+                following = asyncio.ensure_future(anext(updates))
+                await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not following.done() or following.exception() is not None:
+                    break  # the client went away, or the job is gone (its record purged)
+                await event(first := following.result())
+        finally:
+            for task in (gone, following):
+                if task is not None:
+                    task.cancel()
+            await updates.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     @get("/health")
     async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
         a = admit(request.scope)
@@ -321,7 +377,9 @@ def create_app(container: AppContainer) -> Litestar:
         return Response(generate_latest(metrics.registry), status_code=200, media_type=_METRICS_TYPE)
 
     app = Litestar(
-        route_handlers=[jsonrpc, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
+        route_handlers=[jsonrpc, job_events, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
+        on_startup=[runner.start],
+        on_shutdown=[runner.stop],
         request_max_body_size=opts.max_body_bytes,
         openapi_config=None,
         logging_config=None,

@@ -31,6 +31,8 @@ _FIELD = re.compile(r"field `([^`]+)`")
 
 # A policy hook runs before each call: it may raise RpcError or a domain error (auth, permissions).
 Policy = Callable[[Method, Any, CallContext], Awaitable[None]]
+# A background hook queues a call whose params say `background: true` as a job and answers for it.
+Background = Callable[[Method, Any, CallContext], Awaitable[Any]]
 # A charge hook runs once per request, after decoding and before any call, with the number of calls it holds
 # (a batch of N costs N). Raising refuses the whole request: every call gets the error and none runs.
 Charge = Callable[[int], Awaitable[None]]
@@ -59,8 +61,9 @@ def _validation_error(exc: msgspec.ValidationError) -> RpcError:
 
 class Dispatcher:
     def __init__(self, registry: Registry, *, max_batch: int = 100, metrics: Metrics | None = None,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, background: Background | None = None) -> None:
         self.registry = registry
+        self._background = background
         self.max_batch = max_batch
         self._metrics = metrics
         self._policy = policy
@@ -131,7 +134,10 @@ class Dispatcher:
             args = self._convert(method, {} if params is _MISSING else params)
             if self._policy is not None:
                 await self._policy(method, args, ctx)
-            result = await method.handler(args, ctx)
+            if method.background and args.background and self._background is not None:
+                result = await self._background(method, args, ctx)
+            else:
+                result = await method.handler(args, ctx)
         except Exception as exc:  # every error becomes a JSON-RPC error object; internals are logged only
             error = to_rpc_error(exc, label)
             self._observe(label, "error" if error.code == -32603 else "refused", started)

@@ -62,7 +62,7 @@ from zfsapi.domain.names import (
     parse_snapshot_or_bookmark,
 )
 
-from .registry import CallContext, NoParams, Params, Registry, Result, Table
+from .registry import Background, CallContext, NoParams, Params, Registry, Result, Table
 
 T = TypeVar("T")
 Name = Annotated[str, Meta(min_length=1, max_length=1024)]
@@ -431,9 +431,15 @@ class PoolPropertiesResult(Result, frozen=True, kw_only=True):
     properties: dict[str, PropertyValueOut]
 
 
+class ScrubStart(Params, frozen=True, forbid_unknown_fields=True):
+    pool: Pool
+    background: Background = False
+
+
 class ScrubResult(Result, frozen=True, kw_only=True):
     pool: str
-    scrub: Literal["started", "stopped"]
+    scrub: Literal["started", "stopped", "finished", "canceled"]  # as a job: how the scrub ended
+    errors: int | UnsetType = UNSET  # as a job: the errors the scrub found
 
 
 class PoolStatusResult(Result, frozen=True, kw_only=True):
@@ -764,11 +770,14 @@ async def pool_get_properties(uc: GetPoolProperties, p: PoolGetProperties, ctx: 
     return PoolPropertiesResult(pool=pool.value, properties={k: v.value for k, v in props.items()})
 
 
-@CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, Busy))
-async def pool_scrub_start(uc: StartScrub, p: PoolOnly, ctx: CallContext) -> ScrubResult:
+@CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, Busy), background=True)
+async def pool_scrub_start(uc: StartScrub, p: ScrubStart, ctx: CallContext) -> ScrubResult:
     pool = parse("pool", PoolName.parse, p.pool)
-    await uc.execute(pool=pool)
-    return ScrubResult(pool=pool.value, scrub="started")
+    scan = await uc.execute(pool=pool, progress=ctx.progress)
+    if scan is None:
+        return ScrubResult(pool=pool.value, scrub="started")
+    return ScrubResult(pool=pool.value, scrub="canceled" if scan.state == "canceled" else "finished",
+                       errors=UNSET if scan.errors is None else scan.errors)
 
 
 @CORE.method(Action.CHANGE, carries={"pool": POOL}, errors=(NotFound, StateConflict))

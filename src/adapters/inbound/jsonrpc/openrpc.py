@@ -18,7 +18,7 @@ from .errors import (
     RATE_LIMITED,
     code_of,
 )
-from .registry import CallContext, Method, NoParams, Registry, Result, Table
+from .registry import CallContext, JobStarted, Method, NoParams, Registry, Result, Table
 
 OPENRPC_VERSION = "1.3.2"
 REF = "#/components/schemas/{name}"
@@ -49,14 +49,18 @@ def _sent_always(components: dict[str, Any]) -> None:
 def document(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
     methods = sorted(registry, key=lambda m: m.name)
     params, params_components = msgspec.json.schema_components([m.params for m in methods], ref_template=REF)
-    results, result_components = msgspec.json.schema_components([m.result for m in methods], ref_template=REF)
+    results, result_components = msgspec.json.schema_components([*(m.result for m in methods), JobStarted],
+                                                                 ref_template=REF)
+    # with `background: true` a call answers with its job's id instead
+    *plain, job_started = results
+    answers = [{"anyOf": [r, job_started]} if m.background else r for m, r in zip(methods, plain)]
     _sent_always(result_components)
     clash = sorted(k for k in set(params_components) & set(result_components)
                    if params_components[k] != result_components[k])
     if clash:
         raise ValueError(f"a params and a result Struct share the name {clash[0]}")
     out = []
-    for method, ref, result in zip(methods, params, results):
+    for method, ref, result in zip(methods, params, answers):
         body = params_components[ref["$ref"].rsplit("/", 1)[1]]
         required = set(body.get("required", ()))
         descriptors = []

@@ -8,13 +8,20 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Awaitable, Callable, Iterator, Mapping, TypeVar, get_type_hints
+from typing import Annotated, Any, Awaitable, Callable, Iterator, Mapping, TypeVar, get_type_hints
 
 import msgspec
+from msgspec import Meta
 
 from zfsapi.domain.authz import Action, Carries, Principal
+from zfsapi.domain.jobs import ProgressMeter
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+# The `background` param of methods declared with `background=True`.
+Background = Annotated[bool, Meta(description=(
+    "Run as a job: answer at once with {job_id}; the work goes on when the client disconnects (follow it with "
+    "job_get, job_wait or GET /jobs/{job_id}/events, stop it with job_cancel)."))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,7 @@ class CallContext:
     credentials_presented: bool = False  # an Authorization header came with the request
     auth_error: BaseException | None = None  # why the presented credentials were not accepted
     via: str = "none"  # how the principal was established: "token", "tcp uid N", "unix uid N" (for the audit)
+    progress: ProgressMeter | None = None  # set when the call runs as a job: where it reports its progress
 
     def visible(self, names: list[str]) -> list[str]:
         """The names (datasets, snapshots, bookmarks) the caller may see."""
@@ -47,6 +55,12 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     to msgspec.UNSET (constant keys are `Literal[True] = True` and always sent)."""
 
 
+class JobStarted(Result, frozen=True, kw_only=True):
+    """The answer to a call with `background: true`: the job now running it."""
+
+    job_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One method as declared: `handler(use_case, params, ctx) -> result`."""
@@ -61,6 +75,7 @@ class Row:
     errors: tuple[type[BaseException], ...]
     summary: str
     public: bool
+    background: bool  # `background: true` runs it as a job (its params Struct has the field)
 
 
 class Table:
@@ -75,16 +90,18 @@ class Table:
 
     def method(self, action: Action, *, carries: Mapping[str, Carries] | None = None,
                errors: tuple[type[BaseException], ...] = (), public: bool = False,
-               name: str | None = None) -> Callable[[F], F]:
+               name: str | None = None, background: bool = False) -> Callable[[F], F]:
         """Declare the decorated `async def <method>(use_case: UC, p: ParamsStruct, ctx) -> ResultStruct`.
 
         The method is named after the function unless `name` is given; its summary is the first paragraph of
-        the function's docstring, else of the use case's.
+        the function's docstring, else of the use case's. A `background` method's params have a `background`
+        field: true makes the call a job (answered at once with its id) that runs the same handler, reporting
+        to `ctx.progress`.
         """
 
         def declare(handler: F) -> F:
             self.rows.append(_row(handler, name or handler.__name__, action, dict(carries or {}),
-                                  tuple(dict.fromkeys((*errors, *self._errors))), public))
+                                  tuple(dict.fromkeys((*errors, *self._errors))), public, background))
             return handler
 
         return declare
@@ -99,7 +116,7 @@ def _summary(doc: str | None) -> str:
 
 
 def _row(handler: Callable[..., Awaitable[Any]], name: str, action: Action, carries: dict[str, Carries],
-         errors: tuple[type[BaseException], ...], public: bool) -> Row:
+         errors: tuple[type[BaseException], ...], public: bool, background: bool) -> Row:
     hints = get_type_hints(handler)
     positional = list(inspect.signature(handler).parameters)
     if len(positional) != 3:
@@ -114,10 +131,13 @@ def _row(handler: Callable[..., Awaitable[Any]], name: str, action: Action, carr
     unknown = sorted(set(carries) - set(params.__struct_fields__))
     if unknown:
         raise ValueError(f"{name}: carries names params {params.__name__} lacks: {', '.join(unknown)}")
+    if background and "background" not in params.__struct_fields__:
+        raise ValueError(f"{name}: a background method's params need a `background` field")
     summary = _summary(handler.__doc__ or use_case.__doc__)
     if not summary:
         raise ValueError(f"{name}: no summary (a docstring on the handler or on {use_case.__name__})")
-    return Row(name, use_case, params, result, handler, action, tuple(carries.items()), errors, summary, public)
+    return Row(name, use_case, params, result, handler, action, tuple(carries.items()), errors, summary, public,
+               background)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +154,7 @@ class Method:
     fields: tuple[str, ...]  # declared param order, for positional params
     carries: tuple[tuple[str, Carries], ...]  # params read by the permission policy
     errors: tuple[type[BaseException], ...]  # the errors it can return besides the protocol's own
-
+    background: bool = False  # `background: true` makes the call a job
 
 class Registry:
     def __init__(self) -> None:
@@ -145,7 +165,7 @@ class Registry:
         for row in table:
             self._put(Method(row.name, row.params, partial(row.handler, use_case(row.use_case)), row.summary,
                              row.result, row.action, row.public, row.params.__struct_fields__, row.carries,
-                             row.errors))
+                             row.errors, row.background))
 
     def _put(self, method: Method) -> None:
         if method.name in self._methods:

@@ -32,7 +32,7 @@ from zfsapi.domain.transfer import (
 )
 
 from .methods import Dataset, Name, dataset_name, iso, parse
-from .registry import CallContext, NoParams, Params, Registry, Result, Table
+from .registry import Background, CallContext, NoParams, Params, Registry, Result, Table
 
 TRANSFERS = Table()
 # what every method that runs zfs can also return: a refusal no other error names, or zfs missing
@@ -78,6 +78,7 @@ class SendToFileParams(Params, frozen=True, forbid_unknown_fields=True):
     compressed: LegacyGzip = False
     raw: Raw = False
     native_compressed: NativeCompressed = True
+    background: Background = False
 
 
 class ReceiveFromFileParams(Params, frozen=True, forbid_unknown_fields=True):
@@ -90,6 +91,7 @@ class ReceiveFromFileParams(Params, frozen=True, forbid_unknown_fields=True):
         "Legacy: true means gzip, false none; null: by the file's suffix."))] = None
     compression: Annotated[CompressionName | None, Meta(description=(
         "The file's compression; null: by its suffix (.gz, .zst).")) ] = None
+    background: Background = False
 
 
 class ReceiveAbortParams(Params, frozen=True, forbid_unknown_fields=True):
@@ -258,28 +260,28 @@ async def send_estimate(uc: SendEstimate, p: SendEstimateParams, ctx: CallContex
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT, "from_snapshot": SNAPSHOT},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS))
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
 async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> SendToFileResult:
     spec = _send_spec(p, p.dataset, p.snapshot)
     compression = Compression(p.compression)
     if p.compressed and compression is Compression.NONE:
         compression = Compression.GZIP
     r = await uc.execute(who=ctx.principal or LOCALHOST, spec=spec, output_file=p.output_file,
-                         compression=compression)
+                         compression=compression, progress=ctx.progress)
     return SendToFileResult(dataset=spec.snapshot.dataset.value, snapshot=spec.snapshot.short,
                             from_snapshot=p.from_snapshot, output_file=r.path, compression=compression.value,
                             size_bytes=r.size_bytes, sha256=r.sha256, duration_seconds=round(r.duration, 3))
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "force": Carries.FORCE},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS))
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
     who = ctx.principal or LOCALHOST
     spec = ReceiveSpec(dataset_name(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
     compression = Compression(p.compression) if p.compression else (
         Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
     path, snapshot, took = await uc.execute(who=who, spec=spec, input_file=p.input_file,
-                                            compression=compression)
+                                            compression=compression, progress=ctx.progress)
     return ReceiveFromFileResult(dataset=spec.target.value, input_file=path, snapshot=snapshot,
                                  duration_seconds=round(took, 3))
 

@@ -97,6 +97,10 @@ class Child:
         self._done: Completed | None = None
         self._lock = threading.Lock()
 
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
     def kill(self) -> None:
         if self._popen.poll() is None:
             self._killed = True

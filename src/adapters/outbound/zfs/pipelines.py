@@ -13,9 +13,11 @@ import hashlib
 import os
 import re
 import stat
+from functools import partial
 from typing import Callable, TypeVar
 
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsCommandFailed
+from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
 from . import commands, parsers
@@ -83,8 +85,9 @@ class ZfsPipelines:
         return pipeline.spawn(commands.receive(spec), stdin, capture_stdout=True)
 
     # ---- send files ----
-    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
-        return await self._in_worker(self._send_file, spec, path, root, compression)
+    async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
+                           progress: ProgressMeter | None = None) -> tuple[int, str]:
+        return await self._in_worker(self._send_file, spec, path, root, compression, progress)
 
     async def _in_worker(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(pipeline, *args)` in the pipeline's worker thread; the pipeline is closed after it."""
@@ -95,11 +98,13 @@ class ZfsPipelines:
             await pipeline.close()
 
     @staticmethod
-    def _send_file(pipeline: Pipeline, spec: SendSpec, path: str, root: str,
-                   compression: Compression) -> tuple[int, str]:
-        """In a worker thread: zfs send [| compressor] -> we read, hash and write the new file."""
+    def _send_file(pipeline: Pipeline, spec: SendSpec, path: str, root: str, compression: Compression,
+                   progress: ProgressMeter | None) -> tuple[int, str]:
+        """In a worker thread: zfs send [| compressor] -> we read, hash and write the new file. Progress counts
+        the send's bytes: ours when we read them, else what the compressor has read."""
         fd = _create_confined(path, root)
         ok = False
+        counted = progress if compression is Compression.NONE else None
         try:
             last_r = pipeline.spawn_into_pipe(commands.send(spec), None)
             if compression is not Compression.NONE:
@@ -108,16 +113,22 @@ class ZfsPipelines:
                     last_r = pipeline.spawn_into_pipe(COMPRESSORS[compression][0], send_out)
                 finally:
                     os.close(send_out)
+                if progress is not None:
+                    progress.follow(partial(_bytes_read, pipeline.children[1].pid))
             digest, size = hashlib.sha256(), 0
             try:
                 while chunk := os.read(last_r, READ_SIZE):
                     digest.update(chunk)
                     size += len(chunk)
+                    if counted is not None:
+                        counted.add(len(chunk))
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view):]
             finally:
                 os.close(last_r)
+                if progress is not None:
+                    progress.follow(None)
             _checked(pipeline.reap(), spec.snapshot.value, "snapshot")
             if pipeline.killed:
                 raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
@@ -133,13 +144,15 @@ class ZfsPipelines:
                 except OSError:
                     pass
 
-    async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
-        return await self._in_worker(self._receive_file, spec, path, root, compression)
+    async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression,
+                                progress: ProgressMeter | None = None) -> str | None:
+        return await self._in_worker(self._receive_file, spec, path, root, compression, progress)
 
     @staticmethod
-    def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str,
-                      compression: Compression) -> str | None:
-        """In a worker thread: file [-> decompressor] -> zfs receive."""
+    def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str, compression: Compression,
+                      progress: ProgressMeter | None) -> str | None:
+        """In a worker thread: file [-> decompressor] -> zfs receive. The reader shares our open file, so its
+        offset (read with lseek while it runs) is the progress, of the file's size."""
         fd = _open_confined(path, root)
         try:
             stdin = fd
@@ -150,10 +163,25 @@ class ZfsPipelines:
             finally:
                 if stdin != fd:
                     os.close(stdin)
+            if progress is not None:
+                progress.expect(os.fstat(fd).st_size)
+                progress.follow(partial(os.lseek, fd, 0, os.SEEK_CUR))
+            results = pipeline.reap()
         finally:
+            if progress is not None:
+                progress.follow(None)
             os.close(fd)
-        done = _checked(pipeline.reap(), spec.target.value, "dataset")
+        done = _checked(results, spec.target.value, "dataset")
         return received_snapshot(done.stdout.decode("utf-8", "replace"))
+
+
+def _bytes_read(pid: int) -> int:
+    """What process `pid` has read so far (its rchar)."""
+    with open(f"/proc/{pid}/io", "rb") as io:
+        for line in io:
+            if line.startswith(b"rchar:"):
+                return int(line.split()[1])
+    return 0
 
 
 def _open_in(root: str, path: str, flags: int, param: str) -> int:

@@ -1,0 +1,29 @@
+"""Every method in one registry: auth, the core, transfers, jobs, and rpc.discover (which describes the rest)."""
+
+from __future__ import annotations
+
+from zfsapi import __version__
+from zfsapi.adapters.metrics import Metrics
+from zfsapi.application.auth import AuthUseCases
+from zfsapi.application.catalog import UseCases
+from zfsapi.application.jobs import Jobs
+from zfsapi.application.ports import RateLimiter
+from zfsapi.domain.ratelimit import Quota
+
+from .auth_methods import register_auth
+from .job_methods import register_jobs
+from .methods import register_core
+from .openrpc import register_discover
+from .registry import Registry
+from .transfer_methods import register_transfers
+
+
+def build_registry(uc: UseCases, auth: AuthUseCases, limiter: RateLimiter, login_limit: Quota | None,
+                   metrics: Metrics, jobs: Jobs) -> Registry:
+    registry = Registry()
+    register_auth(registry, auth.login, auth.logout, limiter, login_limit, metrics)
+    register_core(registry, uc)
+    register_transfers(registry, uc.__getitem__)
+    register_jobs(registry, jobs)
+    register_discover(registry, title="zfsapi", version=__version__)
+    return registry

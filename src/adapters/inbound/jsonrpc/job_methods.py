@@ -1,0 +1,168 @@
+"""Jobs on the wire: job_list, job_get, job_cancel, job_wait (one row each), `background: true` on the methods
+that allow it (the call becomes a job running the same handler), and the work each job kind runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from zfsapi.application.jobs import JobWork, Jobs
+from zfsapi.domain.authz import Action
+from zfsapi.domain.errors import InvalidArgument, NotFound
+from zfsapi.domain.jobs import Job, JobError, JobState, ProgressMeter
+
+from .access import access_request
+from .errors import to_rpc_error
+from .methods import iso
+from .registry import CallContext, JobStarted, Method, Params, Registry, Result, Table
+
+JOBS = Table()
+
+JobId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                            description="The job's id, as the call that started it answered.")]
+StateName = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+
+
+class ProgressOut(msgspec.Struct, frozen=True, kw_only=True):
+    phase: str | None
+    bytes_done: int | None
+    bytes_total: int | None
+    rate_bytes_per_s: float | None
+    eta_seconds: float | None
+
+
+class ErrorOut(msgspec.Struct, frozen=True, kw_only=True):
+    code: int
+    message: str
+    data: dict[str, Any]
+
+
+class JobRecord(Result, frozen=True, kw_only=True):
+    job_id: str
+    kind: str
+    state: StateName
+    owner: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    params: dict[str, Any]
+    progress: ProgressOut
+    result: dict[str, Any] | None
+    error: ErrorOut | None
+    cancel_requested: bool
+    attempts: int
+
+
+def record(job: Job) -> JobRecord:
+    p, e = job.progress, job.error
+    rate = None if p.rate_bytes_per_s is None else round(p.rate_bytes_per_s, 1)
+    eta = None if p.eta_seconds is None else round(p.eta_seconds, 1)
+    return JobRecord(
+        job_id=job.job_id, kind=job.kind, state=job.state.value, owner=job.owner.name,
+        created_at=iso(job.created_at), started_at=None if job.started_at is None else iso(job.started_at),
+        finished_at=None if job.finished_at is None else iso(job.finished_at), params=job.params,
+        progress=ProgressOut(phase=p.phase, bytes_done=p.bytes_done, bytes_total=p.bytes_total,
+                             rate_bytes_per_s=rate, eta_seconds=eta),
+        result=job.result, error=None if e is None else ErrorOut(code=e.code, message=e.message, data=e.data),
+        cancel_requested=job.cancel_requested, attempts=job.attempts)
+
+
+def _who(ctx: CallContext) -> Any:
+    if ctx.principal is None:  # the policy lets no unauthenticated call through to a row
+        raise NotFound("job", "-")
+    return ctx.principal
+
+
+class JobListParams(Params, frozen=True, forbid_unknown_fields=True):
+    state: Annotated[StateName | None, Meta(description="Only jobs in this state.")] = None
+    kind: Annotated[Annotated[str, Meta(max_length=64)] | None, Meta(
+        description="Only jobs of this kind (the method that started them).")] = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+    offset: Annotated[int, Meta(ge=0)] = 0
+
+
+class JobListResult(Result, frozen=True, kw_only=True):
+    jobs: list[JobRecord]
+    total: int
+
+
+@JOBS.method(Action.READ)
+async def job_list(uc: Jobs, p: JobListParams, ctx: CallContext) -> JobListResult:
+    """The caller's jobs (an admin's: every job in its scope), newest first."""
+    jobs, total = await uc.list(_who(ctx), state=None if p.state is None else JobState(p.state), kind=p.kind,
+                                limit=p.limit, offset=p.offset)
+    return JobListResult(jobs=[record(j) for j in jobs], total=total)
+
+
+class JobIdParams(Params, frozen=True, forbid_unknown_fields=True):
+    job_id: JobId
+
+
+@JOBS.method(Action.READ, errors=(NotFound,))
+async def job_get(uc: Jobs, p: JobIdParams, ctx: CallContext) -> JobRecord:
+    """One job's record: its state, progress (bytes, rate, ETA), result or error."""
+    return record(await uc.get(_who(ctx), p.job_id))
+
+
+class JobCancelResult(Result, frozen=True, kw_only=True):
+    job_id: str
+    cancelled: Literal[True] = True
+    state: StateName
+
+
+@JOBS.method(Action.CHANGE, errors=(NotFound,))
+async def job_cancel(uc: Jobs, p: JobIdParams, ctx: CallContext) -> JobCancelResult:
+    """Cancel a job: a queued one at once; a running one is stopped by the worker running it (its zfs processes
+    killed and reaped; a resumable receive keeps its token). A finished job stays as it is."""
+    job = await uc.cancel(_who(ctx), p.job_id)
+    return JobCancelResult(job_id=job.job_id, state=job.state.value)
+
+
+class JobWaitParams(Params, frozen=True, forbid_unknown_fields=True):
+    job_id: JobId
+    timeout: Annotated[float, Meta(ge=0, le=300, description="Seconds to wait at most.")] = 30.0
+
+
+@JOBS.method(Action.READ, errors=(NotFound,))
+async def job_wait(uc: Jobs, p: JobWaitParams, ctx: CallContext) -> JobRecord:
+    """The job's record once it has finished, or when `timeout` seconds have passed (a long poll)."""
+    return record(await uc.wait(_who(ctx), p.job_id, p.timeout))
+
+
+def register_jobs(registry: Registry, jobs: Jobs) -> None:
+    registry.include(JOBS, lambda _type: jobs)
+
+
+async def submit(jobs: Jobs, method: Method, args: Any, ctx: CallContext) -> JobStarted:
+    """`background: true`: queue the call as a job of its method's kind, with its params as converted (positional
+    ones by name), and answer with the job's id."""
+    if ctx.principal is None:
+        raise InvalidArgument("background", "needs an authenticated caller")
+    params = msgspec.to_builtins(msgspec.structs.replace(args, background=False))
+    job = await jobs.submit(method.name, ctx.principal, params, access_request(method, args).datasets)
+    return JobStarted(job_id=job.job_id)
+
+
+def job_kinds(registry: Registry) -> dict[str, JobWork]:
+    """The work of every background method's jobs: its own handler, run as the job's owner, reporting to the
+    job's meter."""
+    return {m.name: _runner(m) for m in registry if m.background}
+
+
+def _runner(method: Method) -> JobWork:
+    async def work(job: Job, meter: ProgressMeter) -> dict[str, Any]:
+        args = msgspec.convert(job.params, method.params)
+        ctx = CallContext(request_id=job.job_id, peer="job", principal=job.owner.principal(), via="job",
+                          progress=meter)
+        result: dict[str, Any] = msgspec.to_builtins(await method.handler(args, ctx))
+        return result
+
+    return work
+
+
+def describe(exc: BaseException) -> JobError:
+    """A job's failure as its record's `error`: the same code, message and data a call would get."""
+    error = to_rpc_error(exc, "job")
+    return JobError(error.code, error.message, dict(error.data or {}))
