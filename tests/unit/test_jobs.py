@@ -17,7 +17,7 @@ from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.domain.authz import Principal, Role
-from zfsapi.domain.errors import NotFound
+from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from zfsapi.domain.jobs import JobState, ProgressMeter
 
 ADMIN = Principal("root", Role.ADMIN)
@@ -278,3 +278,33 @@ async def test_background_calls_are_checked_like_the_call_itself(stub_app):
             "dataset": "tank/a", "snapshot": "s1", "output_file": "x", "background": True}})
         assert r.json()["error"]["code"] == -32001
         assert (await stranger.get("/jobs/whatever/events")).status_code == 401
+
+
+async def test_embedders_start_follow_and_cancel_jobs_without_http(stub_app):
+    from zfsapi.bootstrap import JobFailed, open_jobs
+
+    seen = []
+    async with open_jobs(container=stub_app) as jobs:
+        job = await jobs.start("send_to_file", dataset="tank/a", snapshot="s1", output_file="y")
+        assert job.kind == "send_to_file" and job.owner.name == "localhost"
+        result = await jobs.result(job.job_id, on_progress=seen.append)
+        assert result["size_bytes"] == 10 and seen[-1].bytes_total == 123456
+        with pytest.raises(InvalidArgument) as bad:
+            await jobs.start("send_to_file", dataset="tank/a", snapshot="s1", output_file=7)
+        assert bad.value.param == "output_file"
+        with pytest.raises(InvalidArgument) as bad:
+            await jobs.start("pool_list")
+        assert bad.value.param == "method"
+        outside = await jobs.start("send_to_file", dataset="tank/a", snapshot="s1", output_file="/etc/y")
+        with pytest.raises(JobFailed) as failed:  # found in the job: the path lies outside the directories
+            await jobs.result(outside.job_id)
+        assert (failed.value.code, failed.value.data["param"]) == (-32602, "output_file")
+        assert failed.value.job.state is JobState.FAILED
+
+
+async def test_a_scoped_embedder_is_checked_like_a_caller(stub_app):
+    from zfsapi.bootstrap import open_jobs
+
+    async with open_jobs(container=stub_app, who=ALICE) as jobs:
+        with pytest.raises(PermissionDenied):
+            await jobs.start("send_to_file", dataset="tank/bob/b", snapshot="s1", output_file="z")

@@ -47,7 +47,7 @@ def _response(id_: Any, result: Any = _MISSING, error: RpcError | None = None) -
     return {"jsonrpc": "2.0", "result": result, "id": id_}
 
 
-def _validation_error(exc: msgspec.ValidationError) -> RpcError:
+def param_error(exc: msgspec.ValidationError) -> RpcError:
     """msgspec's 'Expected `bool`, got `str` - at `$.recursive`' -> {param: 'recursive', reason: ...}."""
     text = str(exc)
     reason, param = text, ""
@@ -159,7 +159,7 @@ class Dispatcher:
         try:
             return msgspec.convert(params, method.params, strict=True)
         except msgspec.ValidationError as exc:
-            raise _validation_error(exc) from None
+            raise param_error(exc) from None
 
     def _observe(self, method: str, outcome: str, started: float) -> None:
         if self._metrics is None:
