@@ -43,7 +43,8 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # (SQLite rolls back on its own after some errors, a full disk among them)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 
@@ -78,7 +79,7 @@ class EmbeddedJobStore(JobStore):
 
     def close(self) -> None:
         """Close the connection and stop the store's thread (waiting for work in flight)."""
-        def close(_: object = None) -> None:
+        def close() -> None:
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -104,11 +105,11 @@ class EmbeddedJobStore(JobStore):
 
     async def query(self, *, state: JobState | None = None, kind: str | None = None, owner: str | None = None,
                    limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
-        filters = [(column, value) for column, value in
+        filters = {column: value for column, value in
                    (("state", None if state is None else state.value), ("kind", kind), ("owner", owner))
-                   if value is not None]
-        where = " WHERE " + " AND ".join(f"{column} = ?" for column, _ in filters) if filters else ""
-        args = tuple(value for _, value in filters)
+                   if value is not None}
+        where = " WHERE " + " AND ".join(f"{column} = ?" for column in filters) if filters else ""
+        args = tuple(filters.values())
 
         def query(db: sqlite3.Connection) -> tuple[list[Job], int]:
             db.execute("BEGIN")  # one snapshot for the page and the total
