@@ -21,6 +21,8 @@ from zfsapi.adapters.inbound.http.guard import is_loopback_address
 from zfsapi.adapters.inbound.http.peer import SCOPE_KEY, Peer
 from zfsapi.bootstrap import build_container, load_settings
 
+pytest.register_assert_rewrite("tests.job_store_contract")  # a suite outside test_*.py: detailed failures too
+
 
 @pytest.fixture
 def fake_zfs() -> FakeZfs:

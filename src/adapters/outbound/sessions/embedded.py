@@ -10,11 +10,11 @@ they outlive: the expiry is wall-clock time, so it holds across restarts.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 import time
 
+from zfsapi.adapters.outbound.sqlite_file import open_state_db
 from zfsapi.application.auth import Revocations
 
 from .memory import MemoryRevocations
@@ -25,7 +25,6 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS revocations (key TEXT PRIMARY KEY, value R
 
 class EmbeddedRevocations(Revocations):
     def __init__(self, state_dir: str) -> None:
-        self._path = os.path.join(state_dir, FILE)
         self._state_dir = state_dir
         self._memory = MemoryRevocations()
         self._db: sqlite3.Connection | None = None
@@ -71,14 +70,7 @@ class EmbeddedRevocations(Revocations):
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            os.makedirs(self._state_dir, mode=0o700, exist_ok=True)
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            os.close(fd)  # created 0600 before SQLite opens it (its own default honours the umask)
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a revocation acknowledged is a revocation kept
-            db.execute(_SCHEMA)
-            self._db = db
+            self._db = open_state_db(self._state_dir, FILE, _SCHEMA, check_same_thread=False)
         return self._db
 
     def _read_all(self) -> list[tuple[str, float, float]]:

@@ -108,12 +108,12 @@ class RedisRateLimiter(RateLimiter):
         return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
 
 
-async def _guarded(awaitable: Awaitable[T]) -> T:
-    """A Redis call whose failure is the session store being unavailable (fail closed)."""
+async def guarded(awaitable: Awaitable[T], service: str = "session store") -> T:
+    """A Redis call whose failure is the store being unavailable (fail closed)."""
     try:
         return await awaitable
     except (RedisError, OSError) as exc:
-        raise ServiceUnavailable("session store", type(exc).__name__) from None
+        raise ServiceUnavailable(service, type(exc).__name__) from None
 
 
 # KEYS[1] = the user's not-before key; ARGV = the mark, TTL (ms). Keeps the later mark if another server wrote one.
@@ -131,14 +131,14 @@ class RedisRevocations(Revocations):
 
     async def revoke(self, jti: str, ttl: float) -> None:
         if ttl > 0:
-            await _guarded(self._client.set(PREFIX + "revoked:" + jti, b"1", px=max(1, math.ceil(ttl * 1000))))
+            await guarded(self._client.set(PREFIX + "revoked:" + jti, b"1", px=max(1, math.ceil(ttl * 1000))))
 
     async def revoke_before(self, subject: str, issued_before: float, ttl: float) -> None:
-        await _guarded(self._not_before(keys=[PREFIX + "nbf:" + subject],
+        await guarded(self._not_before(keys=[PREFIX + "nbf:" + subject],
                                         args=[repr(issued_before), max(1, math.ceil(ttl * 1000))]))
 
     async def state(self, jti: str, subject: str) -> tuple[bool, float | None]:
-        revoked, nbf = await _guarded(self._client.mget(PREFIX + "revoked:" + jti, PREFIX + "nbf:" + subject))
+        revoked, nbf = await guarded(self._client.mget(PREFIX + "revoked:" + jti, PREFIX + "nbf:" + subject))
         return revoked is not None, float(nbf) if nbf is not None else None
 
 
@@ -241,22 +241,22 @@ class RedisStreamSessions:
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._key(session.stream_id), encode_session(session), px=max(1, math.ceil(retain * 1000)))
         pipe.zadd(self.INDEX, {session.stream_id: time.time() + retain})  # listed as long as it is kept
-        await _guarded(pipe.execute())
+        await guarded(pipe.execute())
 
     async def get(self, stream_id: str) -> StreamSession | None:
-        return self._decode(await _guarded(self._client.get(self._key(stream_id))))
+        return self._decode(await guarded(self._client.get(self._key(stream_id))))
 
     async def _change(self, stream_id: str, change: Callable[[StreamSession], StreamSession | None]
                       ) -> StreamSession | None:
         """Apply `change` to the stored session atomically (retried when another writer came first)."""
         key = self._key(stream_id)
         while True:
-            raw = cast(bytes | None, await _guarded(self._client.get(key)))
+            raw = cast(bytes | None, await guarded(self._client.get(key)))
             current = self._decode(raw)
             new = None if raw is None or current is None else change(current)
             if raw is None or new is None:
                 return None
-            if await _guarded(self._swap(keys=[key], args=[raw, encode_session(new)])):
+            if await guarded(self._swap(keys=[key], args=[raw, encode_session(new)])):
                 return new
 
     async def claim(self, stream_id: str, now: float) -> StreamSession | None:
@@ -271,9 +271,9 @@ class RedisStreamSessions:
 
     async def list(self) -> list[StreamSession]:
         now = time.time()
-        await _guarded(self._client.zremrangebyscore(self.INDEX, "-inf", now))
-        ids = [i.decode() for i in cast(list[bytes], await _guarded(self._client.zrange(self.INDEX, 0, -1)))]
+        await guarded(self._client.zremrangebyscore(self.INDEX, "-inf", now))
+        ids = [i.decode() for i in cast(list[bytes], await guarded(self._client.zrange(self.INDEX, 0, -1)))]
         if not ids:
             return []
-        raws = await _guarded(self._client.mget([self._key(i) for i in ids]))
+        raws = await guarded(self._client.mget([self._key(i) for i in ids]))
         return [s for s in (self._decode(r) for r in raws) if s is not None]

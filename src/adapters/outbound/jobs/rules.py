@@ -1,0 +1,71 @@
+"""The job store's changes as pure functions of the stored record, shared by every store so they cannot drift:
+a store only finds the records and makes each change atomic (a lock, a SQLite transaction, a Redis
+compare-and-set). A change answers None when it does not apply."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
+
+
+def newest_first(job: Job) -> tuple[float, str]:
+    """The listing order (reversed) and, ascending, the claim order."""
+    return job.created_at, job.job_id
+
+
+def matches(job: Job, state: JobState | None, kind: str | None, owner: str | None) -> bool:
+    return ((state is None or job.state is state) and (kind is None or job.kind == kind)
+            and (owner is None or job.owner.name == owner))
+
+
+def claimed(job: Job, worker: str, now: float, lease_until: float) -> Job:
+    """A queued job made running under `worker`'s lease."""
+    return replace(job, state=JobState.RUNNING, started_at=now if job.started_at is None else job.started_at,
+                   finished_at=None, lease_owner=worker, lease_until=lease_until, attempts=job.attempts + 1)
+
+
+def _held(job: Job, worker: str) -> bool:
+    return job.state is JobState.RUNNING and job.lease_owner == worker
+
+
+def renewed(job: Job, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
+    return replace(job, lease_until=lease_until, progress=progress) if _held(job, worker) else None
+
+
+def ended(job: Job, worker: str, state: JobState, now: float, progress: JobProgress,
+          result: dict[str, Any] | None, error: JobError | None) -> Job | None:
+    """Raises:
+        ValueError: `state` is not a finished state (the job would be neither queued nor finished)."""
+    if not state.finished:
+        raise ValueError(f"a job cannot finish as {state.value}")
+    if not _held(job, worker):
+        return None
+    return replace(job, progress=progress).finish(state, now, result=result, error=error)
+
+
+def cancelled(job: Job, now: float) -> Job:
+    """Queued: cancelled at once; running: asked to stop; finished: the job itself (unchanged)."""
+    if job.state is JobState.QUEUED:
+        return replace(job, cancel_requested=True).finish(JobState.CANCELLED, now)
+    if job.state is JobState.RUNNING and not job.cancel_requested:
+        return replace(job, cancel_requested=True)
+    return job
+
+
+def lapsed(job: Job, now: float) -> Job | None:
+    """A running job whose lease ended before `now`, interrupted (or cancelled)."""
+    if job.state is JobState.RUNNING and job.lease_until is not None and job.lease_until < now:
+        return job.lapse(now)
+    return None
+
+
+def requeued(job: Job) -> Job | None:
+    if job.state is not JobState.INTERRUPTED or job.cancel_requested:
+        return None
+    return replace(job, state=JobState.QUEUED, finished_at=None)
+
+
+def purgeable(job: Job, finished_before: float) -> bool:
+    return job.state.finished and job.finished_at is not None and job.finished_at < finished_before

@@ -1,0 +1,157 @@
+"""The job store contract (tests/job_store_contract.py) over stores that several workers share: Redis (a real
+redis-server on a loopback port, each store on its own connection pool) and two embedded stores on one SQLite
+file; then what only these stores have: the keys Redis keeps, Redis being down, and separate processes claiming
+from one file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.conftest import free_port
+from tests.job_store_contract import PROGRESS, T0, JobStoreContract, Stores, make
+from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
+from zfsapi.adapters.outbound.sessions.redis_store import PREFIX, connect
+from zfsapi.domain.errors import ServiceUnavailable
+from zfsapi.domain.jobs import JobState
+
+
+def _port(redis_url: str) -> int:
+    return int(redis_url.rsplit(":", 1)[1].split("/")[0])
+
+
+@pytest.fixture
+async def clients(redis_url: str) -> AsyncIterator[list[Redis]]:
+    """Connections to the test redis-server (flushed first): `clients.append(connect(...))` for more."""
+    made = [connect("127.0.0.1", _port(redis_url), 0, None)]
+    await made[0].flushdb()
+    yield made
+    for c in made:
+        await c.aclose()
+
+
+class TestRedisJobStore(JobStoreContract):
+    @pytest.fixture
+    def stores(self, clients: list[Redis], redis_url: str) -> Stores:
+        def another() -> RedisJobStore:
+            clients.append(connect("127.0.0.1", _port(redis_url), 0, None))
+            return RedisJobStore(clients[-1])
+
+        return Stores(RedisJobStore(clients[0]), another(), another)
+
+
+class TestSharedEmbeddedJobStore(JobStoreContract):
+    @pytest.fixture
+    def stores(self, tmp_path: Path) -> Iterator[Stores]:
+        opened: list[EmbeddedJobStore] = []
+
+        def another() -> EmbeddedJobStore:
+            opened.append(EmbeddedJobStore(str(tmp_path)))
+            return opened[-1]
+
+        yield Stores(another(), another(), another)
+        for s in opened:
+            s.close()
+
+
+async def keys(client: Redis) -> set[str]:
+    return {k.decode() if isinstance(k, bytes) else k for k in await client.keys(PREFIX + "*")}
+
+
+async def test_redis_keeps_records_until_purged_and_no_index_outlives_them(clients: list[Redis]) -> None:
+    client = clients[0]
+    store = RedisJobStore(client)
+    await store.add(make("a:b c", kind="scrub"))
+    await store.add(make("d", T0 + 1))
+    assert await keys(client) == {PREFIX + "job:a:b c", PREFIX + "job:d", PREFIX + "jobs", PREFIX + "jobs:state:queued",
+                                  PREFIX + "jobs:kind:scrub", PREFIX + "jobs:kind:send_to_file",
+                                  PREFIX + "jobs:owner:ops: night shift"}
+    assert await client.ttl(PREFIX + "job:d") == -1  # no expiry: purge() decides, with the indexes
+    await store.query(kind="scrub", owner="ops: night shift")  # its scratch key goes with its MULTI
+    for worker in ("w1", "w2"):
+        assert await store.claim(worker, T0, T0 + 1) is not None
+    assert await store.finish("a:b c", "w1", JobState.SUCCEEDED, T0 + 2, progress=PROGRESS) is not None
+    assert PREFIX + "jobs:leases" in await keys(client)
+    [lapsed] = await store.interrupt_lapsed(T0 + 5)
+    assert lapsed.job_id == "d"
+    assert await store.purge(T0 + 10) == 2
+    assert await keys(client) == set()
+
+
+async def test_redis_claim_drops_a_queued_id_without_a_record(clients: list[Redis]) -> None:
+    client = clients[0]
+    store = RedisJobStore(client)
+    await store.add(make("real", T0 + 1))
+    await client.zadd(PREFIX + "jobs:state:queued", {"ghost": T0})  # older, its record deleted by hand
+    claimed = await store.claim("w", T0 + 2, T0 + 3)
+    assert claimed is not None and claimed.job_id == "real"
+    assert await client.zrange(PREFIX + "jobs:state:queued", 0, -1) == []
+
+
+async def test_redis_down_is_the_job_store_unavailable() -> None:
+    client = connect("127.0.0.1", free_port(), 0, None)  # nothing listens there
+    store = RedisJobStore(client)
+    calls = (store.get("j"), store.add(make("j")), store.query(), store.claim("w", T0, T0 + 1),
+             store.renew("j", "w", T0, PROGRESS), store.cancel("j", T0), store.interrupt_lapsed(T0),
+             store.requeue("j"), store.purge(T0))
+    for call in calls:
+        with pytest.raises(ServiceUnavailable) as down:
+            await call
+        assert (down.value.service, down.value.reason) == ("job store", "ConnectionError")
+    await client.aclose()
+
+
+CLAIMER = textwrap.dedent("""
+    import asyncio, json, os, sys
+    from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+
+    async def main(state_dir, name):
+        store = EmbeddedJobStore(state_dir)
+        await store.get("-")  # opened
+        open(os.path.join(state_dir, "ready-" + name), "w").close()
+        while not os.path.exists(os.path.join(state_dir, "go")):
+            await asyncio.sleep(0.01)
+
+        async def worker(n):
+            won = []
+            while (job := await store.claim(f"{name}/{n}", 1.0, 2.0)) is not None:
+                won.append(job.job_id)
+            return won
+        print(json.dumps([i for won in await asyncio.gather(*(worker(n) for n in range(4))) for i in won]))
+        store.close()
+
+    asyncio.run(main(*sys.argv[1:]))
+""")
+
+
+async def test_processes_sharing_the_file_claim_each_job_once(tmp_path: Path) -> None:
+    store = EmbeddedJobStore(str(tmp_path))
+    job_ids = [f"job {n:03}" for n in range(60)]
+    for n, job_id in enumerate(job_ids):
+        await store.add(make(job_id, T0 + n % 7))
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(tmp_path), f"p{p}"], stdout=subprocess.PIPE,
+                              text=True) for p in range(3)]
+    deadline = time.monotonic() + 60  # all three start claiming at once
+    while len(list(tmp_path.glob("ready-*"))) < 3:
+        assert time.monotonic() < deadline and all(proc.poll() is None for proc in procs), "claimers not ready"
+        await asyncio.sleep(0.02)
+    (tmp_path / "go").touch()
+    won = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    print("claims per process:", [len(w) for w in won])
+    assert sorted(i for w in won for i in w) == job_ids  # each once, none lost
+    running, total = await store.query(state=JobState.RUNNING, limit=100)
+    assert total == 60 and {j.attempts for j in running} == {1}
+    assert {j.job_id: (j.lease_owner or "").split("/")[0] for j in running} == {
+        i: f"p{p}" for p, w in enumerate(won) for i in w}  # each record names the process that won it
+    store.close()
