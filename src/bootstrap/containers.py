@@ -19,7 +19,8 @@ from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
 from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
 from zfsapi.adapters.outbound.sessions.embedded import EmbeddedRevocations
 from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import (
@@ -148,10 +149,11 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Jobs: records in the job store, run by this process's runner (kinds: every background method's handler).
+    # (a file under state_dir by default, so records outlive the process; Redis shared by every worker and server)
     job_store = providers.Selector(
-        backend,
-        memory=providers.Singleton(MemoryJobStore),
-        redis=providers.Singleton(MemoryJobStore),
+        providers.Callable(lambda host: "redis" if host else "embedded", settings.provided.redis.host),
+        embedded=providers.Singleton(EmbeddedJobStore, settings.provided.state_dir),
+        redis=providers.Singleton(RedisJobStore, redis),
     )
     jobs = providers.Singleton(Jobs, job_store)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter,

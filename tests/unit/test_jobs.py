@@ -228,7 +228,9 @@ def test_the_meter_gives_a_moving_rate_and_an_eta():
 
 @pytest.fixture
 def stub_app(tmp_path):
-    c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path)]}}))
+    (tmp_path / "files").mkdir()
+    c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path / "files")]},
+                                                              "state_dir": str(tmp_path / "state")}))
     stub = StubZfs()
     c.zfs.override(providers.Object(stub))
     c.pipelines.override(providers.Object(stub))
