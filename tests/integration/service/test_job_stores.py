@@ -155,3 +155,38 @@ async def test_processes_sharing_the_file_claim_each_job_once(tmp_path: Path) ->
     assert {j.job_id: (j.lease_owner or "").split("/")[0] for j in running} == {
         i: f"p{p}" for p, w in enumerate(won) for i in w}  # each record names the process that won it
     store.close()
+
+
+class TestTwoWorkers:
+    """Two job runners sharing one store (two uvicorn workers or two servers): a job runs on one, exactly once;
+    the other sees it and cancels it; records outlive both."""
+
+    async def test_the_other_worker_sees_and_cancels_a_running_job(self, clients: list[Redis], redis_url: str,
+                                                                  tmp_path: Path) -> None:
+        from tests.unit.test_jobs import ADMIN, Work, runner, until
+
+        for store_a, store_b in ((RedisJobStore(clients[0]), RedisJobStore(connect("127.0.0.1", _port(redis_url),
+                                                                                   0, None))),
+                                 (EmbeddedJobStore(str(tmp_path)), EmbeddedJobStore(str(tmp_path)))):
+            work_a, work_b = Work(), Work()
+            jobs_a, runner_a = runner(store_a, work_a, lease=6.0)
+            jobs_b, runner_b = runner(store_b, work_b, lease=6.0)
+            await runner_a.start()
+            await runner_b.start()
+            try:
+                job = await jobs_a.submit("copy", ADMIN, {"n": 1}, ())
+                await until(lambda: work_a.running | work_b.running, "one worker started the job")
+                seen = await jobs_b.get(ADMIN, job.job_id)
+                assert seen.state is JobState.RUNNING and seen.lease_owner in (runner_a.worker_id,
+                                                                               runner_b.worker_id)
+                await (jobs_b if seen.lease_owner == runner_a.worker_id else jobs_a).cancel(ADMIN, job.job_id)
+                done = await jobs_b.wait(ADMIN, job.job_id, 30)
+                assert done.state is JobState.CANCELLED
+                assert work_a.cleaned + work_b.cleaned == [job.job_id]
+                assert work_a.runs + work_b.runs == [job.job_id]  # exactly once
+            finally:
+                await runner_a.stop()
+                await runner_b.stop()
+            later = store_b.__class__(clients[0]) if isinstance(store_b, RedisJobStore) \
+                else EmbeddedJobStore(str(tmp_path))  # a restart: a new store on the same data
+            assert (await later.get(job.job_id)).state is JobState.CANCELLED
