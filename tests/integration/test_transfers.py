@@ -364,3 +364,74 @@ def test_stream_cancel_stops_an_active_send(server, dataset):
     wait_gone("send")
     states = {s["stream_id"]: s["state"] for s in call(server, "stream_list")["result"]["sessions"]}
     assert states[out["stream_id"]] == "cancelled"
+
+
+@pytest.fixture
+async def jobs_rpc(pool, xfer_dir, tmp_path):
+    """A server's app with its job runner running (the job store in a temporary state_dir)."""
+    c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [xfer_dir]},
+                                                              "rate_limit": {"enabled": False},
+                                                              "state_dir": str(tmp_path / "state")}))
+    runner = c.job_runner()
+    await runner.start()
+    try:
+        async with http_client(create_app(c)) as client:
+            yield Rpc(client)
+    finally:
+        await runner.stop()
+
+
+async def test_background_file_transfers_report_progress_and_leave_only_whole_files(jobs_rpc, dataset, target,
+                                                                                    xfer_dir):
+    fill(dataset, 3)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    started = await jobs_rpc("send_to_file", dataset=dataset, snapshot="s1", output_file="bg.zfs",
+                             compression="gzip", background=True)
+    sent = await jobs_rpc("job_wait", job_id=started["job_id"], timeout=300)
+    assert sent["state"] == "succeeded", sent
+    path = sent["result"]["output_file"]
+    assert os.listdir(xfer_dir) == ["bg.zfs.gz"]  # no partial file beside it
+    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == sent["result"]["sha256"]
+    p = sent["progress"]
+    print(f"send_to_file job: {p['bytes_done']} of an estimated {p['bytes_total']} bytes")
+    assert p["bytes_total"] == (await jobs_rpc("send_estimate", dataset=dataset, snapshot="s1"))["size_bytes"]
+    assert p["bytes_done"] >= 3 << 20 and p["phase"] == "sending"
+
+    started = await jobs_rpc("receive_from_file", dataset=target, input_file="bg.zfs.gz", background=True)
+    got = await jobs_rpc("job_wait", job_id=started["job_id"], timeout=300)
+    assert got["state"] == "succeeded" and got["result"]["snapshot"] == f"{target}@s1", got
+    assert got["progress"]["bytes_done"] == got["progress"]["bytes_total"] == os.path.getsize(path)
+    same_snapshot(f"{target}@s1", f"{dataset}@s1")
+
+
+def zfs_sends() -> list[str]:
+    return subprocess.run(["pgrep", "-f", "^zfs send"], capture_output=True, text=True).stdout.split()
+
+
+async def test_cancelling_a_background_send_kills_its_zfs_and_leaves_no_file(jobs_rpc, dataset, xfer_dir):
+    fill(dataset, 2)
+    zfs("zfs", "snapshot", f"{dataset}@s1")
+    started = await jobs_rpc("send_to_file", dataset=dataset, snapshot="s1", output_file="cut.zfs",
+                             background=True)
+    deadline = time.monotonic() + 120  # generous: the guest is emulated and the machine may be busy
+    while not (pids := zfs_sends()):
+        assert time.monotonic() < deadline, "zfs send never started"
+        await asyncio.sleep(0.02)
+    subprocess.run(["kill", "-STOP", *pids])  # hold it mid-send, so the cancel finds it running
+    t0 = time.monotonic()
+    assert (await jobs_rpc("job_cancel", job_id=started["job_id"]))["cancelled"] is True
+    done = await jobs_rpc("job_wait", job_id=started["job_id"], timeout=120)
+    assert done["state"] == "cancelled", done
+    while zfs_sends():
+        assert time.monotonic() < deadline, "zfs send still running after the cancel"
+        await asyncio.sleep(0.05)
+    print(f"zfs send reaped {time.monotonic() - t0:.2f} s after job_cancel")
+    assert os.listdir(xfer_dir) == []
+
+
+async def test_a_background_scrub_ends_with_the_scan(jobs_rpc, pool):
+    started = await jobs_rpc("pool_scrub_start", pool=pool, background=True)
+    done = await jobs_rpc("job_wait", job_id=started["job_id"], timeout=300)
+    assert done["state"] == "succeeded", done
+    assert done["result"] == {"pool": pool, "scrub": "finished", "errors": 0}
+    assert done["progress"]["phase"] == "finished"

@@ -25,6 +25,7 @@ from .executor import Child, Completed, Pipeline, ZfsExecutor, make_pipe
 
 T = TypeVar("T")
 READ_SIZE = 1 << 20
+PARTIAL = ".partial-"  # a send file being written: `.name.partial-XXXXXXXX` beside its final name
 COMPRESSORS = {Compression.GZIP: (["gzip", "-c", "-1"], ["gzip", "-d", "-c"]),
                Compression.ZSTD: (["zstd", "-q", "-c", "-T0", "-3"], ["zstd", "-q", "-d", "-c"])}
 _INTO = re.compile(r"^receiving .* stream of .* into (.+)$", re.M)
@@ -101,8 +102,15 @@ class ZfsPipelines:
     def _send_file(pipeline: Pipeline, spec: SendSpec, path: str, root: str, compression: Compression,
                    progress: ProgressMeter | None) -> tuple[int, str]:
         """In a worker thread: zfs send [| compressor] -> we read, hash and write the new file. Progress counts
-        the send's bytes: ours when we read them, else what the compressor has read."""
-        fd = _create_confined(path, root)
+        the send's bytes: ours when we read them, else what the compressor has read.
+
+        The bytes go to a hidden partial file beside it (`.name.partial-XXXX`), linked to its name only once the
+        send has succeeded and is on disk, so a file under the name is always complete, even after a crash."""
+        if os.path.lexists(path):
+            raise AlreadyExists("file", path)
+        partial_path = os.path.join(os.path.dirname(path),
+                                    f".{os.path.basename(path)[:200]}{PARTIAL}{os.urandom(4).hex()}")
+        fd = _create_confined(partial_path, root)
         ok = False
         counted = progress if compression is Compression.NONE else None
         try:
@@ -133,16 +141,20 @@ class ZfsPipelines:
             if pipeline.killed:
                 raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
             os.fsync(fd)
+            try:
+                os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
+            except FileExistsError:
+                raise AlreadyExists("file", path) from None
             ok = True
             return size, digest.hexdigest()
         finally:
             os.close(fd)
             if not ok:
                 pipeline.kill()
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            try:
+                os.unlink(partial_path)
+            except OSError:
+                pass
 
     async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression,
                                 progress: ProgressMeter | None = None) -> str | None:
