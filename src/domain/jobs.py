@@ -123,9 +123,17 @@ class ProgressMeter:
 
     def follow(self, probe: Callable[[], int] | None) -> None:
         """Read the bytes done from `probe` on every `read()` (work whose bytes a counter elsewhere holds, e.g. a
-        file offset); None stops (before whatever the probe reads goes away)."""
+        file offset); None takes a last reading and stops (call it before whatever the probe reads goes away)."""
         with self._lock:
+            self._probed()
             self._probe = probe
+
+    def _probed(self) -> None:
+        if self._probe is not None:
+            try:
+                self._add_locked(self._probe() - self._done)
+            except OSError:
+                pass
 
     def phase(self, name: str) -> None:
         with self._lock:
@@ -163,11 +171,7 @@ class ProgressMeter:
 
     def read(self) -> JobProgress:
         with self._lock:
-            if self._probe is not None:
-                try:
-                    self._add_locked(self._probe() - self._done)
-                except OSError:
-                    pass
+            self._probed()
             now = self._clock()
             rate = None
             if self._started:

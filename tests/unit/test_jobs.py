@@ -221,9 +221,10 @@ def test_the_meter_gives_a_moving_rate_and_an_eta():
     offset = [650]
     meter.follow(lambda: offset[0])
     assert meter.read().bytes_done == 650
-    meter.follow(None)
+    offset[0] = 700
+    meter.follow(None)  # a last reading, then no more
     offset[0] = 999
-    assert meter.read().bytes_done == 650
+    assert meter.read().bytes_done == 700
 
 
 @pytest.fixture
