@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 from zfsapi.domain.authz import Action, Carries, Principal
+from zfsapi.domain.errors import PermissionDenied
 from zfsapi.domain.jobs import ProgressMeter
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -36,6 +37,14 @@ class CallContext:
     auth_error: BaseException | None = None  # why the presented credentials were not accepted
     via: str = "none"  # how the principal was established: "token", "tcp uid N", "unix uid N" (for the audit)
     progress: ProgressMeter | None = None  # set when the call runs as a job: where it reports its progress
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated caller. The policy lets no unauthenticated call reach a row that is not public, so
+        this never falls back to anyone: without a principal it refuses."""
+        if self.principal is None:
+            raise PermissionDenied("call", None, "not authenticated")
+        return self.principal
 
     def visible(self, names: list[str]) -> list[str]:
         """The names (datasets, snapshots, bookmarks) the caller may see."""

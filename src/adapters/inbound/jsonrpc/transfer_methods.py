@@ -8,7 +8,7 @@ from typing import Annotated, Any, Callable, Literal
 from msgspec import Meta
 
 from zfsapi.application.transfers import AbortReceive, ReceiveFromFile, SendEstimate, SendToFile, StreamService
-from zfsapi.domain.authz import LOCALHOST, Action, Carries, Principal
+from zfsapi.domain.authz import Action, Carries, Principal
 from zfsapi.domain.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -266,7 +266,7 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
     compression = Compression(p.compression)
     if p.compressed and compression is Compression.NONE:
         compression = Compression.GZIP
-    r = await uc.execute(who=ctx.principal or LOCALHOST, spec=spec, output_file=p.output_file,
+    r = await uc.execute(who=ctx.caller, spec=spec, output_file=p.output_file,
                          compression=compression, progress=ctx.progress)
     return SendToFileResult(dataset=spec.snapshot.dataset.value, snapshot=spec.snapshot.short,
                             from_snapshot=p.from_snapshot, output_file=r.path, compression=compression.value,
@@ -276,7 +276,7 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "force": Carries.FORCE},
                   errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
-    who = ctx.principal or LOCALHOST
+    who = ctx.caller
     spec = ReceiveSpec(dataset_name(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
     compression = Compression(p.compression) if p.compression else (
         Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
@@ -305,7 +305,7 @@ async def stream_init(uc: StreamService, p: StreamInitParams, ctx: CallContext) 
         StateConflict: a resume token that does not match the request or this host.
         NotFound: no such snapshot or bookmark.
     """
-    who = ctx.principal or LOCALHOST
+    who = ctx.caller
     created = await uc.init(who, _stream_transfer(p, who), p.ttl)
     return StreamInitResult(stream_id=created.stream_id, url=f"/stream/{created.stream_id}",
                             method="GET" if p.operation == "send" else "POST", expires_at=iso(created.expires_at))
@@ -314,7 +314,7 @@ async def stream_init(uc: StreamService, p: StreamInitParams, ctx: CallContext) 
 @TRANSFERS.method(Action.LIST)
 async def stream_list(uc: StreamService, p: NoParams, ctx: CallContext) -> StreamListResult:
     """Stream sessions (your own; all for admins) with state and bytes moved so far."""
-    return StreamListResult(sessions=[_listed(s) for s in await uc.list(ctx.principal or LOCALHOST)])
+    return StreamListResult(sessions=[_listed(s) for s in await uc.list(ctx.caller)])
 
 
 @TRANSFERS.method(Action.CHANGE, errors=(NotFound, StateConflict))
@@ -325,7 +325,7 @@ async def stream_cancel(uc: StreamService, p: StreamIdParams, ctx: CallContext) 
         NotFound: no such stream of yours.
         StateConflict: it has already ended.
     """
-    await uc.cancel(ctx.principal or LOCALHOST, p.stream_id)
+    await uc.cancel(ctx.caller, p.stream_id)
     return StreamCancelResult(stream_id=p.stream_id)
 
 
