@@ -1,0 +1,153 @@
+"""migration_* over the wire on real ZFS, through real server processes: to this host (full, then incremental),
+to another zfsapi over HTTP and over SSH; a server SIGKILLed mid-transfer resumes the job when it starts again;
+two servers sharing Redis see and cancel each other's jobs; records outlive restarts with both stores."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .conftest import zfs
+from .servers import Server
+from .test_transfers import fill, same_snapshot, zfs_sends
+
+DEADLINE = 300.0
+
+
+def wait_task(server: Server, task_id: str, deadline: float = DEADLINE) -> dict[str, Any]:
+    """The finished job (job_wait long polls, repeated until `deadline`)."""
+    end = time.monotonic() + deadline
+    while True:
+        job = server.call("job_wait", job_id=task_id, timeout=30)
+        if job["state"] not in ("queued", "running") or time.monotonic() > end:
+            return job
+
+
+def wait_bytes(server: Server, task_id: str, at_least: int) -> dict[str, Any]:
+    """The task once it has moved `at_least` bytes (polled)."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        task = server.call("migration_progress", task_id=task_id)
+        done = task["progress"]["bytes_done"] or 0
+        if done >= at_least:
+            return task
+        assert task["status"] in ("pending", "running"), task
+        assert time.monotonic() < end, f"the migration never moved {at_least} bytes: {task}"
+        time.sleep(0.1)
+
+
+def guid(name: str) -> str:
+    return zfs("zfs", "get", "-H", "-p", "-o", "value", "guid", name).stdout.strip()
+
+
+@pytest.fixture
+def destination(pool, dataset) -> Iterator[str]:
+    name = f"{pool}/migrated-{os.urandom(3).hex()}"
+    yield name
+    zfs("zfs", "destroy", "-r", name, check=False)
+    for snap in zfs("zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", dataset).stdout.split("\n"):
+        if snap:
+            zfs("zfs", "release", "zfsapi:replication", snap, check=False)
+
+
+@pytest.fixture(scope="module")
+def server(pool, tmp_path_factory) -> Iterator[Server]:
+    with Server(tmp_path_factory.mktemp("migrations")) as s:
+        yield s
+
+
+def test_a_migration_to_this_host_then_an_incremental(server, dataset, destination):
+    fill(dataset, 1)
+    zfs("zfs", "snapshot", f"{dataset}@m1")
+    created = server.call("migration_create", source=f"{dataset}@m1", destination=destination)
+    assert created["status"] == "created" and created["task_id"] == created["job_id"]
+    assert created["params"]["source"] == f"{dataset}@m1" and created["params"]["sync"] is True
+    done = wait_task(server, created["task_id"])
+    assert done["state"] == "succeeded", done
+    assert done["result"]["mode"] == "full" and done["progress"]["bytes_done"] > 1 << 20
+    same_snapshot(f"{destination}@m1", f"{dataset}@m1")
+    fill(dataset, 1, "more.bin")
+    again = server.call("migration_create", source=dataset, destination=destination)  # a snapshot taken now
+    done = wait_task(server, again["task_id"])
+    assert done["state"] == "succeeded" and done["result"]["mode"] == "incremental", done
+    assert done["result"]["from_snapshot"].endswith("@m1")
+    listed = server.call("migration_list", status="completed")
+    assert {created["task_id"], again["task_id"]} <= {t["task_id"] for t in listed["tasks"]}
+    progress = server.call("migration_progress", task_id=again["task_id"])
+    assert progress["status"] == "completed" and progress["error"] is None
+    bad = server.request("migration_create", source=f"{dataset}@m1", destination=destination, limit=-1)
+    assert (bad["error"]["code"], bad["error"]["data"]["param"]) == (-32602, "limit")
+    bad = server.request("migration_create", source=f"{dataset}@m1", destination=destination, remote="-oProxy=x")
+    assert (bad["error"]["code"], bad["error"]["data"]["param"]) == (-32602, "remote")
+
+
+@pytest.mark.parametrize("how", ["http", "ssh"])
+def test_a_migration_to_a_remote(how, pool, dataset, destination, ssh_options, tmp_path):
+    """The remote is this guest again, reached as another host would be: another zfsapi over HTTP, or sshd."""
+    fill(dataset, 1)
+    zfs("zfs", "snapshot", f"{dataset}@r1")
+    env = {"ZFSAPI_REPLICATION__SSH_OPTIONS": "[" + ", ".join(f'"{o}"' for o in ssh_options) + "]"}
+    with Server(tmp_path, env, "source") as source, Server(tmp_path, name="remote") as remote:
+        where = remote.url if how == "http" else "root@127.0.0.1"
+        created = source.call("migration_create", source=f"{dataset}@r1", destination=destination, remote=where,
+                              compression="zstd")
+        done = wait_task(source, created["task_id"])
+        assert done["state"] == "succeeded", done
+    same_snapshot(f"{destination}@r1", f"{dataset}@r1")
+    assert zfs("zfs", "holds", "-H", f"{destination}@r1").stdout.split("\t")[1] == "zfsapi:replication"
+
+
+def test_a_server_killed_mid_migration_resumes_the_job_when_it_starts_again(pool, dataset, destination, tmp_path):
+    fill(dataset, 3)
+    zfs("zfs", "snapshot", f"{dataset}@k1")
+    server = Server(tmp_path, {"ZFSAPI_JOBS__LEASE": "5"}).start()
+    try:
+        created = server.call("migration_create", source=f"{dataset}@k1", destination=destination, limit=1)
+        wait_bytes(server, created["task_id"], 512 << 10)
+        server.kill()
+        end = time.monotonic() + DEADLINE
+        while zfs_sends(f"{dataset}@k1"):  # the send sees its reader gone
+            assert time.monotonic() < end, "zfs send outlived its server"
+            time.sleep(0.1)
+        token = zfs("zfs", "get", "-H", "-o", "value", "receive_resume_token", destination).stdout.strip()
+        assert token != "-", "the cut receive kept no resume token"
+        server.start()
+        done = wait_task(server, created["task_id"])
+        assert done["state"] == "succeeded", done
+        assert done["attempts"] == 2 and done["result"]["resumed"] is True, done
+        print(f"resumed after SIGKILL: {done['result']['bytes']} bytes in the second attempt")
+    finally:
+        server.stop()
+    same_snapshot(f"{destination}@k1", f"{dataset}@k1")
+    assert guid(f"{destination}@k1") == guid(f"{dataset}@k1")
+
+
+def test_two_servers_sharing_redis_cancel_each_others_jobs_and_keep_the_records(pool, dataset, destination,
+                                                                               redis_url, tmp_path):
+    fill(dataset, 3)
+    zfs("zfs", "snapshot", f"{dataset}@c1")
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    shared = {"ZFSAPI_REDIS__HOST": "127.0.0.1", "ZFSAPI_REDIS__PORT": port}
+    a, b = Server(tmp_path, shared, "a").start(), Server(tmp_path, shared, "b").start()
+    try:
+        created = a.call("migration_create", source=f"{dataset}@c1", destination=destination, limit=1)
+        wait_bytes(b, created["task_id"], 256 << 10)  # b sees a's job (whichever of them runs it)
+        assert b.call("migration_cancel", task_id=created["task_id"]) == {"task_id": created["task_id"],
+                                                                         "cancelled": True}
+        done = wait_task(a, created["task_id"])
+        assert done["state"] == "cancelled", done
+        end = time.monotonic() + DEADLINE
+        while zfs_sends(f"{dataset}@c1"):
+            assert time.monotonic() < end, "zfs send still running after the cancel"
+            time.sleep(0.1)
+        token = zfs("zfs", "get", "-H", "-o", "value", "receive_resume_token", destination).stdout.strip()
+        assert token != "-", "the cancelled receive kept no resume token"
+    finally:
+        a.stop()
+        b.stop()
+    with Server(tmp_path, shared, "a") as again:  # a restart: the record is still there
+        assert again.call("migration_get", task_id=created["task_id"])["status"] == "cancelled"
