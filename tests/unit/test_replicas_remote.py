@@ -466,3 +466,31 @@ async def test_post_stream_refuses_an_unknown_content_encoding(receiving_contain
     assert r.status_code == 415
     assert r.json()["error"]["data"] == {"param": "Content-Encoding", "reason": "'br' is not supported: gzip, zstd or none"}
     assert not (tmp_path / "received").exists()
+
+
+@pytest.mark.parametrize("state, expected", [
+    ("failed", AlreadyExists("dataset", "tank/b")),
+    ("active", ZfsUnavailable("zfsapi at http://127.0.0.1:8545: ReadError: connection reset by peer")),
+])
+async def test_http_receive_cut_off_asks_the_remote_what_happened(state, expected):
+    """The remote's early answer can be lost when it closes a connection we still write to: the session it
+    recorded says why (a stream that is still active there means the connection itself failed)."""
+    sid = "cd" * 16
+    stderr = "cannot receive new filesystem stream: destination 'tank/b' exists\nmust specify -F to overwrite it"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/":
+            raise httpx.ReadError("connection reset by peer", request=request)
+        method = json.loads(request.content)["method"]
+        if method == "stream_init":
+            return rpc_answer(request, {"stream_id": sid, "url": f"/stream/{sid}", "method": "POST", "expires_at": ""})
+        assert method == "stream_list"
+        return rpc_answer(request, {"sessions": [{"stream_id": "ef" * 16, "state": "failed", "error": "other"},
+                                                 {"stream_id": sid, "state": state, "error": stderr}]})
+
+    pipe = await replica(handler).open_receive(ReceiveSpec(DatasetName.parse("tank/b")), Compression.NONE)
+    with pytest.raises(type(expected)) as exc:
+        await pipe.write(b"x")
+        await pipe.finish()
+    assert exc.value.message == expected.message
+    await pipe.kill()
