@@ -43,7 +43,7 @@ from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeToken
 TOKEN = "1-e604ea4bf-e0-789c636064000310a500c4ec50360710e72765a5269740d80cd8e4d3d28a534b18e00024cf86249f5459925acc802a8facbf243fbd34338581e1cfe3b20cd8f4974f86e0404f3c07f4042d11d00ce7de0002bf040"
 
 
-def test_odd_names_are_refused_or_quoted():
+def test_what_could_be_read_as_an_option_or_a_quote_is_refused():
     with pytest.raises(InvalidArgument):
         DatasetName.parse("tank/it's")
     with pytest.raises(InvalidArgument):
@@ -245,7 +245,8 @@ class Remote_:
 
 
 def replica(server, **credentials) -> HttpReplica:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(server), timeout=30)
+    transport = server if isinstance(server, httpx.AsyncBaseTransport) else httpx.MockTransport(server)
+    client = httpx.AsyncClient(transport=transport, timeout=30)
     return HttpReplica(REMOTE, client, ZfsExecutor(), **credentials)
 
 
@@ -355,34 +356,40 @@ def test_remote_errors_are_the_domain_errors(code, data, expected):
     assert vars(error) == vars(expected)
 
 
-def stream_server(received: list[bytes], answer=None):
-    """stream_init, then POST /stream/{id}: the body is collected (decoded per Content-Encoding)."""
+class StreamServer(httpx.AsyncBaseTransport):
+    """stream_init, then POST /stream/{id}: the body is collected (decoded per Content-Encoding) and answered
+    with success; or, given an `answer`, answered with it after the first chunk (the rest is never read)."""
+
     sid = "ab" * 16
 
-    async def handler(request: httpx.Request) -> httpx.Response:
+    def __init__(self, received: list[bytes], answer=None) -> None:
+        self.received, self.answer = received, answer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/":
             body = json.loads(await request.aread())
             assert body["method"] == "stream_init"
-            received.append(json.dumps(body["params"]).encode())
-            return rpc_answer(request, {"stream_id": sid, "url": f"/stream/{sid}", "method": "POST",
+            self.received.append(json.dumps(body["params"]).encode())
+            return rpc_answer(request, {"stream_id": self.sid, "url": f"/stream/{self.sid}", "method": "POST",
                                         "expires_at": "x"})
-        assert request.url.path == f"/stream/{sid}" and request.headers["content-type"] == "application/octet-stream"
-        if answer is not None:
-            return httpx.Response(500, json=answer)
+        assert request.url.path == f"/stream/{self.sid}"
+        assert request.headers["content-type"] == "application/octet-stream"
+        if self.answer is not None:
+            async for _ in request.stream:
+                break
+            return httpx.Response(500, json=self.answer)
         raw = b"".join([chunk async for chunk in request.stream])
         if request.headers.get("content-encoding") == "gzip":
             raw = gzip.decompress(raw)
-        received.append(raw)
+        self.received.append(raw)
         return httpx.Response(200, json={"success": True, "dataset": "tank/b", "snapshot": "tank/b@s1",
                                          "bytes_received": len(raw)})
-
-    return handler
 
 
 @pytest.mark.parametrize("compression", [Compression.NONE, Compression.GZIP])
 async def test_http_receive_streams_what_we_write(compression):
     received: list[bytes] = []
-    side = replica(stream_server(received))
+    side = replica(StreamServer(received))
     data = os.urandom(5 << 20)
     pipe = await side.open_receive(ReceiveSpec(DatasetName.parse("tank/b"), force=True,
                                                resume_token=ResumeToken(TOKEN)), compression)
@@ -399,20 +406,20 @@ async def test_http_receive_failure_carries_the_resume_token():
     answer = {"success": False, "receive_resume_token": TOKEN,
               "error": {"code": -32013, "message": "ZFS command failed", "data": {
                   "command": ["zfs", "receive", "-s", "tank/b"], "exit_code": 1, "stderr": "checksum mismatch"}}}
-    pipe = await replica(stream_server([], answer)).open_receive(ReceiveSpec(DatasetName.parse("tank/b")),
-                                                                 Compression.NONE)
-    with pytest.raises(ReceiveFailed) as exc:  # the remote answered before we finished: the next write says so
+    pipe = await replica(StreamServer([], answer)).open_receive(ReceiveSpec(DatasetName.parse("tank/b")),
+                                                                Compression.NONE)
+    with pytest.raises(ReceiveFailed) as exc:  # the remote answered before we finished: a write says so
         for _ in range(100):
             await pipe.write(b"x" * 65536)
-        await pipe.finish()
     assert (exc.value.resume_token, exc.value.stderr) == (TOKEN, "checksum mismatch")
     await pipe.kill()
 
 
 async def test_http_receive_refused_by_the_remote_guard():
     answer = {"success": False, "error": "Host not allowed"}
-    pipe = await replica(stream_server([], answer)).open_receive(ReceiveSpec(DatasetName.parse("tank/b")),
-                                                                 Compression.NONE)
+    pipe = await replica(StreamServer([], answer)).open_receive(ReceiveSpec(DatasetName.parse("tank/b")),
+                                                                Compression.NONE)
+    await pipe.write(b"x")
     with pytest.raises(ZfsUnavailable) as exc:
         await pipe.finish()
     assert exc.value.reason == "zfsapi at http://127.0.0.1:8545: HTTP 500 to POST /stream: Host not allowed"

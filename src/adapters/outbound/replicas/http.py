@@ -295,7 +295,11 @@ class HttpReceivePipe(ReceivePipe):
         """`step`, unless the request ends first (the remote answered or the connection failed): then its error."""
         assert self._request is not None
         work = asyncio.ensure_future(step)
-        await asyncio.wait({work, self._request}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({work, self._request}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
         if work.done():
             return work.result()
         work.cancel()
