@@ -209,7 +209,9 @@ class Pipelines(Protocol):
         """Start the send; raise the classified error if it fails before producing its first byte."""
         ...
 
-    async def open_receive(self, spec: ReceiveSpec) -> ReceivePipe: ...
+    async def open_receive(self, spec: ReceiveSpec, compression: Compression = Compression.NONE) -> ReceivePipe:
+        """`compression`: what is written is compressed so (it is decompressed before zfs receive)."""
+        ...
 
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
                            progress: ProgressMeter | None = None) -> tuple[int, str]:

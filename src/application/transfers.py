@@ -335,9 +335,10 @@ class StreamService:
             await proc.kill()
             await self._end(live, state, error)
 
-    async def receive(self, stream_id: str, body: AsyncIterator[bytes]) -> Received:
-        """Pipe `body` into `zfs receive`. On failure raises ReceiveFailed carrying the target's resume token
-        when the receive was resumable."""
+    async def receive(self, stream_id: str, body: AsyncIterator[bytes],
+                      compression: Compression = Compression.NONE) -> Received:
+        """Pipe `body` (compressed so, when `compression` says) into `zfs receive`. On failure raises
+        ReceiveFailed carrying the target's resume token when the receive was resumable."""
         s = await self._claim(stream_id, Operation.RECEIVE)
         spec = s.transfer
         assert isinstance(spec, ReceiveSpec)  # _claim checked the operation
@@ -348,7 +349,7 @@ class StreamService:
         error: str | None = "client disconnected"
         watcher = None
         try:
-            proc = await self._p.open_receive(spec)
+            proc = await self._p.open_receive(spec, compression)
             self._live[stream_id] = live
             watcher = asyncio.create_task(self._watch(live, proc))
             async for chunk in body:

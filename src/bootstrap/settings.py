@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import DatasetName
+from zfsapi.domain.replication import Remote, RemoteKind
 
 ENV_PREFIX = "ZFSAPI_"
 Port = Annotated[int, Meta(ge=1, le=65535)]
@@ -150,6 +151,13 @@ class ReplicationSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=T
     ssh: str = "ssh"  # the OpenSSH client (run with BatchMode=yes: keys only, never a prompt)
     ssh_options: list[str] = []  # extra -o options, e.g. ["StrictHostKeyChecking=accept-new"]
 
+    def credentials(self, remote: Remote) -> RemoteSettings:
+        """The entry of `remotes` for an HTTP remote (keys compared as parsed URLs); none: no credentials."""
+        for url, entry in self.remotes.items():
+            if Remote.parse(url).url == remote.url:
+                return entry
+        return RemoteSettings()
+
 
 class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
@@ -278,6 +286,7 @@ def _check(settings: Settings) -> None:
                 DatasetName.parse(prefix)
             except InvalidArgument as exc:
                 raise SettingsError(f"config key auth.local_users.{name}.datasets: {prefix!r}: {exc.reason}") from None
+    _check_replication(s.replication)
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:
@@ -288,3 +297,23 @@ def _check(settings: Settings) -> None:
         if not _is_password_hash(digest):
             raise SettingsError(f"config key auth.users.{name}: not a well-formed Argon2id or bcrypt hash "
                                 "(make one with `zfsapi hash-password`)")
+
+
+_SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*[= ]\S.*")
+
+
+def _check_replication(r: ReplicationSettings) -> None:
+    for option in r.ssh_options:
+        if not _SSH_OPTION.fullmatch(option) or any(c in option for c in "\n\r\0"):
+            raise SettingsError(f"config key replication.ssh_options: {option!r} is not an ssh -o option "
+                                "(Name=value)")
+    for url, entry in r.remotes.items():
+        try:
+            remote = Remote.parse(url)
+        except InvalidArgument as exc:
+            raise SettingsError(f"config key replication.remotes: {url!r}: {exc.reason}") from None
+        if remote.kind is not RemoteKind.HTTP:
+            raise SettingsError(f"config key replication.remotes: {url!r} is not an http(s):// URL")
+        if (entry.username is None) != (entry.password is None) or (entry.token is not None
+                                                                      and entry.username is not None):
+            raise SettingsError(f"config key replication.remotes.{url}: give username and password, or token")

@@ -134,7 +134,7 @@ async def _read_body(receive: Receive, announced: str | None, limit: int) -> byt
 
 
 _WANTED = {b"host", b"origin", b"sec-fetch-site", b"content-type", b"content-length", b"x-request-id",
-           b"authorization"}
+           b"authorization", b"content-encoding"}
 
 
 def _headers(scope: Scope) -> dict[str, str]:

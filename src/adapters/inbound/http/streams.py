@@ -31,6 +31,7 @@ from zfsapi.domain.errors import (
     ZfsApiError,
     ZfsUnavailable,
 )
+from zfsapi.domain.transfer import Compression
 
 from ..jsonrpc.errors import to_rpc_error
 
@@ -38,6 +39,9 @@ log = logging.getLogger("zfsapi.stream")
 _ID = re.compile(r"[0-9a-f]{32}")
 _ENCODER = msgspec.json.Encoder()
 COALESCE = 256 * 1024  # request body chunks are gathered to at least this much per pipe write
+# a POST body's Content-Encoding: decompressed by a gzip/zstd child in front of zfs receive
+ENCODINGS = {"": Compression.NONE, "identity": Compression.NONE, "gzip": Compression.GZIP,
+             "x-gzip": Compression.GZIP, "zstd": Compression.ZSTD}
 
 
 class ClientGone(Exception):
@@ -107,7 +111,7 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
             metrics.streams_active.dec()
             metrics.stream_duration.labels("send", outcome).observe(time.monotonic() - started)
 
-    async def post(stream_id: str, receive: Receive, send: Send, rid: str) -> None:
+    async def post(stream_id: str, receive: Receive, send: Send, rid: str, compression: Compression) -> None:
         started = time.monotonic()
         received = metrics.stream_bytes.labels("received")
 
@@ -133,7 +137,7 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
         metrics.streams_active.inc()
         outcome = "failed"
         try:
-            r = await streams.receive(stream_id, body())
+            r = await streams.receive(stream_id, body(), compression)
             outcome = "done"
             out = {"success": True, "dataset": r.target.value, "snapshot": r.snapshot, "bytes_received": r.bytes,
                    "duration": round(r.seconds, 3),
@@ -170,7 +174,12 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
                 await _json(send, 415, _error_body(InvalidArgument("Content-Type", "must be application/octet-stream")),
                             rid)
                 return
-            await post(stream_id, receive, send, rid)
+            encoding = (a.headers.get("content-encoding") or "").strip().lower()
+            if encoding not in ENCODINGS:
+                await _json(send, 415, _error_body(InvalidArgument(
+                    "Content-Encoding", f"{encoding[:64]!r} is not supported: gzip, zstd or none")), rid)
+                return
+            await post(stream_id, receive, send, rid, ENCODINGS[encoding])
         else:
             await _json(send, 405, _ENCODER.encode({"success": False, "error": "GET or POST"}), rid)
 

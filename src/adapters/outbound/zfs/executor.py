@@ -67,6 +67,8 @@ def _labels(argv: list[str]) -> tuple[str, str]:
     """(binary, verb) for metrics: bounded, never a name."""
     if argv[0] in ("zfs", "zpool"):
         return argv[0], argv[1] if len(argv) > 1 else ""
+    if argv[0] == "ssh":
+        return "ssh", "remote"
     return argv[0], "decompress" if "-d" in argv else "compress"
 
 
@@ -225,13 +227,14 @@ class ZfsExecutor:
         *,
         zfs: str = "zfs",
         zpool: str = "zpool",
+        ssh: str = "ssh",
         timeout: float = 300.0,
         max_concurrency: int = 32,
         max_pipelines: int = 64,
         metrics: Metrics | None = None,
     ) -> None:
-        # gzip and zstd are found on PATH; zfs and zpool may be configured
-        self._binaries = {"zfs": zfs, "zpool": zpool, "gzip": "gzip", "zstd": "zstd"}
+        # gzip and zstd are found on PATH; zfs, zpool and ssh (replication.ssh) may be configured
+        self._binaries = {"zfs": zfs, "zpool": zpool, "ssh": ssh, "gzip": "gzip", "zstd": "zstd"}
         self._timeout = timeout
         self._slots = asyncio.Semaphore(max_concurrency)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="zfs")

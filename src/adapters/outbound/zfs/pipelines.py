@@ -16,7 +16,7 @@ import stat
 from functools import partial
 from typing import Callable, TypeVar
 
-from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsCommandFailed
+from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
@@ -68,22 +68,9 @@ class ZfsPipelines:
             raise
         return ZfsSendPipe(pipeline, pipeline.children[0], fd, name)
 
-    async def open_receive(self, spec: ReceiveSpec) -> ZfsReceivePipe:
-        pipeline = await self._exec.pipeline()
-        r, w = make_pipe()
-        try:
-            child = await pipeline.offload(self._spawn_receive, pipeline, spec, r)
-        except BaseException:
-            os.close(w)
-            await pipeline.close()
-            raise
-        finally:
-            os.close(r)
-        return ZfsReceivePipe(pipeline, child, w, spec.target.value)
-
-    @staticmethod
-    def _spawn_receive(pipeline: Pipeline, spec: ReceiveSpec, stdin: int) -> Child:
-        return pipeline.spawn(commands.receive(spec), stdin, capture_stdout=True)
+    async def open_receive(self, spec: ReceiveSpec, compression: Compression = Compression.NONE) -> ZfsReceivePipe:
+        """`zfs receive`, behind a decompressor when what is written is compressed (a POST's Content-Encoding)."""
+        return await start_receive(self._exec, commands.receive(spec), spec.target.value, compression)
 
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
@@ -194,6 +181,37 @@ def _bytes_read(pid: int) -> int:
             if line.startswith(b"rchar:"):
                 return int(line.split()[1])
     return 0
+
+
+async def start_receive(executor: ZfsExecutor, argv: list[str], target: str,
+                        compression: Compression = Compression.NONE, *, decompress: bool = True,
+                        failed: Callable[[Completed], ZfsApiError] | None = None) -> ZfsReceivePipe:
+    """A receiving child (`argv`: zfs receive, or ssh running it elsewhere) fed by our writes, through the
+    decompressor of `compression` (or its compressor, without `decompress`) when there is one."""
+    pipeline = await executor.pipeline()
+    r, w = make_pipe()
+    try:
+        child = await pipeline.offload(_spawn_filtered, pipeline, argv, r, compression, decompress)
+    except BaseException:
+        os.close(w)
+        await pipeline.close()
+        raise
+    finally:
+        os.close(r)
+    return ZfsReceivePipe(pipeline, child, w, target, failed)
+
+
+def _spawn_filtered(pipeline: Pipeline, argv: list[str], stdin: int, compression: Compression,
+                    decompress: bool) -> Child:
+    """In a worker thread: start `argv` (stdout captured) reading `stdin` through the compressor (or with
+    `decompress`, the decompressor) of `compression`, if any; the child of `argv`. The caller keeps `stdin`."""
+    if compression is Compression.NONE:
+        return pipeline.spawn(argv, stdin, capture_stdout=True)
+    filtered = pipeline.spawn_into_pipe(COMPRESSORS[compression][int(decompress)], stdin)
+    try:
+        return pipeline.spawn(argv, filtered, capture_stdout=True)
+    finally:
+        os.close(filtered)
 
 
 def _open_in(root: str, path: str, flags: int, param: str) -> int:
@@ -335,11 +353,14 @@ class ZfsSendPipe(_FdIO):
 
 
 class ZfsReceivePipe(_FdIO):
-    """A running `zfs receive` written from the loop (the ReceivePipe port)."""
+    """A running `zfs receive` written from the loop (the ReceivePipe port). `failed` classifies a failed
+    receive (default: zfs's stderr, about `target`); a remote runner (ssh) brings its own."""
 
-    def __init__(self, pipeline: Pipeline, child: Child, fd: int, target: str) -> None:
+    def __init__(self, pipeline: Pipeline, child: Child, fd: int, target: str,
+                 failed: Callable[[Completed], ZfsApiError] | None = None) -> None:
         super().__init__(pipeline, child, fd)
         self._target = target
+        self._failed = failed or (lambda done: parsers.classify(done, name=target, kind="dataset"))
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -355,5 +376,5 @@ class ZfsReceivePipe(_FdIO):
     async def finish(self) -> str | None:
         done = await self._wait()
         if not done.ok:
-            raise parsers.classify(done, name=self._target, kind="dataset")
+            raise self._failed(done)
         return received_snapshot(done.stdout.decode("utf-8", "replace"))
