@@ -6,7 +6,7 @@ permission policy, rpc.discover and the README's method table are all derived fr
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Awaitable, Callable, Iterator, Mapping, TypeVar, get_type_hints
 
@@ -28,6 +28,7 @@ class CallContext:
     credentials_presented: bool = False  # an Authorization header came with the request
     auth_error: BaseException | None = None  # why the presented credentials were not accepted
     via: str = "none"  # how the principal was established: "token", "tcp uid N", "unix uid N" (for the audit)
+    calls: list[tuple[str, int | None]] = field(default_factory=list)  # (method, error code) as each finishes
 
     def visible(self, names: list[str]) -> list[str]:
         """The names (datasets, snapshots, bookmarks) the caller may see."""

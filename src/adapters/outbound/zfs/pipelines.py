@@ -15,6 +15,7 @@ import re
 import stat
 from typing import Callable, TypeVar
 
+from zfsapi.adapters.metrics import Metrics
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsCommandFailed
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
@@ -48,8 +49,9 @@ def _checked(results: list[Completed], name: str, kind: str) -> Completed:
 class ZfsPipelines:
     """The Pipelines port: zfs send/receive joined to HTTP bodies or to send files."""
 
-    def __init__(self, executor: ZfsExecutor) -> None:
+    def __init__(self, executor: ZfsExecutor, metrics: Metrics | None = None) -> None:
         self._exec = executor
+        self._file_bytes = None if metrics is None else metrics.file_bytes
 
     # ---- HTTP ----
     async def open_send(self, source: SendSpec | ResumeSend) -> ZfsSendPipe:
@@ -84,7 +86,10 @@ class ZfsPipelines:
 
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
-        return await self._in_worker(self._send_file, spec, path, root, compression)
+        size, digest = await self._in_worker(self._send_file, spec, path, root, compression)
+        if self._file_bytes is not None:
+            self._file_bytes.labels("send").inc(size)
+        return size, digest
 
     async def _in_worker(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(pipeline, *args)` in the pipeline's worker thread; the pipeline is closed after it."""
@@ -134,14 +139,18 @@ class ZfsPipelines:
                     pass
 
     async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression) -> str | None:
-        return await self._in_worker(self._receive_file, spec, path, root, compression)
+        snapshot, size = await self._in_worker(self._receive_file, spec, path, root, compression)
+        if self._file_bytes is not None:
+            self._file_bytes.labels("receive").inc(size)
+        return snapshot
 
     @staticmethod
     def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str,
-                      compression: Compression) -> str | None:
-        """In a worker thread: file [-> decompressor] -> zfs receive."""
+                      compression: Compression) -> tuple[str | None, int]:
+        """In a worker thread: file [-> decompressor] -> zfs receive. The snapshot received and the file's size."""
         fd = _open_confined(path, root)
         try:
+            size = os.fstat(fd).st_size
             stdin = fd
             if compression is not Compression.NONE:
                 stdin = pipeline.spawn_into_pipe(COMPRESSORS[compression][1], fd)
@@ -153,7 +162,7 @@ class ZfsPipelines:
         finally:
             os.close(fd)
         done = _checked(pipeline.reap(), spec.target.value, "dataset")
-        return received_snapshot(done.stdout.decode("utf-8", "replace"))
+        return received_snapshot(done.stdout.decode("utf-8", "replace")), size
 
 
 def _open_in(root: str, path: str, flags: int, param: str) -> int:
