@@ -229,6 +229,8 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
         sockets = [config.bind_socket()]
         if unix.path:
             sockets.append(bind_unix_socket(unix.path, unix.mode, gid))
+        for sock in sockets:  # listening from here on: a client that comes before uvicorn serves waits, not refused
+            sock.listen(config.backlog)
     except OSError as exc:
         print(f"zfsapi: cannot listen: {exc}", file=sys.stderr)
         return 2
