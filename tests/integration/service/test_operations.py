@@ -41,7 +41,8 @@ def serving(tmp_path: Path, config: dict, env: dict | None = None):
     """`python -m zfsapi serve` on a free port; yields (process, port, config path, log path)."""
     port = free_port()
     cfg = {"state_dir": str(tmp_path / "state"), "zfs": {"zfs": "/nonexistent/zfs", "zpool": "/nonexistent/zpool"},
-           "server": {"http": {"port": port}}, **config}
+           **config}
+    cfg["server"] = {"http": {**config.get("server", {}).get("http", {}), "port": port}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     log = tmp_path / "serve.log"
@@ -154,3 +155,28 @@ def test_call_prints_results_and_errors(tmp_path):
         ("auth_login", "ok", "root"), ("auth_logout", "ok", "ops"), ("dataset_list", "client_error", "root"),
         ("auth_login", "auth", "root")]  # root: this test's uid, a local user (passwordless) by default
     assert all(len(e["request_id"]) == 32 for e in access)
+
+
+def test_sighup_with_several_workers_restarts_them_on_the_new_config(tmp_path, redis_url):
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    config = {"redis": {"host": "127.0.0.1", "port": port}, "auth": {"users": {}},
+              "rate_limit": {"enabled": False}}
+    with serving(tmp_path, {**config, "server": {"http": {"workers": 2}}}) as (proc, port, path, log):
+        url = f"http://127.0.0.1:{port}/"
+
+        def login() -> dict:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # a new connection: any worker
+            try:
+                return post(conn, "auth_login", {"username": "carol", "password": "carol-pw"})
+            finally:
+                conn.close()
+
+        wait_for("workers up", lambda: "error" in login(), log)
+        assert login()["error"]["code"] == -32003
+        written = yaml.safe_load(path.read_text())
+        written["auth"]["users"] = {"carol": {"password_hash": FAST.hash("carol-pw"), "role": "readonly"}}
+        path.write_text(yaml.safe_dump(written))
+        proc.send_signal(signal.SIGHUP)
+        # every worker restarted on the new file: ten logins in a row succeed, whichever worker takes them
+        wait_for("carol everywhere", lambda: all("result" in login() for _ in range(10)), log, seconds=120)
+        assert proc.poll() is None, url
