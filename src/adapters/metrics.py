@@ -13,6 +13,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # outcome: ok, client_error (bad params, not found, exists, busy, conflict), auth (authentication required,
+        # invalid token or credentials, permission denied), zfs_error (zfs failed or unavailable), internal
         self.rpc_requests = Counter(
             "zfsapi_rpc_requests", "JSON-RPC calls by method and outcome", ["method", "outcome"], registry=r
         )
@@ -30,6 +32,10 @@ class Metrics:
         )
         self.stream_bytes = Counter(
             "zfsapi_stream_bytes", "Bytes moved by HTTP streams", ["direction"], registry=r
+        )
+        self.file_bytes = Counter(
+            "zfsapi_transfer_file_bytes", "Bytes written by send_to_file and read by receive_from_file",
+            ["direction"], registry=r,
         )
         self.streams_active = Gauge("zfsapi_streams_active", "Streams transferring now", registry=r)
         self.stream_duration = Histogram(

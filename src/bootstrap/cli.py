@@ -1,5 +1,5 @@
-"""`zfsapi serve [--config PATH] [--host H] [--port P]`, `zfsapi check-config`, `zfsapi hash-password`,
-`zfsapi user add NAME [--role R] [--dataset PREFIX ...] [--config PATH]`."""
+"""The `zfsapi` command: serve, check-config, call (a JSON-RPC client), hash-password, user add|list|remove|passwd|
+set-role. Every command answers --version."""
 
 from __future__ import annotations
 
@@ -11,64 +11,140 @@ import signal
 import socket
 import stat
 import sys
-from typing import Mapping
+import threading
+import time
+from typing import Any, Callable, Mapping
 
 import msgspec
 
+from zfsapi import __version__
+
+from .client import DEFAULT_URL
 from .settings import Settings, SettingsError, load_settings
+from .users_cli import ROLES
+
+
+PROFILES = ["rfc9106-low-memory", "owasp-minimum"]
+CONFIG_HELP = "config.yaml (default: $ZFSAPI_CONFIG, else ./config.yaml, else /etc/zfsapi/config.yaml)"
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand that also answers --version."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+    parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
+    parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = _command(sub, "serve", "run the HTTP server (SIGHUP reloads users, roles, scopes and limits)")
+    serve.add_argument("--config", help=CONFIG_HELP + ", else built-in defaults")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8545; 0: any free port, logged)")
+    _command(sub, "check-config", "validate the configuration and exit").add_argument("--config", help=CONFIG_HELP)
+    hp = _command(sub, "hash-password", "print an Argon2id hash of a password (read without echo or from stdin)")
+    hp.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
+    call = _command(sub, "call", "call one JSON-RPC method and print its result as JSON")
+    call.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
+    call.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)")
+    who = call.add_mutually_exclusive_group()
+    who.add_argument("--token", default=os.environ.get("ZFSAPI_TOKEN"), help="a bearer token (default $ZFSAPI_TOKEN)")
+    who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)")
+    call.add_argument("method")
+    call.add_argument("params", nargs="*", help="key=value (values read as JSON when they parse), or one JSON "
+                                                "object or array")
+    user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = _command(user_sub, "add", "add or replace a user (password read without echo or from stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="readonly")
+    add.add_argument("--dataset", action="append", default=[], help="a dataset prefix the user may touch (repeat)")
+    add.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
+    _command(user_sub, "list", "list the users, their roles and dataset prefixes")
+    _command(user_sub, "remove", "remove a user").add_argument("name")
+    passwd = _command(user_sub, "passwd", "set a user's password (read without echo or from stdin)")
+    passwd.add_argument("name")
+    passwd.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
+    role = _command(user_sub, "set-role", "change a user's role (and dataset prefixes when given)")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
+    scope = role.add_mutually_exclusive_group()
+    scope.add_argument("--dataset", action="append", help="the dataset prefixes the user may touch (repeat)")
+    scope.add_argument("--all-datasets", action="store_true", help="no dataset restriction")
+    for command in (add, *user_sub.choices.values()):
+        if not any(a.dest == "config" for a in command._actions):
+            command.add_argument("--config", help=CONFIG_HELP + " (to edit)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--config", help="config.yaml (default: $ZFSAPI_CONFIG, else ./config.yaml, else "
-                                        "/etc/zfsapi/config.yaml, else built-in defaults)")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8545)")
-    check = sub.add_parser("check-config", help="validate the configuration and exit")
-    check.add_argument("--config")
-    hp = sub.add_parser("hash-password", help="print an Argon2id hash of a password (read without echo or from stdin)")
-    hp.add_argument("--profile", choices=["rfc9106-low-memory", "owasp-minimum"], default="rfc9106-low-memory")
-    user = sub.add_parser("user", help="manage users in the config file")
-    user_sub = user.add_subparsers(dest="user_command", required=True)
-    add = user_sub.add_parser("add", help="add or replace a user (password read without echo or from stdin)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=["admin", "operator", "readonly"], default="readonly")
-    add.add_argument("--dataset", action="append", default=[], help="a dataset prefix the user may touch (repeat)")
-    add.add_argument("--config", help="config.yaml to edit (default: $ZFSAPI_CONFIG, else ./config.yaml)")
-    add.add_argument("--profile", choices=["rfc9106-low-memory", "owasp-minimum"], default="rfc9106-low-memory")
-    args = parser.parse_args(argv)
-
+    args = build_parser().parse_args(argv)
     if args.command == "hash-password":
         from .users_cli import hash_password
 
         print(hash_password(args.profile))
         return 0
     if args.command == "user":
-        from pathlib import Path
+        return _user_command(args)
+    if args.command == "call":
+        return _call(args)
 
-        from .users_cli import add_user
-
-        add_user(Path(args.config or os.environ.get("ZFSAPI_CONFIG") or "config.yaml"), args.name, args.role,
-                 args.dataset, args.profile)
-        return 0
-
-    http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None))) if v}
+    http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
+            if v is not None}
+    overrides = {"server": {"http": http}} if http else None
+    path = find_config(args.config, os.environ)
     try:
-        settings = load_settings(find_config(args.config, os.environ),
-                                 overrides={"server": {"http": http}} if http else None)
+        settings = load_settings(path, overrides=overrides)
     except SettingsError as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        for notice in settings.notices:
+            print(f"zfsapi: {notice}", file=sys.stderr)
         problem = state_dir_problem(settings)
         if problem is not None:
             print(f"zfsapi: config key state_dir: {problem}", file=sys.stderr)
             return 2
         print(f"configuration ok ({settings.source or 'built-in defaults'})")
         return 0
-    return serve_forever(settings)
+    return serve_forever(settings, lambda: load_settings(path, overrides=overrides))
+
+
+def _user_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import users_cli as u
+
+    config = Path(find_config(args.config, os.environ) or "config.yaml")
+    if args.user_command == "add":
+        u.add_user(config, args.name, args.role, args.dataset, args.profile)
+    elif args.user_command == "list":
+        u.list_users(config)
+    elif args.user_command == "remove":
+        u.remove_user(config, args.name)
+    elif args.user_command == "passwd":
+        u.set_password(config, args.name, args.profile)
+    else:
+        u.set_role(config, args.name, args.role, [] if args.all_datasets else args.dataset)
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from .client import run_call, url_from
+
+    url = args.url
+    if url is None:
+        path = find_config(args.config, os.environ)
+        try:
+            url = url_from(load_settings(path)) if path else DEFAULT_URL
+        except SettingsError as exc:
+            if args.config:  # asked for: its problem is the answer
+                print(f"zfsapi: {exc}", file=sys.stderr)
+                return 2
+            url = DEFAULT_URL  # a config found by default but unreadable (e.g. /etc, not root): the default
+    return run_call(url, args.token, args.user, args.method, args.params)
 
 
 def state_dir_problem(settings: Settings) -> str | None:
@@ -101,22 +177,29 @@ def find_config(given: str | None, environ: Mapping[str, str]) -> str | None:
     return next((place for place in CONFIG_PLACES if os.path.isfile(place)), None)
 
 
-def serve_forever(settings: Settings) -> int:
+def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
+    """Serve until SIGTERM/SIGINT; `reload` reads the configuration again (SIGHUP)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from . import create_app_from_settings
+    from .containers import build_container
     from .logs import configure_logging
     from .security import socket_group
+    from .service import Reloader, Server, notify, watchdog_interval
 
+    from zfsapi.adapters.inbound.http.app import create_app
     from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
-    configure_logging(settings.logging.level, settings.logging.audit_file)
-    logging.getLogger("zfsapi").info("configuration", extra={"config": settings.source or "built-in defaults"})
+    configure_logging(settings.logging)
+    log = logging.getLogger("zfsapi")
+    log.info("configuration", extra={"config": settings.source or "built-in defaults"})
+    for notice in settings.notices:
+        log.warning(notice)
     workers = settings.server.http.workers
     try:
-        app = create_app_from_settings(settings)  # also checks the signing key before any worker starts
+        container = build_container(settings)
+        app = create_app(container)  # also checks the signing key before any worker starts
         gid = socket_group(settings)
     except (SecretError, SettingsError) as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
@@ -146,6 +229,8 @@ def serve_forever(settings: Settings) -> int:
         sockets = [config.bind_socket()]
         if unix.path:
             sockets.append(bind_unix_socket(unix.path, unix.mode, gid))
+        for sock in sockets:  # listening from here on: a client that comes before uvicorn serves waits, not refused
+            sock.listen(config.backlog)
     except OSError as exc:
         print(f"zfsapi: cannot listen: {exc}", file=sys.stderr)
         return 2
@@ -153,16 +238,28 @@ def serve_forever(settings: Settings) -> int:
     logging.getLogger("zfsapi").info("listening", extra={"url": f"http://{host}:{port}", "unix": unix.path})
     try:
         if workers > 1:
+            # uvicorn's supervisor restarts the workers on SIGHUP; each reads the config file again (asgi.py)
+            notify("READY=1")
+            interval = watchdog_interval()
+            if interval is not None:
+                threading.Thread(target=_ping_forever, args=(interval,), daemon=True).start()
             Multiprocess(config, sockets=sockets).run()
         else:
             # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` tidy up
             signal.signal(signal.SIGTERM, _exit_on_signal)
-            uvicorn.Server(config).run(sockets=sockets)
+            Server(config, Reloader(container, reload)).run(sockets=sockets)
     finally:
         if unix.path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(unix.path)
     return 0
+
+
+def _ping_forever(interval: float) -> None:
+    from .service import notify
+
+    while notify("WATCHDOG=1"):
+        time.sleep(interval)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, get_type_hints
 from dependency_injector import containers, providers
 
 from zfsapi.adapters.inbound.http.app import HttpOptions
+from zfsapi.adapters.inbound.http.live import Live
 from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.api import build_registry
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_kinds
@@ -50,7 +51,7 @@ from zfsapi.application.ports import (
     Transfers,
 )
 
-from .security import local_quota, local_users, rate_quota, revocation_store, signing_key, user_records
+from .security import access_of, revocation_store, signing_key, user_records
 from .settings import Settings
 
 
@@ -119,7 +120,7 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryStreamSessions),
         redis=providers.Singleton(RedisStreamSessions, redis),
     )
-    pipelines = providers.Singleton(ZfsPipelines, executor)
+    pipelines = providers.Singleton(ZfsPipelines, executor, metrics=metrics)
 
     # Every method's use case (core and transfers), each built from these ports by its constructor's annotations.
     use_cases = providers.Singleton(UseCases, providers.Dict({
@@ -156,10 +157,12 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(RedisJobStore, redis),
     )
     jobs = providers.Singleton(Jobs, job_store)
-    registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter,
-                                   providers.Callable(rate_quota, settings, login=True), metrics, jobs)
+    # local users and rate limits, swapped whole on reload (SIGHUP)
+    access = providers.Singleton(Live, providers.Callable(access_of, settings))
+    registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs)
     job_runner = providers.Singleton(
-        JobRunner, job_store, jobs, kinds=providers.Callable(job_kinds, registry), workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
+        JobRunner, job_store, jobs, kinds=providers.Callable(job_kinds, registry),
+        workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
         retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create"}),
         max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),
         describe=describe)
@@ -170,12 +173,9 @@ class Container(containers.DeclarativeContainer):
         max_batch=settings.provided.jsonrpc.max_batch,
         max_body_bytes=settings.provided.jsonrpc.max_body_bytes,
         passwordless_localhost=settings.provided.auth.passwordless_localhost,
-        local_users=providers.Callable(local_users, settings),
         local_peer=local_peer,
         sessions_backend=backend,
-        rate_limit=providers.Callable(rate_quota, settings, login=False),
-        login_limit=providers.Callable(rate_quota, settings, login=True),
-        local_limit=providers.Callable(local_quota, settings),
+        access=access,
     )
 
 

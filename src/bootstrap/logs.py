@@ -1,4 +1,5 @@
-"""JSON log lines on stderr, each with the request id of the request being served."""
+"""JSON log lines on stderr (and appended to logging.file when set), each with the request id of the request
+being served."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from datetime import datetime, timezone
 import msgspec
 
 from zfsapi.adapters.inbound.http.app import request_id_var
+
+from .settings import LoggingSettings
 
 # uvicorn adds `color_message` (the message again, with ANSI colour escapes) to its records: never a field
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -34,21 +37,21 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(entry).decode("utf-8", "replace")
 
 
-def configure_logging(level: str, audit_file: str | None = None) -> None:
+def configure_logging(config: LoggingSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.handlers[:] = [handler] + ([json_file_handler(config.file)] if config.file else [])
+    root.setLevel(config.level)
     audit = logging.getLogger("zfsapi.audit")
     audit.setLevel(logging.INFO)  # the trail is kept whatever the level of the other logs
-    if audit_file is not None:
-        audit.handlers[:] = [audit_file_handler(audit_file)]
+    if config.audit_file is not None:
+        audit.handlers[:] = [json_file_handler(config.audit_file)]
         audit.propagate = False
 
 
-def audit_file_handler(path: str) -> logging.Handler:
-    """Audit lines appended to `path` (created 0600) by a background thread: the event loop only enqueues."""
+def json_file_handler(path: str) -> logging.Handler:
+    """JSON lines appended to `path` (created 0600) by a background thread: the event loop only enqueues."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
     target = logging.FileHandler(path, encoding="utf-8")
     target.setFormatter(JsonFormatter())

@@ -6,6 +6,7 @@ import grp
 import os
 import pwd
 
+from zfsapi.adapters.inbound.http.live import Access
 from zfsapi.adapters.outbound.auth.secret import load_or_create_key
 from zfsapi.application.auth import UserRecord
 from zfsapi.domain.authz import Principal, Role
@@ -61,7 +62,7 @@ def local_quota(settings: Settings) -> Quota | None:
 
 
 def local_users(settings: Settings) -> dict[int, Principal]:
-    """auth.local_users by uid: a name is looked up in the user database once, at start."""
+    """auth.local_users by uid: a name is looked up in the user database at start and on each reload."""
     out: dict[int, Principal] = {}
     for key, user in settings.auth.local_users.items():
         if key.isdigit():
@@ -78,6 +79,12 @@ def local_users(settings: Settings) -> dict[int, Principal]:
         prefixes = tuple(DatasetName.parse(p).value for p in user.datasets)
         out[uid] = Principal(name, Role(user.role), prefixes)
     return out
+
+
+def access_of(settings: Settings) -> Access:
+    """The reloadable part of the HTTP adapter's configuration. Raises SettingsError (an unknown local user)."""
+    return Access(local_users(settings), rate_quota(settings, login=False), rate_quota(settings, login=True),
+                  local_quota(settings))
 
 
 def socket_group(settings: Settings) -> int | None:

@@ -1,5 +1,7 @@
 """Settings: config.yaml (the old server's keys kept) overridden by ZFSAPI_* environment variables,
-decoded once into frozen Structs. A bad key or value is one line naming it."""
+decoded once into frozen Structs. A bad key or value is one line naming it. The old server's own keys
+(server.tcp, server.unix.enabled, server.workers, task_manager) are read into their zfsapi meaning, or noted
+as having none: an old config.yaml is never refused for them."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
 
 class HttpSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
-    port: Port = 8545
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8545  # 0: any free port (the log says which)
     workers: Annotated[int, Meta(ge=1, le=64)] = 1  # more than one needs redis.host (shared sessions and limits)
 
 
@@ -97,6 +99,7 @@ class LoggingSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True)
     # The audit trail (every change, login and logout): with the other logs on stderr, or only in this file
     # (JSON lines, appended, mode 0600, written by a background thread).
     audit_file: str | None = None
+    file: str | None = None  # the log lines are also appended here (JSON lines, mode 0600; the old server's key)
 
 
 class RedisSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -172,6 +175,7 @@ class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     replication: ReplicationSettings = ReplicationSettings()
     state_dir: str = "/var/lib/zfsapi"
     source: str | None = None  # the config file these settings came from (set by load_settings)
+    notices: tuple[str, ...] = ()  # old keys read or ignored (set by load_settings; logged at start)
 
 
 class SettingsError(Exception):
@@ -227,6 +231,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise SettingsError(f"config {path}: the top level must be a mapping")
         data = loaded or {}
     data = _merge(_merge(data, _env_tree(environ)), dict(overrides or {}))
+    data["notices"] = _old_keys(data)
     data["source"] = str(path) if path else None
     try:
         settings = msgspec.convert(data, Settings, strict=False)
@@ -238,6 +243,46 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         raise SettingsError(f"config: {text}") from None
     _check(settings)
     return settings
+
+
+def _old_keys(data: dict[str, Any]) -> list[str]:
+    """Rewrite the old server's keys (in place) into their zfsapi meaning; one notice per key met."""
+    notices = []
+    server = data.get("server")
+    if isinstance(server, dict):
+        if "tcp" in server:
+            del server["tcp"]
+            notices.append("config key server.tcp ignored: the token socket is replaced by HTTP streams "
+                           "(stream_init, then GET or POST /stream/{id})")
+        unix = server.get("unix")
+        if isinstance(unix, dict) and "enabled" in unix:
+            if unix.pop("enabled") is False:
+                unix["path"] = None
+            notices.append("config key server.unix.enabled read: the Unix socket is on when server.unix.path is set")
+        if "workers" in server:
+            # the old server's thread pool for zfs commands: zfsapi's cap on concurrent zfs children
+            _move(data, server.pop("workers"), ("zfs", "max_concurrency"), 1024, notices, "server.workers")
+    manager = data.pop("task_manager", None)
+    if isinstance(manager, dict):
+        for key in manager:
+            if key == "migration_workers":
+                _move(data, manager[key], ("jobs", "workers"), 64, notices, "task_manager.migration_workers")
+            else:
+                notices.append(f"config key task_manager.{key} ignored: zfsapi has no such setting")
+    return notices
+
+
+def _move(data: dict[str, Any], value: Any, to: tuple[str, str], most: int, notices: list[str], old: str) -> None:
+    """An old count into its new key (unless that is set too), kept within the new key's bounds."""
+    section = data.setdefault(to[0], {})
+    if not isinstance(section, dict) or to[1] in section:
+        notices.append(f"config key {old} ignored: {'.'.join(to)} is set")
+        return
+    if isinstance(value, int) and not isinstance(value, bool):
+        section[to[1]] = min(max(value, 1), most)
+        notices.append(f"config key {old} read as {'.'.join(to)}: {section[to[1]]}")
+    else:
+        notices.append(f"config key {old} ignored: {value!r} is not a whole number")
 
 
 def _is_loopback_bind(host: str) -> bool:

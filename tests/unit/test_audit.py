@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import http_client
 from tests.unit.test_auth import PASSWORDS, REMOTE, call, fake, login, make_container  # noqa: F401 (fixture)
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.bootstrap.logs import JsonFormatter, audit_file_handler
+from zfsapi.bootstrap.logs import JsonFormatter, json_file_handler
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ async def test_logins_that_fail_are_audited_without_the_password(tmp_path, trail
 
 def test_the_audit_file_is_private_and_written_off_the_loop(tmp_path):
     path = tmp_path / "audit.log"
-    handler = audit_file_handler(str(path))
+    handler = json_file_handler(str(path))
     logger = logging.getLogger("zfsapi.audit.test")
     logger.propagate = False
     logger.setLevel(logging.INFO)

@@ -110,3 +110,72 @@ def test_check_config_refuses_a_state_dir_it_cannot_write(tmp_path):
     assert r.returncode == 0 and not (tmp_path / "new").exists()  # checked, nothing created
     r = _check_config(tmp_path, f"state_dir: {tmp_path}/plain/state\n")  # no users, no key: nothing to keep
     assert r.returncode == 0
+
+
+OLD_SERVER_CONFIG = """\
+# the old server's config.yaml (its documented shape)
+server:
+  http:
+    host: 127.0.0.1
+    port: 8545
+  tcp:
+    host: 0.0.0.0
+    port: 9999
+    enabled: true
+  unix:
+    path: ./zfs_token_socket
+    enabled: true
+  workers: 20
+task_manager:
+  migration_workers: 6
+auth:
+  enabled: true
+  users:
+    admin: "$2b$12$/Cgi8ftHgz1adWuhpy7SGOfnKc2HJqY5WtKYrmoqeaN3eKDq055rO"
+rate_limit: {enabled: true, requests: 100, window: 60}
+logging:
+  level: INFO
+  file: zfs_api.log
+redis: {host: null, port: 6379, db: 0, password: null}
+"""
+
+
+def test_the_old_servers_config_is_read_into_its_zfsapi_meaning(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(OLD_SERVER_CONFIG)
+    s = load_settings(cfg, environ={})
+    assert s.server.unix.path == "./zfs_token_socket"
+    assert s.zfs.max_concurrency == 20 and s.server.http.workers == 1
+    assert s.jobs.workers == 6
+    assert s.logging.file == "zfs_api.log"
+    assert s.notices == (
+        "config key server.tcp ignored: the token socket is replaced by HTTP streams (stream_init, then GET or "
+        "POST /stream/{id})",
+        "config key server.unix.enabled read: the Unix socket is on when server.unix.path is set",
+        "config key server.workers read as zfs.max_concurrency: 20",
+        "config key task_manager.migration_workers read as jobs.workers: 6",
+    )
+
+
+def test_old_keys_never_refuse_a_config(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("server:\n  tcp: {enabled: false}\n  unix: {path: /run/x.sock, enabled: false}\n"
+                   "  workers: 5000\ntask_manager: {migration_workers: 0, poll: 3}\nzfs: {max_concurrency: 8}\n")
+    s = load_settings(cfg, environ={})
+    assert s.server.unix.path is None
+    assert s.zfs.max_concurrency == 8  # the new key wins over the old one
+    assert s.jobs.workers == 1  # kept within the new key's bounds
+    assert s.notices[-2:] == ("config key task_manager.migration_workers read as jobs.workers: 1",
+                              "config key task_manager.poll ignored: zfsapi has no such setting")
+    assert "config key server.workers ignored: zfs.max_concurrency is set" in s.notices
+
+
+def test_check_config_reports_old_keys(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(OLD_SERVER_CONFIG.replace("$2b$", "$2b$"))
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "check-config", "--config", str(cfg)],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")}
+                       | {"ZFSAPI_STATE_DIR": str(tmp_path / "state")})
+    assert r.returncode == 0, r.stderr
+    assert "config key server.tcp ignored" in r.stderr and r.stdout.startswith("configuration ok")

@@ -7,15 +7,16 @@ import logging
 import math
 import os
 import re
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get
-from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from zfsapi.adapters.metrics import Metrics
@@ -24,21 +25,23 @@ from zfsapi.application.catalog import UseCases
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.ports import RateLimiter
 from zfsapi.application.transfers import StreamService
-from zfsapi.domain.authz import LOCALHOST, Principal
+from zfsapi.domain.authz import Principal
 from zfsapi.domain.jobs import Job
 from zfsapi.domain.errors import InvalidToken, RateLimited, ServiceUnavailable, ZfsApiError
 from zfsapi.domain.ratelimit import Decision, Quota
 
 from ..jsonrpc.access import require_permission
 from ..jsonrpc.dispatcher import Dispatcher
-from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, RpcError, to_rpc_error
+from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, RATE_LIMITED, RpcError, outcome_of, to_rpc_error
 from ..jsonrpc.job_methods import record, submit
 from ..jsonrpc.registry import CallContext, Registry
 from .streams import stream_route
 from .guard import Refusal, check_passwordless, is_json_content_type, is_loopback_address
+from .live import Access, Live
 from .peer import Peer, scope_peer
 
 log = logging.getLogger("zfsapi.http")
+access_log = logging.getLogger("zfsapi.access")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ENCODER = msgspec.json.Encoder()
@@ -52,13 +55,9 @@ class HttpOptions:
     max_batch: int = 100
     max_body_bytes: int = 1 << 20
     passwordless_localhost: bool = True
-    # local callers without a token, by uid (from the kernel: see peer.py); anyone else local gets -32001
-    local_users: Mapping[int, Principal] = field(default_factory=lambda: {0: LOCALHOST})
     local_peer: Callable[[Scope], Peer | None] = scope_peer  # who is calling on this connection
     sessions_backend: str = "memory"
-    rate_limit: Quota | None = Quota(100, 60.0)  # per principal (None: off)
-    login_limit: Quota | None = Quota(5, 60.0)  # auth_login attempts per peer (None: off)
-    local_limit: Quota | None = None  # local users without a token, per user (None: off)
+    access: Live[Access] = field(default_factory=lambda: Live(Access()))  # local users and limits (reloadable)
 
 
 class AppContainer(Protocol):
@@ -161,6 +160,24 @@ def _via(principal: Principal | None, local: Peer | None) -> str:
     return f"{local.transport} uid {local.uid}" if local is not None else "local"
 
 
+def _access_line(a: Admission, ctx: CallContext | None, status: int, started: float) -> None:
+    """One line per POST /: the method(s), the outcome and error code (of the first call that failed), the HTTP
+    status, the duration and who called (the request id comes with every line)."""
+    calls = ctx.calls if ctx is not None else []
+    code = next((c for _, c in calls if c is not None), RATE_LIMITED if status == 429 else None)
+    principal = ctx.principal if ctx is not None else None
+    access_log.info("rpc", extra={
+        "method": calls[0][0] if len(calls) == 1 else [m for m, _ in calls],
+        "outcome": outcome_of(code) if calls or code is not None else "refused",
+        "code": code,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "principal": principal.name if principal is not None else None,
+        "peer": a.peer,
+        "request_id": a.request_id,
+    })
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What the guard decided for one request, and what it read to decide."""
@@ -183,8 +200,6 @@ def create_app(container: AppContainer) -> Litestar:
     jobs, runner = container.jobs(), container.job_runner()
     dispatcher = Dispatcher(registry, max_batch=opts.max_batch, metrics=metrics, policy=require_permission,
                             background=partial(submit, jobs))
-    limits = {False: (opts.rate_limit, _policy_header(opts.rate_limit) if opts.rate_limit else None),
-              True: (opts.local_limit, _policy_header(opts.local_limit) if opts.local_limit else None)}
 
     async def identify(a: Admission) -> tuple[Principal | None, BaseException | None]:
         """Who is calling: the bearer token's user when one is presented (even from loopback), else the local
@@ -194,7 +209,7 @@ def create_app(container: AppContainer) -> Litestar:
         if header is None:
             if a.local is None:
                 return None, None
-            principal = opts.local_users.get(a.local.uid) if a.local.uid is not None else None
+            principal = opts.access.current.local_users.get(a.local.uid) if a.local.uid is not None else None
             if principal is None:
                 who = "an unknown local user" if a.local.uid is None else f"local uid {a.local.uid}"
                 log.info("refused", extra={"peer": a.peer, "reason": f"{who} is not in auth.local_users"})
@@ -230,21 +245,38 @@ def create_app(container: AppContainer) -> Litestar:
     # POST / is the hot path: a raw ASGI route (no Request/Response objects per call), body read with a cap.
     @asgi("/", is_mount=False, copy_scope=False)
     async def jsonrpc(scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         a = admit(scope)
+        status = 0
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        ctx = None
+        try:
+            ctx = await answer(scope, receive, noting, a)
+        finally:
+            _access_line(a, ctx, status, started)
+
+    async def answer(scope: Scope, receive: Receive, send: Send, a: Admission) -> CallContext | None:
+        """Answer one POST /; the call context once the request got as far as the dispatcher."""
         rid = a.request_id
         if scope.get("method") != "POST":
             await _send(send, 405, _refusal_body("only POST is accepted"), rid, [(b"allow", b"POST")])
-            return
+            return None
         if a.refusal is not None:
             await _send(send, a.refusal.status, _refusal_body(a.refusal.reason), rid)
-            return
+            return None
         if not is_json_content_type(a.headers.get("content-type")):
             await _send(send, 415, _refusal_body("Content-Type must be application/json"), rid)
-            return
+            return None
         body = await _read_body(receive, a.headers.get("content-length"), opts.max_body_bytes)
         if body is None:
             await _send(send, 413, _refusal_body(f"request body over {opts.max_body_bytes} bytes"), rid)
-            return
+            return None
         principal, auth_error = await identify(a)
         ctx = CallContext(
             request_id=rid,
@@ -256,7 +288,9 @@ def create_app(container: AppContainer) -> Litestar:
             auth_error=auth_error,
         )
         decision: Decision | None = None
-        quota, policy = limits[ctx.passwordless]  # local users without a token have their own (default: none)
+        access = opts.access.current
+        quota = access.local_limit if ctx.passwordless else access.rate_limit  # local users: their own (or none)
+        policy = _policy_header(quota) if quota else None
 
         async def charge(cost: int) -> None:
             nonlocal decision
@@ -271,16 +305,17 @@ def create_app(container: AppContainer) -> Litestar:
                 raise RateLimited(decision.retry_after)
 
         try:
-            answer = await dispatcher.handle(body, ctx, charge)
+            reply = await dispatcher.handle(body, ctx, charge)
         except RateLimited as exc:
             metrics.rate_limited.labels("requests").inc()
             extra = _rate_headers(policy, decision) if policy and decision else []
             if not math.isinf(exc.retry_after):
                 extra.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
             await _send(send, 429, dispatcher.refusal_body(body, exc), rid, extra)
-            return
-        await _send(send, 204 if answer is None else 200, answer or b"", rid,
+            return ctx
+        await _send(send, 204 if reply is None else 200, reply or b"", rid,
                     _rate_headers(policy, decision) if policy and decision else None)
+        return ctx
 
     # GET /jobs/{job_id}/events: Server-Sent Events of the job's record, now and on every change, until it ends.
     # (mounted: Litestar keys path params of raw ASGI routes by HTTP method, which they do not have)

@@ -8,7 +8,8 @@ from zfsapi.application.auth import AuthUseCases
 from zfsapi.application.catalog import UseCases
 from zfsapi.application.jobs import Jobs
 from zfsapi.application.ports import RateLimiter
-from zfsapi.domain.ratelimit import Quota
+
+from ..http.live import Access, Live
 
 from .auth_methods import register_auth
 from .job_methods import register_jobs
@@ -18,10 +19,10 @@ from .registry import Registry
 from .transfer_methods import register_transfers
 
 
-def build_registry(uc: UseCases, auth: AuthUseCases, limiter: RateLimiter, login_limit: Quota | None,
-                   metrics: Metrics, jobs: Jobs) -> Registry:
+def build_registry(uc: UseCases, auth: AuthUseCases, limiter: RateLimiter, access: Live[Access], metrics: Metrics,
+                   jobs: Jobs) -> Registry:
     registry = Registry()
-    register_auth(registry, auth.login, auth.logout, limiter, login_limit, metrics)
+    register_auth(registry, auth.login, auth.logout, limiter, lambda: access.current.login_limit, metrics)
     register_core(registry, uc)
     register_transfers(registry, uc.__getitem__)
     register_jobs(registry, jobs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 from msgspec import Meta
 
@@ -49,12 +49,13 @@ class LimitedLogin:
         RateLimited: this peer tried too often.
     """
 
-    def __init__(self, login: Login, limiter: RateLimiter, quota: Quota | None, metrics: Metrics) -> None:
-        self._login, self._limiter, self._quota, self._metrics = login, limiter, quota, metrics
+    def __init__(self, login: Login, limiter: RateLimiter, quota: Callable[[], Quota | None], metrics: Metrics) -> None:
+        self._login, self._limiter, self._quota, self._metrics = login, limiter, quota, metrics  # quota: the current
 
     async def execute(self, *, peer: str, username: str, password: str) -> IssuedToken:
-        if self._quota is not None:
-            decision = await self._limiter.hit("login:" + peer, self._quota)
+        quota = self._quota()
+        if quota is not None:
+            decision = await self._limiter.hit("login:" + peer, quota)
             if not decision.allowed:
                 self._metrics.rate_limited.labels("login").inc()
                 raise RateLimited(decision.retry_after)
@@ -80,7 +81,7 @@ async def auth_logout(uc: Logout, p: AuthLogout, ctx: CallContext) -> LogoutResu
     return LogoutResult(revoked=await uc.execute(principal=ctx.principal, all_sessions=p.all_sessions))
 
 
-def register_auth(registry: Registry, login: Login, logout: Logout, limiter: RateLimiter, quota: Quota | None,
-                  metrics: Metrics) -> None:
+def register_auth(registry: Registry, login: Login, logout: Logout, limiter: RateLimiter,
+                  quota: Callable[[], Quota | None], metrics: Metrics) -> None:
     use_cases = {LimitedLogin: LimitedLogin(login, limiter, quota, metrics), Logout: logout}
     registry.include(AUTH, use_cases.__getitem__)

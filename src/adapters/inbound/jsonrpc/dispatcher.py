@@ -19,6 +19,7 @@ from .errors import (
     PARSE_ERROR,
     RpcError,
     invalid_params,
+    outcome_of,
     to_rpc_error,
 )
 from .registry import CallContext, Method, Registry
@@ -140,11 +141,11 @@ class Dispatcher:
                 result = await method.handler(args, ctx)
         except Exception as exc:  # every error becomes a JSON-RPC error object; internals are logged only
             error = to_rpc_error(exc, label)
-            self._observe(label, "error" if error.code == -32603 else "refused", started)
+            self._observe(label, error.code, started, ctx)
             if method is not None and audit.audited(method):
                 audit.record(method, args, params, ctx, error.code)
             return None if notification else _response(reply_id, error=error)
-        self._observe(label, "ok", started)
+        self._observe(label, None, started, ctx)
         if audit.audited(method):
             audit.record(method, args, params, ctx, None)
         return None if notification else _response(reply_id, result)
@@ -161,9 +162,11 @@ class Dispatcher:
         except msgspec.ValidationError as exc:
             raise param_error(exc) from None
 
-    def _observe(self, method: str, outcome: str, started: float) -> None:
+    def _observe(self, method: str, code: int | None, started: float, ctx: CallContext) -> None:
+        ctx.calls.append((method, code))  # for the request's access line
         if self._metrics is None:
             return
+        outcome = outcome_of(code)
         children = self._children.get((method, outcome))
         if children is None:  # label lookups are cached: the label set is bounded by the registry
             children = (self._metrics.rpc_requests.labels(method, outcome),

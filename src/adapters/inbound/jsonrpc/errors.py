@@ -76,6 +76,16 @@ MEANINGS = {
     CONFLICT: "Conflict with current state",
 }
 
+# The outcome label of metrics and access lines: callers' mistakes, auth refusals and ZFS failures apart.
+_OUTCOMES = {AUTH_REQUIRED: "auth", INVALID_TOKEN: "auth", INVALID_CREDENTIALS: "auth", PERMISSION_DENIED: "auth",
+             ZFS_FAILED: "zfs_error", ZFS_UNAVAILABLE: "zfs_error", INTERNAL_ERROR: "internal"}
+
+
+def outcome_of(code: int | None) -> str:
+    """ok, auth, zfs_error, internal, or client_error (bad params, not found, exists, busy, conflict...)."""
+    return "ok" if code is None else _OUTCOMES.get(code, "client_error")
+
+
 # error type -> (code, the error's message and data)
 _TABLE: dict[type[BaseException], tuple[int, Callable[[Any], tuple[str, dict[str, Any]]]]] = {
     InvalidArgument: (INVALID_PARAMS, lambda e: ("Invalid params", {"param": e.param, "reason": e.reason})),

@@ -6,7 +6,7 @@ permission policy, rpc.discover and the README's method table are all derived fr
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, Awaitable, Callable, Iterator, Mapping, TypeVar, get_type_hints
 
@@ -37,6 +37,7 @@ class CallContext:
     auth_error: BaseException | None = None  # why the presented credentials were not accepted
     via: str = "none"  # how the principal was established: "token", "tcp uid N", "unix uid N" (for the audit)
     progress: ProgressMeter | None = None  # set when the call runs as a job: where it reports its progress
+    calls: list[tuple[str, int | None]] = field(default_factory=list)  # (method, error code) as each finishes
 
     @property
     def caller(self) -> Principal:

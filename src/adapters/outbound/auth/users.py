@@ -25,6 +25,10 @@ class ConfigUsers(UserDirectory):
     def get(self, name: str) -> UserRecord | None:
         return self._users.get(name)
 
+    def replace(self, users: Iterable[UserRecord]) -> None:
+        """Swap in a new set of users (a reload): a removed user can no longer log in or use its tokens."""
+        self._users = {u.name: u for u in users}
+
     async def replace_hash(self, name: str, old_hash: str, new_hash: str) -> bool:
         user = self._users.get(name)
         if user is None:

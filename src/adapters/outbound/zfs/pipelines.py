@@ -16,6 +16,7 @@ import stat
 from functools import partial
 from typing import Callable, TypeVar
 
+from zfsapi.adapters.metrics import Metrics
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
@@ -51,8 +52,9 @@ def _checked(results: list[Completed], name: str, kind: str) -> Completed:
 class ZfsPipelines:
     """The Pipelines port: zfs send/receive joined to HTTP bodies or to send files."""
 
-    def __init__(self, executor: ZfsExecutor) -> None:
+    def __init__(self, executor: ZfsExecutor, metrics: Metrics | None = None) -> None:
         self._exec = executor
+        self._file_bytes = None if metrics is None else metrics.file_bytes
 
     # ---- HTTP ----
     async def open_send(self, source: SendSpec | ResumeSend) -> ZfsSendPipe:
@@ -75,7 +77,10 @@ class ZfsPipelines:
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
                            progress: ProgressMeter | None = None) -> tuple[int, str]:
-        return await self._in_worker(self._send_file, spec, path, root, compression, progress)
+        size, digest = await self._in_worker(self._send_file, spec, path, root, compression, progress)
+        if self._file_bytes is not None:
+            self._file_bytes.labels("send").inc(size)
+        return size, digest
 
     async def _in_worker(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(pipeline, *args)` in the pipeline's worker thread; the pipeline is closed after it."""
@@ -145,15 +150,19 @@ class ZfsPipelines:
 
     async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression,
                                 progress: ProgressMeter | None = None) -> str | None:
-        return await self._in_worker(self._receive_file, spec, path, root, compression, progress)
+        snapshot, size = await self._in_worker(self._receive_file, spec, path, root, compression, progress)
+        if self._file_bytes is not None:
+            self._file_bytes.labels("receive").inc(size)
+        return snapshot
 
     @staticmethod
     def _receive_file(pipeline: Pipeline, spec: ReceiveSpec, path: str, root: str, compression: Compression,
-                      progress: ProgressMeter | None) -> str | None:
-        """In a worker thread: file [-> decompressor] -> zfs receive. The reader shares our open file, so its
-        offset (read with lseek while it runs) is the progress, of the file's size."""
+                      progress: ProgressMeter | None) -> tuple[str | None, int]:
+        """In a worker thread: file [-> decompressor] -> zfs receive: the snapshot received and the file's size.
+        The reader shares our open file, so its offset (read with lseek while it runs) is the progress."""
         fd = _open_confined(path, root)
         try:
+            size = os.fstat(fd).st_size
             stdin = fd
             if compression is not Compression.NONE:
                 stdin = pipeline.spawn_into_pipe(COMPRESSORS[compression][1], fd)
@@ -162,8 +171,9 @@ class ZfsPipelines:
             finally:
                 if stdin != fd:
                     os.close(stdin)
+            size = os.fstat(fd).st_size
             if progress is not None:
-                progress.expect(os.fstat(fd).st_size)
+                progress.expect(size)
                 progress.follow(partial(os.lseek, fd, 0, os.SEEK_CUR))
             results = pipeline.reap()
         finally:
@@ -171,7 +181,7 @@ class ZfsPipelines:
                 progress.follow(None)
             os.close(fd)
         done = _checked(results, spec.target.value, "dataset")
-        return received_snapshot(done.stdout.decode("utf-8", "replace"))
+        return received_snapshot(done.stdout.decode("utf-8", "replace")), size
 
 
 def _bytes_read(pid: int) -> int:
