@@ -1,9 +1,18 @@
-"""Prometheus metrics shared by the adapters. Labels are bounded: never a dataset name."""
+"""Prometheus metrics shared by the adapters. Labels are bounded: never a dataset name, except the replication
+destinations (as many as the replications set up, read from at most `RECENT_JOBS` records)."""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from zfsapi.application.jobs import Jobs
+from zfsapi.domain.authz import Principal, Role
+from zfsapi.domain.jobs import JobState
+
+RECENT_JOBS = 1000  # succeeded migrations read per scrape, newest first: the scrape's cost stays bounded
+_SCRAPER = Principal("metrics", Role.ADMIN)  # sees every job
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -53,3 +62,38 @@ class Metrics:
         self.pool_health = Gauge(
             "zfsapi_pool_health", "1 for the pool's current health state", ["pool", "health"], registry=r
         )
+        self.jobs = Gauge("zfsapi_jobs", "Jobs in the job store by state (every worker's)", ["state"], registry=r)
+        self.replication_last_success = Gauge(
+            "zfsapi_replication_last_success_timestamp_seconds",
+            "When the newest successful migration to the destination ended", ["destination"], registry=r,
+        )
+        self.replication_since_success = Gauge(
+            "zfsapi_replication_seconds_since_success",
+            "Seconds since the newest successful migration to the destination ended", ["destination"], registry=r,
+        )
+
+    async def observe_jobs(self, jobs: Jobs, now: float | None = None) -> None:
+        """Read the job gauges from the store (shared by every worker, so every worker's scrape agrees): the
+        queued and running jobs, and per replication destination (`host:pool/ds` for a remote, the dataset on
+        this host) its newest success among the newest `RECENT_JOBS` successful migrations. When the store
+        cannot be read the gauges are dropped (absent, not stale) and the error raised."""
+        gauges = (self.jobs, self.replication_last_success, self.replication_since_success)
+        for gauge in gauges:
+            gauge.clear()
+        counts = {state: (await jobs.list(_SCRAPER, state=state, limit=1))[1]
+                  for state in (JobState.QUEUED, JobState.RUNNING)}
+        succeeded, _ = await jobs.list(_SCRAPER, state=JobState.SUCCEEDED, kind="migration_create",
+                                       limit=RECENT_JOBS)
+        now = time.time() if now is None else now
+        for state, total in counts.items():
+            self.jobs.labels(state.value).set(total)
+        newest: dict[str, float] = {}
+        for job in succeeded:
+            remote, destination = job.params.get("remote"), job.params.get("destination")
+            if job.finished_at is None or not isinstance(destination, str):
+                continue
+            label = f"{remote}:{destination}" if remote else destination
+            newest[label] = max(newest.get(label, 0.0), job.finished_at)
+        for label, finished in newest.items():
+            self.replication_last_success.labels(label).set(finished)
+            self.replication_since_success.labels(label).set(max(0.0, now - finished))

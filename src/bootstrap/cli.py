@@ -1,5 +1,5 @@
-"""The `zfsapi` command: serve, check-config, call (a JSON-RPC client), hash-password, user add|list|remove|passwd|
-set-role. Every command answers --version."""
+"""The `zfsapi` command: serve, check-config, call (a JSON-RPC client), migrate, jobs list|get|cancel|watch,
+hash-password, user add|list|remove|passwd|set-role. Every command answers --version."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import msgspec
 
 from zfsapi import __version__
 
+from zfsapi.domain.jobs import JobState
+
 from .client import DEFAULT_URL
 from .settings import Settings, SettingsError, load_settings
 from .users_cli import ROLES
@@ -35,6 +37,17 @@ def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _client_command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that calls a server: --url, --config (for the default URL), --token or --user."""
+    parser = _command(sub, name, help)
+    parser.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
+    parser.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)")
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--token", default=os.environ.get("ZFSAPI_TOKEN"), help="a bearer token (default $ZFSAPI_TOKEN)")
+    who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
     parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
@@ -46,15 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     _command(sub, "check-config", "validate the configuration and exit").add_argument("--config", help=CONFIG_HELP)
     hp = _command(sub, "hash-password", "print an Argon2id hash of a password (read without echo or from stdin)")
     hp.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
-    call = _command(sub, "call", "call one JSON-RPC method and print its result as JSON")
-    call.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
-    call.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)")
-    who = call.add_mutually_exclusive_group()
-    who.add_argument("--token", default=os.environ.get("ZFSAPI_TOKEN"), help="a bearer token (default $ZFSAPI_TOKEN)")
-    who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)")
+    call = _client_command(sub, "call", "call one JSON-RPC method and print its result as JSON")
     call.add_argument("method")
     call.add_argument("params", nargs="*", help="key=value (values read as JSON when they parse), or one JSON "
                                                 "object or array")
+    migrate = _client_command(sub, "migrate", "replicate a snapshot or dataset (migration_create) and follow the "
+                                              "job with a progress display; Ctrl-C cancels it")
+    migrate.add_argument("source", help="pool/ds@snap, or a dataset (a snapshot is taken now)")
+    migrate.add_argument("destination", help="the dataset to receive into")
+    migrate.add_argument("--remote", help="user@host or host (SSH), or http(s)://host:port (another zfsapi)")
+    migrate.add_argument("--limit", type=float, metavar="MBPS", help="at most this many MB/s on the wire")
+    migrate.add_argument("--compression", choices=["zstd", "gzip", "lz4"], help="on the wire to a remote")
+    migrate.add_argument("--recursive", action="store_true", help="send the children too (zfs send -R)")
+    migrate.add_argument("--no-sync", dest="sync", action="store_false",
+                         help="no holds and bookmark for the next incremental")
+    migrate.add_argument("--detach", action="store_true", help="Ctrl-C leaves the job running and prints its id")
+    jobs = _command(sub, "jobs", "list, show, cancel or follow jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command")
+    # `zfsapi jobs` alone lists (a subcommand's own values replace these)
+    jobs.set_defaults(jobs_command="list", url=None, config=None, token=os.environ.get("ZFSAPI_TOKEN"), user=None,
+                      state=None, kind=None)
+    listing = _client_command(jobs_sub, "list", "the jobs, newest first, as a table (the default)")
+    listing.add_argument("--state", choices=[s.value for s in JobState])
+    listing.add_argument("--kind", help="the method that started them, e.g. migration_create")
+    for name, help in (("get", "one job's record as JSON"), ("cancel", "cancel a job"),
+                       ("watch", "follow a job with a progress display until it ends (Ctrl-C leaves it running)")):
+        _client_command(jobs_sub, name, help).add_argument("job_id")
     user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = _command(user_sub, "add", "add or replace a user (password read without echo or from stdin)")
@@ -88,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "user":
         return _user_command(args)
-    if args.command == "call":
-        return _call(args)
+    if args.command in ("call", "migrate", "jobs"):
+        return _client(args)
 
     http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
             if v is not None}
@@ -131,20 +161,31 @@ def _user_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(args: argparse.Namespace) -> int:
-    from .client import run_call, url_from
+def _client(args: argparse.Namespace) -> int:
+    from . import client as c
 
     url = args.url
     if url is None:
         path = find_config(args.config, os.environ)
         try:
-            url = url_from(load_settings(path)) if path else DEFAULT_URL
+            url = c.url_from(load_settings(path)) if path else DEFAULT_URL
         except SettingsError as exc:
             if args.config:  # asked for: its problem is the answer
                 print(f"zfsapi: {exc}", file=sys.stderr)
                 return 2
             url = DEFAULT_URL  # a config found by default but unreadable (e.g. /etc, not root): the default
-    return run_call(url, args.token, args.user, args.method, args.params)
+    session = c.Session(url, args.token, args.user)
+    if args.command == "call":
+        return c.run_call(session, args.method, args.params)
+    if args.command == "jobs":
+        return c.run_jobs(session, args.jobs_command, getattr(args, "job_id", None),
+                          state=args.state, kind=args.kind)
+    params: dict[str, Any] = {"source": args.source, "destination": args.destination, "recursive": args.recursive,
+              "sync": args.sync}
+    if args.limit is not None:
+        params["limit"] = int(args.limit) if args.limit.is_integer() else args.limit
+    params |= {k: getattr(args, k) for k in ("remote", "compression") if getattr(args, k) is not None}
+    return c.run_migrate(session, params, detach=args.detach)
 
 
 def state_dir_problem(settings: Settings) -> str | None:

@@ -1,15 +1,25 @@
-"""`zfsapi call [--url URL] [--token T | --user U] METHOD [key=value ... | JSON]`: one JSON-RPC call, its result
-printed as JSON. Exit 0 on a result; 1 on a JSON-RPC error (message and code on stderr); 2 on bad usage; 3 when
-the server cannot be reached."""
+"""The client commands, each with `[--url URL] [--token T | --user U]`:
+
+- `zfsapi call METHOD [key=value ... | JSON]`: one JSON-RPC call, its result printed as JSON.
+- `zfsapi migrate SRC DST [...]`: migration_create, then the job followed with a progress display.
+- `zfsapi jobs [list | get ID | cancel ID | watch ID]`.
+
+Exit 0 on a result (a job that succeeded); 1 on a JSON-RPC error or a job that did not succeed (message and code
+on stderr); 2 on bad usage; 3 when the server cannot be reached; 130 on Ctrl-C while following a job."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import quote
 
 import httpx
+
+from zfsapi.domain.jobs import JobState
 
 from .settings import Settings
 
@@ -63,7 +73,7 @@ def url_from(settings: Settings) -> str:
 
 
 class Client:
-    """A JSON-RPC 2.0 client over HTTP (one connection kept alive)."""
+    """A JSON-RPC 2.0 client over HTTP (one connection kept alive), and the job events of GET /jobs/{id}/events."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 330.0) -> None:
         self.url = url.rstrip("/") + "/"
@@ -77,50 +87,208 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def call(self, method: str, params: Mapping[str, Any] | list[Any] | None = None) -> Any:
         """The method's result. Raises CallFailed (a JSON-RPC error) or Unreachable."""
         self._ids += 1
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         request = {"jsonrpc": "2.0", "method": method, "params": params if params is not None else {}, "id": self._ids}
         try:
-            response = self._http.post(self.url, json=request, headers=headers)
+            response = self._http.post(self.url, json=request, headers=self._headers())
         except httpx.HTTPError as exc:
             raise Unreachable(f"cannot reach {self.url}: {exc}") from None
+        answer = self._answer(response)
+        if "result" not in answer:
+            raise Unreachable(f"{self.url} answered HTTP {response.status_code} without a JSON-RPC result")
+        return answer["result"]
+
+    def _answer(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON-RPC answer object; raises CallFailed when it carries an error."""
         try:
             answer = response.json()
         except ValueError:
             raise Unreachable(f"{self.url} answered HTTP {response.status_code}, not JSON-RPC") from None
-        if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        if not isinstance(answer, dict):
+            raise Unreachable(f"{self.url} answered HTTP {response.status_code}, not a JSON-RPC object")
+        if isinstance(answer.get("error"), dict):
             error = answer["error"]
             raise CallFailed(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
-        if not isinstance(answer, dict) or "result" not in answer:
-            raise Unreachable(f"{self.url} answered HTTP {response.status_code} without a JSON-RPC result")
-        return answer["result"]
+        return answer
 
     def login(self, username: str, password: str) -> None:
         self.token = self.call("auth_login", {"username": username, "password": password})["token"]
 
+    def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """GET /jobs/{job_id}/events: (event name, job record) as the server sends them (`progress` on every
+        change, `end` last), until the stream ends. Raises CallFailed (no such job, not allowed) or Unreachable."""
+        url = f"{self.url}jobs/{quote(job_id, safe='')}/events"
+        try:
+            # no read timeout: a queued job may wait long without a change to report
+            with self._http.stream("GET", url, headers=self._headers(),
+                                   timeout=httpx.Timeout(30.0, read=None)) as response:
+                if response.status_code != 200:
+                    response.read()
+                    self._answer(response)
+                    raise Unreachable(f"{url} answered HTTP {response.status_code}")
+                name, data = "message", []
+                for line in response.iter_lines():
+                    if line:
+                        field, _, value = line.partition(":")
+                        if field == "event":
+                            name = value.strip()
+                        elif field == "data":
+                            data.append(value.removeprefix(" "))
+                    elif data:
+                        yield name, json.loads("\n".join(data))
+                        name, data = "message", []
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"lost {url}: {exc}") from None
 
-def run_call(url: str, token: str | None, user: str | None, method: str, args: list[str]) -> int:
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """Where and as whom the client commands call: the server's URL and a token, or a user to log in as (the
+    password from $ZFSAPI_PASSWORD, else asked without echo)."""
+
+    url: str
+    token: str | None = None
+    user: str | None = None
+
+    def run(self, work: Callable[[Client], int]) -> int:
+        """`work`'s exit code with a client (logged in first with `user`); a JSON-RPC error is one line on stderr
+        and exit 1, a server out of reach exit 3."""
+        with Client(self.url, self.token) as client:
+            try:
+                if self.user is not None:
+                    from .users_cli import read_password
+
+                    client.login(self.user, os.environ.get("ZFSAPI_PASSWORD") or read_password(confirm=False))
+                return work(client)
+            except CallFailed as exc:
+                _error(exc.code, exc.message, exc.data)
+                return 1
+            except Unreachable as exc:
+                print(f"zfsapi: {exc}", file=sys.stderr)
+                return 3
+
+
+def _error(code: int, message: str, data: Any) -> None:
+    print(f"zfsapi: {message} (code {code}){f': {json.dumps(data)}' if data else ''}", file=sys.stderr)
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+
+
+def run_call(session: Session, method: str, args: list[str]) -> int:
     try:
         params = parse_params(args)
     except ValueError as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
-    with Client(url, token) as client:
-        try:
-            if user is not None:
-                from .users_cli import read_password
 
-                client.login(user, os.environ.get("ZFSAPI_PASSWORD") or read_password(confirm=False))
-            result = client.call(method, params)
-        except CallFailed as exc:
-            data = f": {json.dumps(exc.data)}" if exc.data else ""
-            print(f"zfsapi: {exc.message} (code {exc.code}){data}", file=sys.stderr)
-            return 1
-        except Unreachable as exc:
-            print(f"zfsapi: {exc}", file=sys.stderr)
-            return 3
-    json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
-    print()
-    return 0
+    def work(client: Client) -> int:
+        _print_json(client.call(method, params))
+        return 0
+
+    return session.run(work)
+
+
+def follow(client: Client, job_id: str, label: str) -> dict[str, Any]:
+    """The job's record once it has ended, its progress shown meanwhile (a bar on a terminal, else lines)."""
+    from .progress import TransferProgress
+
+    record: dict[str, Any] | None = None
+    with TransferProgress(label) as bar:
+        while record is None or not JobState(record["state"]).finished:  # a stream cut short is followed again
+            for _, record in client.events(job_id):
+                p = record["progress"]
+                bar.update(p["bytes_done"] or 0, p["bytes_total"], p["rate_bytes_per_s"], p["eta_seconds"])
+        error = record["error"]
+        bar.finish("done" if record["state"] == "succeeded" else f"failed: {error['message']}" if error
+                   else record["state"])
+    return record
+
+
+def follow_job(client: Client, job_id: str, label: str, *, cancel_on_interrupt: bool) -> int:
+    """Follow the job to its end: its result on stdout and exit 0 when it succeeded, else its error (message,
+    code) on stderr and exit 1. Ctrl-C cancels it (`cancel_on_interrupt`) or leaves it running and prints its
+    id; exit 130 either way."""
+    try:
+        record = follow(client, job_id, label)
+    except KeyboardInterrupt:
+        if not cancel_on_interrupt:
+            print(job_id)
+            print(f"zfsapi: job {job_id} keeps running (zfsapi jobs watch {job_id})", file=sys.stderr)
+            return 130
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cancel
+        try:
+            client.call("job_cancel", {"job_id": job_id})
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        print(f"zfsapi: job {job_id} cancelled", file=sys.stderr)
+        return 130
+    if record["state"] == "succeeded":
+        _print_json(record["result"])
+        return 0
+    error = record["error"]
+    if error:
+        _error(error["code"], error["message"], error["data"])
+    else:
+        print(f"zfsapi: job {job_id} {record['state']}", file=sys.stderr)
+    return 1
+
+
+def run_migrate(session: Session, params: dict[str, Any], *, detach: bool) -> int:
+    """migration_create, then its job followed; Ctrl-C cancels it unless `detach`."""
+
+    def work(client: Client) -> int:
+        started = client.call("migration_create", params)
+        job_id = started["job_id"]
+        print(f"zfsapi: migration {started['task_id']} is job {job_id}", file=sys.stderr)
+        where = f"{params['remote']}:" if "remote" in params else ""
+        label = f"{params['source']} -> {where}{params['destination']}"
+        return follow_job(client, job_id, label, cancel_on_interrupt=not detach)
+
+    return session.run(work)
+
+
+def run_jobs(session: Session, action: str, job_id: str | None = None, *, state: str | None = None,
+             kind: str | None = None) -> int:
+    """`jobs list` (a table), `jobs get` and `jobs cancel` (JSON), `jobs watch` (followed; Ctrl-C leaves it
+    running)."""
+
+    def work(client: Client) -> int:
+        if action == "list":
+            params = {k: v for k, v in (("state", state), ("kind", kind)) if v is not None}
+            listed = client.call("job_list", params)
+            print(job_table(listed["jobs"]))
+            if listed["total"] > len(listed["jobs"]):
+                print(f"zfsapi: the newest {len(listed['jobs'])} of {listed['total']} jobs", file=sys.stderr)
+            return 0
+        assert job_id is not None
+        if action == "watch":
+            record = client.call("job_get", {"job_id": job_id})
+            return follow_job(client, job_id, f"{record['kind']} {job_id}", cancel_on_interrupt=False)
+        _print_json(client.call("job_get" if action == "get" else "job_cancel", {"job_id": job_id}))
+        return 0
+
+    return session.run(work)
+
+
+def job_table(jobs: list[dict[str, Any]]) -> str:
+    """One line per job under a header: id, kind, state, owner, created, progress."""
+    from .progress import human_bytes
+
+    def moved(p: dict[str, Any]) -> str:
+        if p["bytes_done"] is None:
+            return "-"
+        total = p["bytes_total"]
+        return human_bytes(p["bytes_done"]) + (f" / {human_bytes(total)}" if total else "")
+
+    rows = [("JOB ID", "KIND", "STATE", "OWNER", "CREATED", "PROGRESS")]
+    rows += [(j["job_id"], j["kind"], j["state"], j["owner"], j["created_at"], moved(j["progress"])) for j in jobs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)

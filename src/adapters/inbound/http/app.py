@@ -407,6 +407,10 @@ def create_app(container: AppContainer) -> Litestar:
             metrics.pool_allocated.labels(p.name).set(p.allocated)
             metrics.pool_free.labels(p.name).set(p.free)
             metrics.pool_health.labels(p.name, p.health).set(1)
+        try:
+            await metrics.observe_jobs(jobs)
+        except Exception as exc:  # the job store out of reach: the job gauges are left out, the rest answers
+            log.warning("job gauges not read", extra={"reason": str(exc) or type(exc).__name__})
         # Litestar appends "; charset=utf-8" to text types: hand it the type without one, so it appears once
         # (Prometheus 3 refuses to scrape a Content-Type with the parameter twice)
         return Response(generate_latest(metrics.registry), status_code=200, media_type=_METRICS_TYPE)
