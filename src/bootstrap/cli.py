@@ -27,6 +27,7 @@ from .users_cli import ROLES
 
 
 PROFILES = ["rfc9106-low-memory", "owasp-minimum"]
+DETACH_HELP = "Ctrl-C leaves the job running and prints its id"
 CONFIG_HELP = "config.yaml (default: $ZFSAPI_CONFIG, else ./config.yaml, else /etc/zfsapi/config.yaml)"
 
 
@@ -73,18 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--recursive", action="store_true", help="send the children too (zfs send -R)")
     migrate.add_argument("--no-sync", dest="sync", action="store_false",
                          help="no holds and bookmark for the next incremental")
-    migrate.add_argument("--detach", action="store_true", help="Ctrl-C leaves the job running and prints its id")
+    migrate.add_argument("--detach", action="store_true", help=DETACH_HELP)
     jobs = _command(sub, "jobs", "list, show, cancel or follow jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command")
     # `zfsapi jobs` alone lists (a subcommand's own values replace these)
     jobs.set_defaults(jobs_command="list", url=None, config=None, token=os.environ.get("ZFSAPI_TOKEN"), user=None,
-                      state=None, kind=None)
+                      state=None, kind=None, job_id=None, detach=False)
     listing = _client_command(jobs_sub, "list", "the jobs, newest first, as a table (the default)")
     listing.add_argument("--state", choices=[s.value for s in JobState])
     listing.add_argument("--kind", help="the method that started them, e.g. migration_create")
     for name, help in (("get", "one job's record as JSON"), ("cancel", "cancel a job"),
-                       ("watch", "follow a job with a progress display until it ends (Ctrl-C leaves it running)")):
+                       ("watch", "follow a job with a progress display until it ends; Ctrl-C cancels it")):
         _client_command(jobs_sub, name, help).add_argument("job_id")
+    jobs_sub.choices["watch"].add_argument("--detach", action="store_true", help=DETACH_HELP)
     user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = _command(user_sub, "add", "add or replace a user (password read without echo or from stdin)")
@@ -178,8 +180,8 @@ def _client(args: argparse.Namespace) -> int:
     if args.command == "call":
         return c.run_call(session, args.method, args.params)
     if args.command == "jobs":
-        return c.run_jobs(session, args.jobs_command, getattr(args, "job_id", None),
-                          state=args.state, kind=args.kind)
+        return c.run_jobs(session, args.jobs_command, args.job_id, state=args.state, kind=args.kind,
+                          detach=args.detach)
     params: dict[str, Any] = {"source": args.source, "destination": args.destination, "recursive": args.recursive,
               "sync": args.sync}
     if args.limit is not None:

@@ -203,9 +203,10 @@ def follow(client: Client, job_id: str, label: str) -> dict[str, Any]:
     record: dict[str, Any] | None = None
     with TransferProgress(label) as bar:
         while record is None or not JobState(record["state"]).finished:  # a stream cut short is followed again
-            for _, record in client.events(job_id):
+            for event, record in client.events(job_id):
                 p = record["progress"]
-                bar.update(p["bytes_done"] or 0, p["bytes_total"], p["rate_bytes_per_s"], p["eta_seconds"])
+                bar.update(p["bytes_done"] or 0, p["bytes_total"], p["rate_bytes_per_s"], p["eta_seconds"],
+                           last=event == "end")
         error = record["error"]
         bar.finish("done" if record["state"] == "succeeded" else f"failed: {error['message']}" if error
                    else record["state"])
@@ -256,9 +257,9 @@ def run_migrate(session: Session, params: dict[str, Any], *, detach: bool) -> in
 
 
 def run_jobs(session: Session, action: str, job_id: str | None = None, *, state: str | None = None,
-             kind: str | None = None) -> int:
-    """`jobs list` (a table), `jobs get` and `jobs cancel` (JSON), `jobs watch` (followed; Ctrl-C leaves it
-    running)."""
+             kind: str | None = None, detach: bool = False) -> int:
+    """`jobs list` (a table), `jobs get` and `jobs cancel` (JSON), `jobs watch` (followed like a migration;
+    Ctrl-C cancels it unless `detach`)."""
 
     def work(client: Client) -> int:
         if action == "list":
@@ -271,7 +272,7 @@ def run_jobs(session: Session, action: str, job_id: str | None = None, *, state:
         assert job_id is not None
         if action == "watch":
             record = client.call("job_get", {"job_id": job_id})
-            return follow_job(client, job_id, f"{record['kind']} {job_id}", cancel_on_interrupt=False)
+            return follow_job(client, job_id, f"{record['kind']} {job_id}", cancel_on_interrupt=not detach)
         _print_json(client.call("job_get" if action == "get" else "job_cancel", {"job_id": job_id}))
         return 0
 

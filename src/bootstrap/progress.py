@@ -54,13 +54,14 @@ class TransferProgress:
         return self
 
     def update(self, done: int, total: int | None = None, rate: float | None = None,
-               eta: float | None = None) -> None:
+               eta: float | None = None, *, last: bool = False) -> None:
+        """The figures now; `last`: the final ones, shown by `finish` (no plain line of their own)."""
         self._last = (done, total, rate, eta)
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total)
             return
         now = time.monotonic()
-        if now - self._last_line >= self._every:
+        if not last and now - self._last_line >= self._every:
             self._last_line = now
             self._line(done, total, rate, eta)
 

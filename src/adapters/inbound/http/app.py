@@ -348,7 +348,11 @@ def create_app(container: AppContainer) -> Litestar:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
             (b"x-request-id", a.request_id.encode())]})
-        gone = asyncio.ensure_future(receive())  # http.disconnect: stop following
+        async def disconnect() -> None:  # the request's own (empty) body comes first, then http.disconnect
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        gone = asyncio.ensure_future(disconnect())  # the client went away: stop following
 
         async def event(job: Job) -> None:
             name = b"end" if job.state.finished else b"progress"
@@ -366,9 +370,10 @@ def create_app(container: AppContainer) -> Litestar:
                     break  # the client went away, or the job is gone (its record purged)
                 await event(first := following.result())
         finally:
-            for task in (gone, following):
-                if task is not None:
-                    task.cancel()
+            tasks = [task for task in (gone, following) if task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # `updates` is not running when it is closed
             await updates.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
