@@ -19,6 +19,7 @@ from tests.fakes import FakeZfs, FixedClock
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.guard import is_loopback_address
 from zfsapi.adapters.inbound.http.peer import SCOPE_KEY, Peer
+from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.bootstrap import build_container, load_settings
 
 pytest.register_assert_rewrite("tests.job_store_contract")  # a suite outside test_*.py: detailed failures too
@@ -33,6 +34,7 @@ def fake_zfs() -> FakeZfs:
 def container(fake_zfs: FakeZfs):
     c = build_container(load_settings(environ={}))
     c.zfs.override(providers.Object(fake_zfs))
+    c.job_store.override(providers.Object(MemoryJobStore()))  # not a file under the default state_dir
     c.clock.override(providers.Object(FixedClock(datetime(2026, 11, 24, 12, 30, 15, tzinfo=timezone.utc))))
     return c
 

@@ -1,5 +1,6 @@
 """/metrics read by Prometheus' own text parser (outcomes apart: ok, client_error, auth, zfs_error, internal;
-send-file bytes), and one access line per JSON-RPC request."""
+send-file bytes; job gauges and replication successes from the job store), and one access line per JSON-RPC
+request."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ from tests.conftest import http_client
 from tests.fakes import FakeZfs
 from tests.unit.test_executor import SPEC, script
 from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters import metrics as metrics_module
 from zfsapi.adapters.metrics import Metrics
+from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
+from zfsapi.application.jobs import Jobs
+from zfsapi.domain.errors import ServiceUnavailable
+from zfsapi.domain.jobs import Job, JobOwner, JobState
 from zfsapi.domain.names import DatasetName
 from zfsapi.domain.transfer import Compression, ReceiveSpec
 
@@ -102,3 +108,77 @@ async def test_one_access_line_per_request(container, caplog):
     assert (refused.method, refused.outcome, refused.code, refused.status) == ([], "refused", None, 415)
     assert one.duration_ms >= 0 and one.peer == "127.0.0.1"
     assert [x.request_id for x in lines] == ["req-1", "req-2", "req-3"]
+
+
+async def jobs_in(store, *specs: tuple[str, JobState, float | None, dict]) -> None:
+    """Records as they would stand (id, state, finished_at, params), created in this order."""
+    for n, (job_id, state, finished, params) in enumerate(specs):
+        kind = "migration_create" if "destination" in params else "send_to_file"
+        await store.add(Job(job_id=job_id, kind=kind, owner=JobOwner("root", "admin"), params=params, datasets=(),
+                            created_at=1000.0 + n, state=state, finished_at=finished))
+
+
+SUCCEEDED, FAILED = JobState.SUCCEEDED, JobState.FAILED
+REMOTE = {"remote": "http://nas:8545", "destination": "tank/b"}
+HISTORY = (
+    ("q1", JobState.QUEUED, None, {}),
+    ("q2", JobState.QUEUED, None, {}),
+    ("r1", JobState.RUNNING, None, {"destination": "backup/a b"}),
+    ("m1", SUCCEEDED, 1000.0, {"destination": "backup/a b"}),
+    ("m2", SUCCEEDED, 2000.0, {"destination": "backup/a b", "remote": None}),
+    ("f1", FAILED, 2500.0, {"destination": "backup/c"}),  # never succeeded: no gauge
+    ("s1", SUCCEEDED, 3000.0, {}),  # not a migration
+    ("m3", SUCCEEDED, 1500.0, REMOTE),
+)
+
+
+async def test_job_gauges_come_from_the_job_store(container):
+    await jobs_in(container.job_store(), *HISTORY)
+    async with http_client(create_app(container)) as c:
+        text = (await c.get("/metrics")).text
+    assert samples(text, "zfsapi_jobs") == {(("state", "queued"),): 2.0, (("state", "running"),): 1.0}
+    assert samples(text, "zfsapi_replication_last_success_timestamp_seconds") == {
+        (("destination", "backup/a b"),): 2000.0, (("destination", "http://nas:8545:tank/b"),): 1500.0}
+    assert set(samples(text, "zfsapi_replication_seconds_since_success")) == {
+        (("destination", "backup/a b"),), (("destination", "http://nas:8545:tank/b"),)}
+
+
+async def test_seconds_since_success_and_the_bounded_read(monkeypatch):
+    from prometheus_client import generate_latest
+
+    store = MemoryJobStore()
+    await jobs_in(store, *HISTORY)
+    metrics = Metrics()
+    await metrics.observe_jobs(Jobs(store), now=2600.0)
+    text = generate_latest(metrics.registry).decode()
+    assert samples(text, "zfsapi_replication_seconds_since_success") == {
+        (("destination", "backup/a b"),): 600.0, (("destination", "http://nas:8545:tank/b"),): 1100.0}
+    monkeypatch.setattr(metrics_module, "RECENT_JOBS", 1)  # only the newest success is read: m3
+    await metrics.observe_jobs(Jobs(store), now=2600.0)
+    text = generate_latest(metrics.registry).decode()
+    assert samples(text, "zfsapi_replication_last_success_timestamp_seconds") == {
+        (("destination", "http://nas:8545:tank/b"),): 1500.0}
+
+
+async def test_a_job_store_out_of_reach_leaves_the_job_gauges_out(container):
+    class Flaky(MemoryJobStore):
+        down = False
+
+        async def query(self, **kw):
+            if self.down:
+                raise ServiceUnavailable("job store", "database is locked")
+            return await super().query(**kw)
+
+    store = Flaky()
+    container.job_store.override(providers.Object(store))
+    await jobs_in(store, *HISTORY)
+    async with http_client(create_app(container)) as c:
+        before = (await c.get("/metrics")).text
+        assert samples(before, "zfsapi_jobs")[(("state", "queued"),)] == 2.0
+        store.down = True
+        r = await c.get("/metrics")
+    assert r.status_code == 200
+    assert samples(r.text, "zfsapi_jobs") == {}
+    assert samples(r.text, "zfsapi_replication_last_success_timestamp_seconds") == {}
+    pools = samples(before, "zfsapi_pool_size_bytes")
+    assert pools and samples(r.text, "zfsapi_pool_size_bytes") == pools  # the rest answers as before
