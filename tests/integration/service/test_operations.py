@@ -122,10 +122,14 @@ def test_systemd_notify_ready_watchdog_and_stopping(tmp_path):
             assert proc.wait(30) == 0
 
 
-def zfsapi_call(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+def zfsapi(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")}
-    return subprocess.run([sys.executable, "-m", "zfsapi", "call", *args], capture_output=True, text=True,
-                          timeout=60, env=base | (env or {}), stdin=subprocess.DEVNULL)
+    return subprocess.run([sys.executable, "-m", "zfsapi", *args], capture_output=True, text=True,
+                          timeout=120, env=base | (env or {}), stdin=subprocess.DEVNULL)
+
+
+def zfsapi_call(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return zfsapi("call", *args, env=env)
 
 
 def test_call_prints_results_and_errors(tmp_path):
@@ -155,6 +159,48 @@ def test_call_prints_results_and_errors(tmp_path):
         ("auth_login", "ok", "root"), ("auth_logout", "ok", "ops"), ("dataset_list", "client_error", "root"),
         ("auth_login", "auth", "root")]  # root: this test's uid, a local user (passwordless) by default
     assert all(len(e["request_id"]) == 32 for e in access)
+
+
+def test_jobs_of_a_user_followed_with_its_token(tmp_path):
+    """`--user` logs in once; the token also opens GET /jobs/{id}/events. Without zfs the job fails with -32014:
+    watch prints it and exits 1."""
+    users = {"ops": {"password_hash": FAST.hash("ops-pw"), "role": "operator"}}
+    (tmp_path / "files").mkdir()
+    config = {"auth": {"users": users}, "transfer": {"directories": [str(tmp_path / "files")]}}
+    env = {"ZFSAPI_PASSWORD": "ops-pw"}
+    with serving(tmp_path, config) as (_, port, _, _):
+        who = ("--url", f"http://127.0.0.1:{port}", "--user", "ops")
+        r = zfsapi_call(*who, "send_to_file", "dataset=tank/a b", "snapshot=s1", "output_file=x", "background=true",
+                        env=env)
+        assert r.returncode == 0, r.stderr
+        job_id = json.loads(r.stdout)["job_id"]
+        r = zfsapi("jobs", "watch", job_id, *who, env=env)
+        assert (r.returncode, r.stdout) == (1, ""), r.stderr
+        failed, error = r.stderr.splitlines()[-2:]
+        assert failed.startswith(f"send_to_file {job_id}: 0 B, failed: ")
+        assert error.startswith("zfsapi: ") and " (code -32014)" in error
+        r = zfsapi("jobs", "list", "--state", "failed", *who, env=env)
+        assert [row.split()[:4] for row in r.stdout.splitlines()[1:]] == [[job_id, "send_to_file", "failed", "ops"]]
+        r = zfsapi("jobs", "watch", job_id, "--url", f"http://127.0.0.1:{port}", "--token", "not-a-token")
+        assert r.returncode == 1 and r.stderr.startswith("zfsapi: ") and "(code -32002)" in r.stderr
+
+
+def _has_migrations() -> bool:
+    from zfsapi.bootstrap import build_container, load_settings
+
+    return "migration_create" in build_container(load_settings(environ={})).registry()
+
+
+@pytest.mark.skipif(not _has_migrations(), reason="migration_* methods are not on this branch yet")
+def test_migrate_on_a_host_without_zfs_exits_1_with_the_error(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the passwordless call needs this test to run as root (the default local user)")
+    with serving(tmp_path, {}) as (_, port, _, _):
+        r = zfsapi("migrate", "tank/a b@s1", "backup/a b", "--limit", "2", "--compression", "zstd", "--url",
+                   f"http://127.0.0.1:{port}")
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith("zfsapi: ") and " (code -32014)" in last
 
 
 def test_sighup_with_several_workers_restarts_them_on_the_new_config(tmp_path, redis_url):
