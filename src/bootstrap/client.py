@@ -157,7 +157,7 @@ class Session:
 
     def run(self, work: Callable[[Client], int]) -> int:
         """`work`'s exit code with a client (logged in first with `user`); a JSON-RPC error is one line on stderr
-        and exit 1, a server out of reach exit 3."""
+        and exit 1, a server out of reach exit 3, Ctrl-C exit 130."""
         with Client(self.url, self.token) as client:
             try:
                 if self.user is not None:
@@ -171,6 +171,9 @@ class Session:
             except Unreachable as exc:
                 print(f"zfsapi: {exc}", file=sys.stderr)
                 return 3
+            except KeyboardInterrupt:  # Ctrl-C before a job was followed (a call, the password prompt)
+                print("zfsapi: interrupted", file=sys.stderr)
+                return 130
 
 
 def _error(code: int, message: str, data: Any) -> None:
