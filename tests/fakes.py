@@ -28,6 +28,7 @@ from zfsapi.domain.errors import (
     ZfsCommandFailed,
 )
 from zfsapi.domain.models import (
+    Bookmark,
     DatasetType,
     DiffEntry,
     Hold,
@@ -152,6 +153,7 @@ class FakeZfs:
         self.datasets: dict[str, _Dataset] = {p: _Dataset(FS) for p in pools}
         self.snapshots: dict[str, _Snap] = {}
         self.bookmarks: dict[str, int] = {}  # full name -> createtxg (that of the snapshot it was made from)
+        self.bookmark_guids: dict[str, int] = {}  # full name -> guid (that of the snapshot it was made from)
         self.changes: dict[str, list[tuple[int, DiffEntry]]] = {}  # dataset -> (txg, change) seen by diff
 
     def write(self, dataset: str, change: DiffEntry) -> None:
@@ -442,6 +444,7 @@ class FakeZfs:
         move(self.datasets)
         move(self.snapshots)
         move(self.bookmarks)
+        move(self.bookmark_guids)
         move(self.changes)
         for ds in self.datasets.values():
             if ds.origin is not None and ds.origin.startswith((old.value + "@", old.value + "/")):
@@ -531,9 +534,9 @@ class FakeZfs:
     # ---- Bookmarks ----
     async def create_bookmark(self, source: SnapshotName | BookmarkName, bookmark: BookmarkName) -> None:
         if isinstance(source, SnapshotName):
-            txg = self._need_snapshot(source.value).txg
+            txg, guid = self._need_snapshot(source.value).txg, self.snapshots[source.value].guid
         elif source.value in self.bookmarks:
-            txg = self.bookmarks[source.value]
+            txg, guid = self.bookmarks[source.value], self.bookmark_guids.get(source.value, 0)
         else:
             raise NotFound("bookmark", source.value)
         if bookmark.dataset != source.dataset:
@@ -542,11 +545,15 @@ class FakeZfs:
         if bookmark.value in self.bookmarks:
             raise AlreadyExists("bookmark", bookmark.value)
         self.bookmarks[bookmark.value] = txg
+        self.bookmark_guids[bookmark.value] = guid
 
     async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
         self._need(dataset.value)
         return sorted((b for b in self.bookmarks if b.split("#")[0] == dataset.value),
                       key=lambda b: (self.bookmarks[b], b))
+
+    async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
+        return [Bookmark(b, self.bookmark_guids.get(b, 0), self.bookmarks[b]) for b in await self.list_bookmarks(dataset)]
 
     async def destroy_bookmark(self, bookmark: BookmarkName) -> None:
         if self.bookmarks.pop(bookmark.value, None) is None:

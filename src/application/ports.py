@@ -6,7 +6,17 @@ from datetime import datetime
 from typing import Any, Protocol, Sequence
 
 from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
-from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
+from zfsapi.domain.models import (
+    Bookmark,
+    DatasetType,
+    DiffEntry,
+    Hold,
+    Pool,
+    PoolStatus,
+    PropertyEntry,
+    Snapshot,
+    SpaceUsage,
+)
 from zfsapi.domain.names import (
     BookmarkName,
     DatasetName,
@@ -116,6 +126,11 @@ class Bookmarks(Protocol):
 
     async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
         """Full names of the dataset's own bookmarks. Raises NotFound for a missing dataset."""
+        ...
+
+    async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
+        """The dataset's own bookmarks with the guid and createtxg of their snapshots, oldest first. Raises
+        NotFound for a missing dataset."""
         ...
 
     async def destroy_bookmark(self, bookmark: BookmarkName) -> None: ...
