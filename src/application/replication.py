@@ -270,15 +270,24 @@ class Replicate:
         for member in family:
             await run.side.hold(run.target(member.dataset.value).snapshot(member.short), _HOLD)
         previous = run.first.base_guid if run.first is not None else None
+        if previous is not None:
+            await self._release(run, snapshot, previous, source, family)
+        await self._bookmark(snapshot, _named(source, snapshot.value).guid, previous)
+
+    async def _release(self, run: _Run, snapshot: SnapshotName, previous: int, source: list[Snapshot],
+                       family: list[SnapshotName]) -> None:
+        """Release the holds of the previous base (by guid) on both sides: on the source unless only its bookmark
+        is left, on the destination for the whole family (by the base's name there)."""
         old = next((s for s in source if s.guid == previous and s.dataset == snapshot.dataset.value), None)
-        if old is not None and old.short != snapshot.short:  # a bookmark base has no holds to release
+        if old is not None:
             try:
-                await self._snapshots.release(SnapshotName.parse(old.name), _HOLD, recursive=recursive)
+                await self._snapshots.release(SnapshotName.parse(old.name), _HOLD, recursive=run.spec.recursive)
             except NotFound:
                 pass
+        twin = next((d for d in await run.side.snapshots(run.spec.destination) or [] if d.guid == previous), None)
+        if twin is not None:
             for member in family:
-                await run.side.release(run.target(member.dataset.value).snapshot(old.short), _HOLD)
-        await self._bookmark(snapshot, _named(source, snapshot.value).guid, previous)
+                await run.side.release(run.target(member.dataset.value).snapshot(twin.short), _HOLD)
 
     async def _bookmark(self, snapshot: SnapshotName, guid: int, previous: int | None) -> None:
         """Bookmark the snapshot on the source (`zfsapi-repl-<short>`, by guid when that name is too long) and
