@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.parsers import property_value
@@ -686,6 +686,11 @@ class FakeStreams:
         self.cut_after = None
         self.pipes.append(pipe)
         return pipe
+
+    async def relay(self, send: FakePipe, receive: FakePipe, moved: Callable[[int], float]) -> None:
+        while chunk := await send.read():
+            await receive.write(chunk)
+            await asyncio.sleep(moved(len(chunk)))
 
     async def open_receive(self, spec: ReceiveSpec) -> FakePipe:
         pipe = FakePipe(self, b"", None, spec)

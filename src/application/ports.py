@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
 from zfsapi.domain.models import (
@@ -225,6 +225,12 @@ class Pipelines(Protocol):
         ...
 
     async def open_receive(self, spec: ReceiveSpec) -> ReceivePipe: ...
+
+    async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
+        """Move the send's stream into the receive until the send ends (its failure raised); the receive is not
+        finished. After each step `moved(nbytes)` is called, from any thread, and answers how many seconds to
+        pause before the next (a rate limit). Either end may be any adapter's."""
+        ...
 
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression) -> tuple[int, str]:
         """Write the send (compressed) to a new file at `path` inside `root`: (size, sha256 hex). A failed send

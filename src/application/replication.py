@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 from zfsapi.domain.authz import Principal
 from zfsapi.domain.errors import (
@@ -57,18 +57,18 @@ class ReplicationResult:
 
 class Pacer:
     """A token bucket over the relayed bytes: `rate` bytes per second on average, with at most `burst` seconds
-    of unused allowance saved up (after a stall, the transfer catches up by no more than that)."""
+    of unused allowance saved up (after a stall, the transfer catches up by no more than that). `delay` says
+    how long to pause after moving some bytes (the relay pauses; it may run in a worker thread)."""
 
     def __init__(self, rate: float, *, burst: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         self._rate, self._burst, self._clock = rate, burst, clock
         self._next: float | None = None  # when the bytes sent so far are paid for
 
-    async def pace(self, nbytes: int) -> None:
+    def delay(self, nbytes: int) -> float:
         now = self._clock()
         start = now if self._next is None else max(self._next, now - self._burst)
         self._next = start + nbytes / self._rate
-        if self._next > now:
-            await asyncio.sleep(self._next - now)
+        return max(0.0, self._next - now)
 
 
 @dataclass
@@ -83,6 +83,14 @@ class _Run:
     moved: int = 0
     resumed: bool = False
     first: ReplicationPlan | None = None
+    package: ReplicationPlan | None = None  # the -R package this run sent (again after a cut)
+    raw: bool = False  # sends are raw (-w): the source is encrypted (plan_send's rule)
+
+    def moved_by(self, nbytes: int) -> float:
+        """The relay's report (from any thread): count the bytes; the pause the limit asks for."""
+        self.moved += nbytes
+        self.progress.add(nbytes)
+        return self.pacer.delay(nbytes) if self.pacer is not None else 0.0
 
     def target(self, dataset: str) -> DatasetName:
         """The destination of a source dataset (the top, or a child with `recursive`)."""
@@ -152,13 +160,11 @@ class Replicate:
         attempt = 0
         while True:
             try:
-                await self._resume_partial(run)
-                if run.spec.recursive and run.first is not None:  # a cut -R package
-                    plan = plan_package_retry(run.first, *await self._sides(run, snapshot))
-                else:
-                    plan = await self._plan(run, snapshot)
+                plan = await self._next_plan(run, snapshot)
                 if plan.mode is not ReplicationMode.UP_TO_DATE:
                     run.first = run.first or plan
+                    if run.spec.recursive:
+                        run.package = run.package or plan
                     await self._send(run, plan)
                 return plan
             except _CUT:
@@ -167,29 +173,48 @@ class Replicate:
                 await asyncio.sleep(min(self._backoff * 2 ** attempt, 60.0))
                 attempt += 1
 
-    async def _sides(self, run: _Run, snapshot: SnapshotName) -> tuple[list[Snapshot], list[Snapshot] | None]:
-        """The source dataset's snapshots and the destination's (None: missing)."""
-        source = await self._snapshots.list_snapshots(snapshot.dataset, recursive=False, details=False)
-        return source, await run.side.snapshots(run.spec.destination)
+    async def _next_plan(self, run: _Run, snapshot: SnapshotName) -> ReplicationPlan:
+        """Finish the partial receives the destination holds, then plan (both looked up at once: a plan made
+        before a resume is made again after it)."""
+        partial, plan, sending = await asyncio.gather(self._partial(run), self._plan(run, snapshot),
+                                                      plan_send(self._t, SendSpec(snapshot)), return_exceptions=True)
+        if isinstance(partial, BaseException):
+            raise partial
+        if isinstance(sending, BaseException):
+            raise sending
+        run.raw = sending.raw
+        if not partial:
+            if isinstance(plan, BaseException):
+                raise plan
+            return plan
+        for target, token in partial:
+            await self._resume(run, target, token)
+        return await self._plan(run, snapshot)
 
     async def _plan(self, run: _Run, snapshot: SnapshotName) -> ReplicationPlan:
         run.progress.phase("planning")
-        source, destination = await self._sides(run, snapshot)
-        marks = await self._bookmarks.list_bookmark_ids(snapshot.dataset)
+        (source, destination), marks = await asyncio.gather(
+            self._sides(run, snapshot), self._bookmarks.list_bookmark_ids(snapshot.dataset))
+        if run.package is not None:  # a cut -R package
+            return plan_package_retry(run.package, source, destination)
         return plan_replication(_named(source, snapshot.value), source, destination, bookmarks=marks,
                                 recursive=run.spec.recursive)
 
+    async def _sides(self, run: _Run, snapshot: SnapshotName) -> tuple[list[Snapshot], list[Snapshot] | None]:
+        """The source dataset's snapshots and the destination's (None: missing)."""
+        return await asyncio.gather(
+            self._snapshots.list_snapshots(snapshot.dataset, recursive=False, details=False),
+            run.side.snapshots(run.spec.destination))
+
     async def _send(self, run: _Run, plan: ReplicationPlan) -> None:
-        send = await plan_send(self._t, SendSpec(plan.snapshot, plan.base, recursive=run.spec.recursive,
-                                                 intermediates=isinstance(plan.base, SnapshotName)))
-        run.progress.phase("estimating")
-        run.progress.expect(await self._t.estimate(send))
+        send = SendSpec(plan.snapshot, plan.base, recursive=run.spec.recursive, raw=run.raw,
+                        intermediates=isinstance(plan.base, SnapshotName))
         # -F: see the class docstring (an incremental of one dataset whose newest snapshot is the base)
         force = plan.mode is ReplicationMode.INCREMENTAL and not run.spec.recursive
         receive = ReceiveSpec(run.spec.destination, force=force, resumable=True,
                               trusted=run.who.unrestricted_admin)
         run.progress.restart()
-        await self._relay(run, send, receive)
+        await self._relay(run, send, receive, self._t.estimate(send))
 
     async def _partial(self, run: _Run) -> list[tuple[DatasetName, ResumeToken]]:
         """The destination datasets (the top, and with `recursive` its children) holding a partial receive."""
@@ -234,27 +259,33 @@ class Replicate:
         await self._relay(run, send, ReceiveSpec(target, resumable=True, resume_token=token,
                                                  trusted=run.who.unrestricted_admin))
 
-    async def _relay(self, run: _Run, source: SendSpec | ResumeSend, receive: ReceiveSpec) -> None:
-        """zfs send -> the destination's receive, chunk by chunk, paced; both ends killed and reaped on any
-        failure or cancellation (a resumable receive keeps its token)."""
+    async def _relay(self, run: _Run, source: SendSpec | ResumeSend, receive: ReceiveSpec,
+                     estimate: Coroutine[Any, Any, int] | None = None) -> None:
+        """zfs send -> the destination's receive, paced; both ends killed and reaped on any failure or
+        cancellation (a resumable receive keeps its token). The estimate, if any, runs alongside (its figure
+        only feeds the progress: the send itself checks what the estimate would)."""
         run.progress.phase("sending")
-        send = await self._p.open_send(source)
+        sizing = asyncio.ensure_future(estimate) if estimate is not None else None
+        if sizing is not None:
+            sizing.add_done_callback(lambda done: None if done.cancelled() or done.exception() is not None
+                                     else run.progress.expect(done.result()))
         try:
-            recv = await run.side.open_receive(receive, run.spec.compression)
-        except BaseException:
-            await send.kill()
-            raise
-        try:
-            while chunk := await send.read():
-                await recv.write(chunk)
-                run.moved += len(chunk)
-                run.progress.add(len(chunk))
-                if run.pacer is not None:
-                    await run.pacer.pace(len(chunk))
-            await recv.finish()
+            send = await self._p.open_send(source)
+            try:
+                recv = await run.side.open_receive(receive, run.spec.compression)
+            except BaseException:
+                await send.kill()
+                raise
+            try:
+                await self._p.relay(send, recv, run.moved_by)
+                await recv.finish()
+            finally:
+                await send.kill()
+                await recv.kill()
         finally:
-            await send.kill()
-            await recv.kill()
+            if sizing is not None:
+                sizing.cancel()
+                await asyncio.wait([sizing])
 
     # ---- sync: holds and the bookmark follow the newest replicated snapshot ----
     async def _sync(self, run: _Run, snapshot: SnapshotName) -> None:
