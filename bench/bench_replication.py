@@ -62,6 +62,11 @@ class Phases(ProgressMeter):
     def __init__(self) -> None:
         super().__init__()
         self.began: list[tuple[str, float]] = []
+        self.steps = 0
+
+    def add(self, nbytes: int) -> None:
+        self.steps += 1
+        super().add(nbytes)
 
     def phase(self, name: str) -> None:
         self.began.append((name, time.perf_counter()))
@@ -76,6 +81,7 @@ async def ours(uc: Replicate, source: str, target: str) -> tuple[float, int, str
     end = time.perf_counter()
     marks = [*progress.began, ("end", end)]
     phases = " ".join(f"{name} {b - a:.2f}" for (name, a), (_, b) in zip(marks, marks[1:]))
+    phases += f"; {progress.steps} relay steps of {result.bytes / max(progress.steps, 1) / 1024:.0f} KiB on average"
     return end - t, result.bytes, phases
 
 
