@@ -223,24 +223,17 @@ class Replicate:
             children = await self._snapshots.list_snapshots(run.spec.source_dataset, recursive=True, details=False)
             targets += sorted({run.target(s.dataset) for s in children if s.dataset != run.spec.source_dataset.value},
                               key=lambda d: d.value)
-        out = []
-        for target in targets:
-            token = await run.side.resume_token(target)
-            if token is not None:
-                out.append((target, token))
-        return out
-
-    async def _resume_partial(self, run: _Run) -> None:
-        for target, token in await self._partial(run):
-            await self._resume(run, target, token)
+        tokens = await asyncio.gather(*(run.side.resume_token(target) for target in targets))
+        return [(target, token) for target, token in zip(targets, tokens) if token is not None]
 
     async def _resume(self, run: _Run, target: DatasetName, token: ResumeToken) -> None:
         """Continue the partial receive into `target` from its token, once the token is known to continue a
         snapshot of this source that the caller may read."""
         run.progress.phase("resuming")
         contents = await self._t.decode_resume_token(token)
-        to = SnapshotName.parse(contents.toname)
-        if run.target(to.dataset.value) != target or not run.who.covers(to.value):
+        to, top = SnapshotName.parse(contents.toname), run.spec.source_dataset
+        ours = to.dataset == top or run.spec.recursive and to.dataset.is_within(top)
+        if not ours or run.target(to.dataset.value) != target or not run.who.covers(to.value):
             raise StateConflict(f"{target} holds a partial receive of {to}, not of {run.spec.source_dataset}: "
                                 "abort it (receive_abort) or choose another destination", partial=to.value)
         source = await self._snapshots.list_snapshots(to.dataset, recursive=False, details=False)

@@ -314,16 +314,18 @@ async def test_no_token_no_retry(world: World) -> None:
     assert len(world.streams.streams) == 1 and "backup/x" not in world.zfs.datasets
 
 
-async def test_a_partial_receive_of_another_source_is_refused(world: World) -> None:
-    await world.zfs.create_dataset(DatasetName.parse("tank/other"), properties={}, parents=False)
-    await world.snapshot("tank/other@s1")
+@pytest.mark.parametrize("other", ["tank/other", "tank"])  # a sibling, and the source's parent
+async def test_a_partial_receive_of_another_source_is_refused(world: World, other: str) -> None:
+    if other != "tank":
+        await world.zfs.create_dataset(DatasetName.parse(other), properties={}, parents=False)
+    await world.snapshot(f"{other}@p1")
     world.use_case._retries = 0
     world.streams.cut_after = CHUNK
     with pytest.raises(ZfsCommandFailed):
-        await world.run(source="tank/other@s1")
+        await world.run(source=f"{other}@p1")
     with pytest.raises(StateConflict) as foreign:
         await world.run()
-    assert foreign.value.reason == ("backup/x holds a partial receive of tank/other@s1, not of tank/a: abort it "
+    assert foreign.value.reason == (f"backup/x holds a partial receive of {other}@p1, not of tank/a: abort it "
                                     "(receive_abort) or choose another destination")
 
 
