@@ -20,7 +20,7 @@ from zfsapi.domain.errors import (
     ZfsCommandFailed,
 )
 from zfsapi.domain.jobs import ProgressMeter
-from zfsapi.domain.models import Snapshot
+from zfsapi.domain.models import Bookmark, Snapshot
 from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import (
     BOOKMARK_PREFIX,
@@ -193,10 +193,12 @@ class Replicate:
 
     async def _plan(self, run: _Run, snapshot: SnapshotName) -> ReplicationPlan:
         run.progress.phase("planning")
-        (source, destination), marks = await asyncio.gather(
-            self._sides(run, snapshot), self._bookmarks.list_bookmark_ids(snapshot.dataset))
+        source, destination = await self._sides(run, snapshot)
         if run.package is not None:  # a cut -R package
             return plan_package_retry(run.package, source, destination)
+        marks: list[Bookmark] = []
+        if destination and destination[-1].guid not in {s.guid for s in source}:
+            marks = await self._bookmarks.list_bookmark_ids(snapshot.dataset)  # the base may be a bookmark now
         return plan_replication(_named(source, snapshot.value), source, destination, bookmarks=marks,
                                 recursive=run.spec.recursive)
 
