@@ -3,8 +3,9 @@ on real ZFS (run it where ZFS is, e.g. the guest):
 
     scripts/zfs-testhost run -- python -m bench.bench_replication [MiB] [rounds]
 
-Pool A holds a filesystem of MiB random data and its snapshot; each round receives it into pool B twice: by
-`zfs send -L -e -c A@s1 | zfs receive B/base<i>` (two processes joined by a kernel pipe, no shell) and by the
+Pool A holds a filesystem of MiB random data and its snapshot; each round receives it into pool B three times:
+by `zfs send -L -e -c A@s1 | zfs receive B/base<i>` (two processes joined by a kernel pipe, no shell), the same
+with `zfs receive -v -s` (the flags ours receives with), and by the
 Replicate use case (full, sync off) into B/ours<i>: its planning commands, the estimate, and the relay of every
 chunk (spliced in a worker thread). Both pools live on tmpfs, so the disk is not what is measured. The ratio is the
 pipe's time over ours (1.0: as fast as the pipe). Ours also pays a fixed cost per run, the lookups before the
