@@ -7,14 +7,16 @@ made up but keep ZFS's relations (used = the sum of its parts, a parent's usedch
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import math
 import random
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.parsers import property_value
@@ -28,6 +30,7 @@ from zfsapi.domain.errors import (
     ZfsCommandFailed,
 )
 from zfsapi.domain.models import (
+    Bookmark,
     DatasetType,
     DiffEntry,
     Hold,
@@ -41,6 +44,7 @@ from zfsapi.domain.models import (
 )
 from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, PoolName, PropertyName, PropertyValue, SnapshotName
 from zfsapi.domain.planning import DestroyFlags
+from zfsapi.domain.transfer import ReceiveSpec, ResumeSend, ResumeToken, ResumeTokenContents, SendSpec
 
 Properties = dict[PropertyName, PropertyValue]
 T = TypeVar("T")
@@ -152,6 +156,7 @@ class FakeZfs:
         self.datasets: dict[str, _Dataset] = {p: _Dataset(FS) for p in pools}
         self.snapshots: dict[str, _Snap] = {}
         self.bookmarks: dict[str, int] = {}  # full name -> createtxg (that of the snapshot it was made from)
+        self.bookmark_guids: dict[str, int] = {}  # full name -> guid (that of the snapshot it was made from)
         self.changes: dict[str, list[tuple[int, DiffEntry]]] = {}  # dataset -> (txg, change) seen by diff
 
     def write(self, dataset: str, change: DiffEntry) -> None:
@@ -442,6 +447,7 @@ class FakeZfs:
         move(self.datasets)
         move(self.snapshots)
         move(self.bookmarks)
+        move(self.bookmark_guids)
         move(self.changes)
         for ds in self.datasets.values():
             if ds.origin is not None and ds.origin.startswith((old.value + "@", old.value + "/")):
@@ -531,9 +537,9 @@ class FakeZfs:
     # ---- Bookmarks ----
     async def create_bookmark(self, source: SnapshotName | BookmarkName, bookmark: BookmarkName) -> None:
         if isinstance(source, SnapshotName):
-            txg = self._need_snapshot(source.value).txg
+            txg, guid = self._need_snapshot(source.value).txg, self.snapshots[source.value].guid
         elif source.value in self.bookmarks:
-            txg = self.bookmarks[source.value]
+            txg, guid = self.bookmarks[source.value], self.bookmark_guids.get(source.value, 0)
         else:
             raise NotFound("bookmark", source.value)
         if bookmark.dataset != source.dataset:
@@ -542,11 +548,15 @@ class FakeZfs:
         if bookmark.value in self.bookmarks:
             raise AlreadyExists("bookmark", bookmark.value)
         self.bookmarks[bookmark.value] = txg
+        self.bookmark_guids[bookmark.value] = guid
 
     async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
         self._need(dataset.value)
         return sorted((b for b in self.bookmarks if b.split("#")[0] == dataset.value),
                       key=lambda b: (self.bookmarks[b], b))
+
+    async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
+        return [Bookmark(b, self.bookmark_guids.get(b, 0), self.bookmarks[b]) for b in await self.list_bookmarks(dataset)]
 
     async def destroy_bookmark(self, bookmark: BookmarkName) -> None:
         if self.bookmarks.pop(bookmark.value, None) is None:
@@ -602,3 +612,144 @@ class FakeZfs:
 
     async def version(self) -> str:
         return "2.3.2"
+
+
+# ---- send/receive between datasets of a FakeZfs (replication) ----
+
+CHUNK = 64 * 1024
+
+
+class FakeStreams:
+    """The Transfers and Pipelines ports over a FakeZfs: a send stream is a JSON header (the snapshots it carries:
+    dataset, short, guid; its base's guid) padded to `padding` bytes; a receive applies it as zfs does (full into
+    a missing dataset, incremental onto its base, snapshots a dataset has skipped), and a resumable receive cut
+    off keeps the bytes it got and a token from which `zfs send -t` sends the rest."""
+
+    def __init__(self, zfs: FakeZfs, padding: int = 3 * CHUNK) -> None:
+        self.zfs, self.padding = zfs, padding
+        self.streams: list[bytes] = []  # every stream sent, by id
+        self.tokens: dict[str, tuple[str, bytes]] = {}  # target -> (token, the bytes it got)
+        self.cut_after: int | None = None  # the next send fails after this many bytes
+        self.gate: asyncio.Event | None = None  # sends wait here after their first chunk, while it is unset
+        self.pipes: list[FakePipe] = []  # every pipe opened (to check that all were killed)
+
+    # ---- Transfers ----
+    def _stream(self, spec: SendSpec) -> bytes:
+        src, z = spec.snapshot.dataset.value, self.zfs
+        top = z._need_snapshot(spec.snapshot.value).txg
+        base_guid, base_txg = None, -1
+        if spec.from_ is not None:
+            base = spec.from_.value
+            base_guid = z.snapshots[base].guid if "@" in base else z.bookmark_guids[base]
+            base_txg = z.snapshots[base].txg if "@" in base else z.bookmarks[base]
+        snaps = []
+        for ds in [src, *(z._children(src) if spec.recursive else [])]:
+            for name in z._snaps_of(ds):
+                snap, short = z.snapshots[name], name.split("@")[1]
+                every = spec.intermediates or spec.recursive and spec.from_ is None  # -I, or a full -R
+                if base_txg < snap.txg <= top if every else snap.txg == top:
+                    snaps.append([ds[len(src):], short, snap.guid])
+        header = {"id": len(self.streams), "to": spec.snapshot.value, "from": base_guid, "snaps": snaps}
+        return json.dumps(header).encode() + b"\n" + b"\0" * self.padding
+
+    async def estimate(self, spec: SendSpec) -> int:
+        return len(self._stream(spec))
+
+    async def is_encrypted(self, dataset: DatasetName) -> bool:
+        return False
+
+    async def decode_resume_token(self, token: ResumeToken) -> ResumeTokenContents:
+        got = next((g for t, g in self.tokens.values() if t == token.value), None)
+        if got is None:
+            raise StateConflict("the resume token is not valid here (forged, corrupt or foreign)")
+        header = _header(got)
+        return ResumeTokenContents(header["to"], self.zfs.snapshots[header["to"]].guid, header["from"], False, True,
+                                   len(got), len(self.streams[header["id"]]))
+
+    async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
+        found = self.tokens.get(dataset.value)
+        return ResumeToken(found[0]) if found else None
+
+    async def abort_receive(self, dataset: DatasetName) -> None:
+        if self.tokens.pop(dataset.value, None) is None:
+            raise StateConflict("no partial receive to abort", dataset=dataset.value)
+
+    # ---- Pipelines ----
+    async def open_send(self, source: SendSpec | ResumeSend) -> FakePipe:
+        if isinstance(source, ResumeSend):
+            got = next(g for t, g in self.tokens.values() if t == source.token.value)
+            data = self.streams[_header(got)["id"]][len(got):]
+        else:
+            data = self._stream(source)
+            self.streams.append(data)
+        pipe = FakePipe(self, data, self.cut_after)
+        self.cut_after = None
+        self.pipes.append(pipe)
+        return pipe
+
+    async def relay(self, send: FakePipe, receive: FakePipe, moved: Callable[[int], float]) -> None:
+        while chunk := await send.read():
+            await receive.write(chunk)
+            await asyncio.sleep(moved(len(chunk)))
+
+    async def open_receive(self, spec: ReceiveSpec) -> FakePipe:
+        pipe = FakePipe(self, b"", None, spec)
+        if spec.resume_token is not None:
+            pipe.got += self.tokens[spec.target.value][1]
+        self.pipes.append(pipe)
+        return pipe
+
+    def receive(self, spec: ReceiveSpec, data: bytes) -> str:
+        header, top, z = _header(data), spec.target.value, self.zfs
+        argv = commands.receive(spec)
+        have = z._snaps_of(top) if top in z.datasets else []
+        if header["from"] is None and have:
+            raise _refused(argv, "cannot receive new filesystem stream", f"destination has snapshots (eg. {have[0]})")
+        if header["from"] is not None and (not have or z.snapshots[have[-1]].guid != header["from"]):
+            raise _refused(argv, "cannot receive incremental stream",
+                           f"most recent snapshot of {top} does not match incremental source")
+        for rel, short, guid in header["snaps"]:
+            ds = top + rel
+            z.datasets.setdefault(ds, _Dataset(FS))
+            if not any(z.snapshots[s].guid == guid for s in z._snaps_of(ds)):  # else "already exists; ignoring"
+                z.snapshots[f"{ds}@{short}"] = _Snap(guid, next(_TXG))
+        self.tokens.pop(top, None)
+        return f"{top}@{header['to'].split('@')[1]}"
+
+
+def _header(stream: bytes) -> dict[str, Any]:
+    return json.loads(stream.split(b"\n", 1)[0])  # type: ignore[no-any-return]
+
+
+class FakePipe:
+    """A send (reads `data` in chunks, failing after `cut` bytes) or a receive (collects; applies on finish)."""
+
+    def __init__(self, streams: FakeStreams, data: bytes, cut: int | None, spec: ReceiveSpec | None = None) -> None:
+        self.streams, self.data, self.cut, self.spec = streams, data, cut, spec
+        self.sent = 0
+        self.got = bytearray()
+        self.killed = self.done = False
+
+    async def read(self) -> bytes:
+        await asyncio.sleep(0)
+        if self.cut is not None and self.sent >= self.cut:
+            raise ZfsCommandFailed(["zfs", "send"], 1, "warning: cannot send: Broken pipe")
+        if self.sent and self.streams.gate is not None:
+            await self.streams.gate.wait()
+        chunk = self.data[self.sent:self.sent + CHUNK]
+        self.sent += len(chunk)
+        return chunk
+
+    async def write(self, data: bytes) -> None:
+        self.got += data
+
+    async def finish(self) -> str | None:
+        assert self.spec is not None
+        self.done = True
+        return self.streams.receive(self.spec, bytes(self.got))
+
+    async def kill(self) -> None:
+        if self.spec is not None and not self.done and not self.killed and self.spec.resumable and self.got:
+            # cut off, a resumable receive keeps what it got, and a token to continue from (zfs receive -s)
+            self.streams.tokens[self.spec.target.value] = (f"1-{random.getrandbits(32):x}-10-789c", bytes(self.got))
+        self.killed = True

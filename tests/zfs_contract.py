@@ -26,7 +26,7 @@ from zfsapi.domain.errors import (
     StateConflict,
     ZfsCommandFailed,
 )
-from zfsapi.domain.models import DatasetType, PropertyEntry, Snapshot
+from zfsapi.domain.models import Bookmark, DatasetType, PropertyEntry, Snapshot
 from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, PoolName, PropertyName, PropertyValue, SnapshotName
 from zfsapi.domain.planning import DestroyFlags
 
@@ -438,6 +438,10 @@ class ZfsPortContract:
         await z.port.create_bookmark(z.snap("s1"), z.bm("old"))
         await z.port.create_bookmark(z.bm("old"), z.bm("copy"))
         assert await z.port.list_bookmarks(z.root) == [f"{z.root}#copy", f"{z.root}#old", f"{z.root}#new"]
+        snaps = {s.short: s for s in await z.port.list_snapshots(z.root, recursive=False)}
+        assert await z.port.list_bookmark_ids(z.root) == [  # a bookmark is its snapshot's guid and createtxg
+            Bookmark(f"{z.root}#{b}", snaps[s].guid, snaps[s].createtxg) for b, s in
+            (("copy", "s1"), ("old", "s1"), ("new", "s2"))]
         with pytest.raises(AlreadyExists) as exists:
             await z.port.create_bookmark(z.snap("s1"), z.bm("old"))
         assert (exists.value.kind, exists.value.name) == ("bookmark", f"{z.root}#old")

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState, ProgressMeter
-from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
+from zfsapi.domain.models import (
+    Bookmark,
+    DatasetType,
+    DiffEntry,
+    Hold,
+    Pool,
+    PoolStatus,
+    PropertyEntry,
+    Snapshot,
+    SpaceUsage,
+)
 from zfsapi.domain.names import (
     BookmarkName,
     DatasetName,
@@ -118,6 +128,11 @@ class Bookmarks(Protocol):
         """Full names of the dataset's own bookmarks. Raises NotFound for a missing dataset."""
         ...
 
+    async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
+        """The dataset's own bookmarks with the guid and createtxg of their snapshots, oldest first. Raises
+        NotFound for a missing dataset."""
+        ...
+
     async def destroy_bookmark(self, bookmark: BookmarkName) -> None: ...
 
 
@@ -211,6 +226,12 @@ class Pipelines(Protocol):
 
     async def open_receive(self, spec: ReceiveSpec, compression: Compression = Compression.NONE) -> ReceivePipe:
         """`compression`: what is written is compressed so (it is decompressed before zfs receive)."""
+        ...
+
+    async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
+        """Move the send's stream into the receive until the send ends (its failure raised); the receive is not
+        finished. After each step `moved(nbytes)` is called, from any thread, and answers how many seconds to
+        pause before the next (a rate limit). Either end may be any adapter's."""
         ...
 
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,

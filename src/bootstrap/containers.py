@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable, Mapping, get_type_hints
+from typing import Any, Callable, Iterable, Mapping, get_type_hints
 
 from dependency_injector import containers, providers
 
@@ -12,6 +12,11 @@ from zfsapi.adapters.inbound.http.live import Live
 from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.api import build_registry
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_kinds
+from zfsapi.adapters.inbound.jsonrpc.replication_methods import migration_work
+from zfsapi.adapters.outbound.replicas.local import LocalReplica
+from zfsapi.adapters.outbound.replicas.sides import ReplicaSides
+from zfsapi.application.replication import Replicate
+from zfsapi.domain.replication import Remote
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
@@ -83,6 +88,14 @@ def by_method(rows: Iterable[Row], ports: Ports) -> dict[str, providers.Provider
     return out
 
 
+def remote_credentials(settings: Settings) -> Callable[[Remote], tuple[str | None, str | None, str | None]]:
+    """A remote zfsapi's (username, password, token) from replication.remotes."""
+    def of(remote: Remote) -> tuple[str | None, str | None, str | None]:
+        entry = settings.replication.credentials(remote)
+        return entry.username, entry.password, entry.token
+    return of
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -95,6 +108,7 @@ class Container(containers.DeclarativeContainer):
         timeout=settings.provided.zfs.timeout,
         max_concurrency=settings.provided.zfs.max_concurrency,
         metrics=metrics,
+        ssh=settings.provided.replication.ssh,
     )
     # The CLI gateway implements every one-shot ZFS port (Datasets, Snapshots, Bookmarks, Pools, Transfers).
     zfs = providers.Singleton(ZfsCliGateway, executor=executor)
@@ -160,8 +174,17 @@ class Container(containers.DeclarativeContainer):
     # local users and rate limits, swapped whole on reload (SIGHUP)
     access = providers.Singleton(Live, providers.Callable(access_of, settings))
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs)
+    # Replication: the destination side by remote (this host, SSH, another zfsapi), and the use case
+    replicas = providers.Singleton(
+        ReplicaSides, providers.Singleton(LocalReplica, zfs, zfs, pipelines), executor,
+        ssh_options=settings.provided.replication.ssh_options,
+        credentials=providers.Callable(remote_credentials, settings))
+    replicate = providers.Singleton(Replicate, zfs, zfs, zfs, pipelines, replicas, clock,
+                                    retries=settings.provided.jobs.retries)
     job_runner = providers.Singleton(
-        JobRunner, job_store, jobs, kinds=providers.Callable(job_kinds, registry),
+        JobRunner, job_store, jobs,
+        kinds=providers.Callable(lambda registry, replicate: {**job_kinds(registry), **migration_work(replicate)},
+                                 registry, replicate),
         workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
         retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create"}),
         max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),

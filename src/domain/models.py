@@ -47,6 +47,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Bookmark:
+    """A bookmark: the guid and createtxg of the snapshot it was made from (an incremental send may start
+    from it once that snapshot is gone)."""
+
+    name: str  # full name, dataset#short
+    guid: int
+    createtxg: int
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     tag: str
     timestamp: int  # seconds since the epoch

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Sequence
 from urllib.parse import urlsplit
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, StateConflict
+from .models import Bookmark, Snapshot
+from .names import BookmarkName, DatasetName, SnapshotName
+from .transfer import Compression
 
 HOLD_TAG = "zfsapi:replication"
 
@@ -81,3 +86,145 @@ def _is_host(host: str) -> bool:
         return True
     except ValueError:
         return bool(_HOSTNAME.fullmatch(host))
+
+
+# ---- what to replicate, and how ----
+
+#: auto snapshots taken for a replication are named like snapshot_create_auto's (`zfsapi-repl_YYYY-MM-DD-HH-MM`)
+SNAPSHOT_TAG = "zfsapi-repl"
+#: the bookmark a synced replication keeps of its snapshot on the source: `dataset#zfsapi-repl-<short>`
+BOOKMARK_PREFIX = "zfsapi-repl-"
+MEGABYTE = 1_000_000  # `limit` is in MB/s (decimal, as network rates are)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationSpec:
+    """A validated migration_create: replicate `source` (a snapshot, or a dataset: snapshot it now) to
+    `destination` here or on `remote`, at most `limit` MB/s on the wire, `compression` on the wire to a remote,
+    `recursive` with every child (-R), and with `sync` the snapshot held on both sides (HOLD_TAG) and bookmarked
+    on the source so that the next incremental always has its base."""
+
+    source: SnapshotName | DatasetName
+    destination: DatasetName
+    remote: Remote | None = None
+    limit: float | None = None
+    compression: Compression = Compression.NONE
+    recursive: bool = False
+    sync: bool = True
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and not (isinstance(self.limit, (int, float)) and 0 < self.limit < math.inf):
+            raise InvalidArgument("limit", "must be a positive number of MB/s, or null for no limit")
+        if self.remote is None and (self.destination.is_within(self.source_dataset)
+                                    or self.source_dataset.is_within(self.destination)):
+            raise InvalidArgument("destination", f"must lie outside the source {self.source_dataset} on this host "
+                                                 "(and not contain it)")
+
+    @property
+    def source_dataset(self) -> DatasetName:
+        return self.source.dataset if isinstance(self.source, SnapshotName) else self.source
+
+    @property
+    def bytes_per_second(self) -> float | None:
+        return None if self.limit is None else self.limit * MEGABYTE
+
+    @classmethod
+    def parse(cls, *, source: str, destination: str, remote: str | None = None, limit: float | None = None,
+              compression: str | None = None, recursive: bool = False, sync: bool = True) -> ReplicationSpec:
+        """From the wire's values; InvalidArgument names the parameter."""
+        try:
+            src: SnapshotName | DatasetName = (SnapshotName.parse(source) if isinstance(source, str) and "@" in source
+                                               else DatasetName.parse(source))
+        except InvalidArgument as exc:
+            raise exc.for_param("source") from None
+        try:
+            dst = DatasetName.parse(destination)
+        except InvalidArgument as exc:
+            raise exc.for_param("destination") from None
+        try:
+            wire = Compression.NONE if compression is None else Compression(compression)
+        except ValueError:
+            names = ", ".join(c.value for c in Compression if c is not Compression.NONE)
+            raise InvalidArgument("compression", f"must be one of {names}, or null") from None
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+            raise InvalidArgument("limit", "must be a number of MB/s, or null")
+        return cls(src, dst, Remote.parse(remote) if remote is not None else None, limit, wire, recursive, sync)
+
+
+class ReplicationMode(Enum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    UP_TO_DATE = "up_to_date"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationPlan:
+    """What to send: FULL (no base), INCREMENTAL from `base` (a source snapshot, or a bookmark of it when the
+    snapshot is gone) whose destination twin is `common`, or nothing (UP_TO_DATE)."""
+
+    mode: ReplicationMode
+    snapshot: SnapshotName  # the source snapshot the destination will hold
+    base: SnapshotName | BookmarkName | None = None
+    common: str | None = None  # the destination's snapshot with the base's guid (full name)
+    base_guid: int | None = None
+
+
+def plan_replication(wanted: Snapshot, source: Sequence[Snapshot], destination: Sequence[Snapshot] | None, *,
+                     bookmarks: Sequence[Bookmark] = (), recursive: bool = False) -> ReplicationPlan:
+    """Decide a replication of `wanted` given the source dataset's snapshots and bookmarks (oldest first) and
+    the destination's snapshots (oldest first; None: it does not exist). Snapshots are matched by guid.
+
+    Raises:
+        StateConflict: the destination diverged (its newest snapshot is not in the source's history, it
+            shares no snapshot with the source, or it is ahead of `wanted`); `reason` names the snapshots.
+    """
+    name = SnapshotName.parse(wanted.name)
+    if destination is None:
+        return ReplicationPlan(ReplicationMode.FULL, name)
+    if not destination:
+        raise StateConflict(f"the destination exists and has no snapshot in common with {wanted.name} (it has "
+                            "no snapshots): destroy it or choose another destination", snapshot=wanted.name)
+    newest = destination[-1]
+    snaps = {s.guid: s for s in source}
+    marks = {b.guid: b for b in bookmarks}
+    if newest.guid not in snaps and newest.guid not in marks:
+        common = next((d for d in reversed(destination) if d.guid in snaps or d.guid in marks), None)
+        shared = f"the newest snapshot both have is {common.name}" if common else "they share no snapshot"
+        raise StateConflict(f"the destination has diverged: its newest snapshot {newest.name} is not in the "
+                            f"history of {name.dataset} ({shared}); roll it back or choose another destination",
+                            destination_snapshot=newest.name, common=common.name if common else None)
+    if newest.guid == wanted.guid or any(d.guid == wanted.guid for d in destination):
+        return ReplicationPlan(ReplicationMode.UP_TO_DATE, name, common=newest.name, base_guid=newest.guid)
+    base_txg = snaps[newest.guid].createtxg if newest.guid in snaps else marks[newest.guid].createtxg
+    if base_txg >= wanted.createtxg:
+        raise StateConflict(f"the destination is ahead: its newest snapshot {newest.name} is newer than "
+                            f"{wanted.name}", destination_snapshot=newest.name)
+    if newest.guid in snaps:
+        base: SnapshotName | BookmarkName = SnapshotName.parse(snaps[newest.guid].name)
+    elif recursive:
+        raise StateConflict(f"the destination's newest snapshot {newest.name} survives on the source only as the "
+                            f"bookmark {marks[newest.guid].name}, and a recursive send cannot start from a bookmark",
+                            destination_snapshot=newest.name)
+    else:
+        base = BookmarkName.parse(marks[newest.guid].name)
+    return ReplicationPlan(ReplicationMode.INCREMENTAL, name, base, newest.name, newest.guid)
+
+
+def plan_package_retry(first: ReplicationPlan, source: Sequence[Snapshot],
+                       destination: Sequence[Snapshot] | None) -> ReplicationPlan:
+    """The plan that brings a recursive (-R) replication in step again after its package was cut and the
+    partial receives resumed: its datasets may stand at different snapshots, so the same -R -I package is sent
+    again (zfs skips the snapshots a dataset already has), from the first plan's base or, when that was a full
+    send, from the oldest snapshot the destination received. A destination that is still missing gets the full
+    send again. (A child that was never created, when the cut fell in the top dataset of a full send, makes zfs
+    refuse: the destination must then be destroyed and the replication run again.)"""
+    if first.base is not None or destination is None:
+        return first
+    snaps = {s.guid: s for s in source}
+    oldest = next((d for d in destination if d.guid in snaps), None)
+    if oldest is None:
+        return first
+    if oldest.guid == next(s.guid for s in source if s.name == first.snapshot.value):
+        return ReplicationPlan(ReplicationMode.UP_TO_DATE, first.snapshot, common=oldest.name, base_guid=oldest.guid)
+    return ReplicationPlan(ReplicationMode.INCREMENTAL, first.snapshot, SnapshotName.parse(snaps[oldest.guid].name),
+                           oldest.name, oldest.guid)

@@ -38,7 +38,8 @@ class Compression(Enum):
 
 @dataclass(frozen=True, slots=True)
 class SendSpec:
-    """One send: full (from_ None) or incremental from a snapshot or bookmark.
+    """One send: full (from_ None) or incremental from a snapshot or bookmark; with `intermediates` (-I instead
+    of -i) every snapshot between the two goes too (from a snapshot only).
 
     Flags chosen for the caller: large blocks and embedded data always (-L -e), the blocks as they are stored
     on disk (-c) unless turned off, raw (-w) for encrypted datasets or when asked. An incremental chain keeps
@@ -50,10 +51,14 @@ class SendSpec:
     recursive: bool = False
     raw: bool = False
     native_compressed: bool = True
+    intermediates: bool = False
 
     def __post_init__(self) -> None:
         if self.from_ is not None and self.recursive and isinstance(self.from_, BookmarkName):
             raise InvalidArgument("from_snapshot", "a recursive send cannot start from a bookmark")
+        if self.intermediates and isinstance(self.from_, BookmarkName):
+            # zfs: "multiple snapshots cannot be sent from a bookmark"
+            raise InvalidArgument("from_snapshot", "intermediate snapshots cannot be sent from a bookmark")
 
     def flags(self) -> list[str]:
         out = ["-L", "-e"]
@@ -173,6 +178,7 @@ class ResumeTokenContents:
     raw: bool
     compressed: bool
     bytes_done: int
+    size: int | None = None  # the whole stream's estimated size (bytes_done of it already received)
 
 
 def size_human(n: int) -> str:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from typing import Iterator
 
 import pytest
 
@@ -95,3 +96,24 @@ def rpc(real_client) -> Rpc:
 
 def mountpoint(name: str) -> str:
     return zfs("zfs", "get", "-H", "-o", "value", "mountpoint", name).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def ssh_options(pool) -> Iterator[list[str]]:
+    if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.fail("the OpenSSH client (ssh, ssh-keygen) is missing in the test host")
+    tmp = tempfile.mkdtemp(prefix="zfsapi-ssh-")
+    key = os.path.join(tmp, "id_ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "zfsapi-test", "-f", key], check=True)
+    line = open(key + ".pub").read().strip()
+    authorized = "/root/.ssh/authorized_keys"
+    with open(authorized, "a") as f:
+        f.write("\n" + line + "\n")
+    try:
+        yield [f"IdentityFile={key}", "IdentitiesOnly=yes", f"UserKnownHostsFile={tmp}/known_hosts",
+               "StrictHostKeyChecking=accept-new"]
+    finally:
+        kept = [x for x in open(authorized).read().split("\n") if x.strip() and x.strip() != line]
+        with open(authorized, "w") as f:
+            f.write("\n".join(kept) + "\n")
+        shutil.rmtree(tmp, ignore_errors=True)

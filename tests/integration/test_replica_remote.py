@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from typing import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from zfsapi.adapters.outbound.replicas.http import HttpReplica
 from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
@@ -30,57 +25,16 @@ from zfsapi.domain.replication import Remote
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, ResumeToken, SendSpec
 
 from .conftest import zfs
+from .servers import Server
 
 TAG = HoldTag.parse("zfsapi:replication")
 
 
 @pytest.fixture(scope="module")
-def ssh_options(pool) -> Iterator[list[str]]:
-    if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        pytest.fail("the OpenSSH client (ssh, ssh-keygen) is missing in the test host")
-    tmp = tempfile.mkdtemp(prefix="zfsapi-ssh-")
-    key = os.path.join(tmp, "id_ed25519")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "zfsapi-test", "-f", key], check=True)
-    line = open(key + ".pub").read().strip()
-    authorized = "/root/.ssh/authorized_keys"
-    with open(authorized, "a") as f:
-        f.write("\n" + line + "\n")
-    try:
-        yield [f"IdentityFile={key}", "IdentitiesOnly=yes", f"UserKnownHostsFile={tmp}/known_hosts",
-               "StrictHostKeyChecking=accept-new"]
-    finally:
-        kept = [x for x in open(authorized).read().split("\n") if x.strip() and x.strip() != line]
-        with open(authorized, "w") as f:
-            f.write("\n".join(kept) + "\n")
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def server_url(pool) -> Iterator[str]:
+def server_url(pool, tmp_path_factory) -> Iterator[str]:
     """A second zfsapi (`python -m zfsapi serve`) on a loopback port, for the module."""
-    port = free_port()
-    state = tempfile.mkdtemp(prefix="zfsapi-remote-")
-    env = {**os.environ, "ZFSAPI_SERVER__HTTP__PORT": str(port), "ZFSAPI_STATE_DIR": state,
-           "ZFSAPI_RATE_LIMIT__ENABLED": "false"}
-    log = open(os.path.join(state, "server.log"), "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(url + "/health", timeout=30)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, open(os.path.join(state, "server.log")).read()
-                assert time.monotonic() < deadline, "the second server did not come up"
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
-        shutil.rmtree(state, ignore_errors=True)
+    with Server(tmp_path_factory.mktemp("remote")) as server:
+        yield server.url
 
 
 @pytest.fixture(params=["ssh", "http"])

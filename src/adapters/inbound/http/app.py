@@ -60,6 +60,10 @@ class HttpOptions:
     access: Live[Access] = field(default_factory=lambda: Live(Access()))  # local users and limits (reloadable)
 
 
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
 class AppContainer(Protocol):
     """The slice of the bootstrap container this adapter resolves (once, at app creation)."""
 
@@ -67,6 +71,7 @@ class AppContainer(Protocol):
     def registry(self) -> Registry: ...
     def jobs(self) -> Jobs: ...
     def job_runner(self) -> JobRunner: ...
+    def replicas(self) -> Closable: ...
     def auth(self) -> AuthUseCases: ...
     def rate_limiter(self) -> RateLimiter: ...
     def metrics(self) -> Metrics: ...
@@ -423,7 +428,7 @@ def create_app(container: AppContainer) -> Litestar:
     app = Litestar(
         route_handlers=[jsonrpc, job_events, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
         on_startup=[runner.start],
-        on_shutdown=[runner.stop],
+        on_shutdown=[runner.stop, container.replicas().aclose],
         request_max_body_size=opts.max_body_bytes,
         openapi_config=None,
         logging_config=None,

@@ -15,6 +15,7 @@ from .auth_methods import register_auth
 from .job_methods import register_jobs
 from .methods import register_core
 from .openrpc import register_discover
+from .replication_methods import register_replication
 from .registry import Registry
 from .transfer_methods import register_transfers
 
@@ -26,5 +27,6 @@ def build_registry(uc: UseCases, auth: AuthUseCases, limiter: RateLimiter, acces
     register_core(registry, uc)
     register_transfers(registry, uc.__getitem__)
     register_jobs(registry, jobs)
+    register_replication(registry, jobs)
     register_discover(registry, title="zfsapi", version=__version__)
     return registry

@@ -136,8 +136,9 @@ def bookmark(source: SnapshotName | BookmarkName, target: BookmarkName) -> list[
     return ["zfs", "bookmark", source.value, target.value]
 
 
-def list_bookmarks(dataset: DatasetName) -> list[str]:
-    return ["zfs", "list", "-H", "-p", "-t", "bookmark", "-o", "name", "-s", "createtxg", "-d", "1", dataset.value]
+def list_bookmarks(dataset: DatasetName, columns: Sequence[str] = ("name",)) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-t", "bookmark", "-o", ",".join(columns), "-s", "createtxg", "-d", "1",
+            dataset.value]
 
 
 def version() -> list[str]:
@@ -163,7 +164,7 @@ def pool_status(pool: PoolName) -> list[str]:
 # ---- send / receive ----
 
 def _from(spec: SendSpec) -> list[str]:
-    return [] if spec.from_ is None else ["-i", spec.from_.value]
+    return [] if spec.from_ is None else ["-I" if spec.intermediates else "-i", spec.from_.value]
 
 
 def send(spec: SendSpec, dry_run: bool = False) -> list[str]:

@@ -7,7 +7,17 @@ from typing import Sequence
 
 from zfsapi.application.ports import Bookmarks, Datasets, Pools, Properties, Snapshots
 from zfsapi.domain.errors import AlreadyExists, NotFound
-from zfsapi.domain.models import DatasetType, DiffEntry, Hold, Pool, PoolStatus, PropertyEntry, Snapshot, SpaceUsage
+from zfsapi.domain.models import (
+    Bookmark,
+    DatasetType,
+    DiffEntry,
+    Hold,
+    Pool,
+    PoolStatus,
+    PropertyEntry,
+    Snapshot,
+    SpaceUsage,
+)
 from zfsapi.domain.names import (
     BookmarkName,
     DatasetName,
@@ -158,6 +168,10 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
         done = await self._ok(commands.list_bookmarks(dataset), name=dataset.value)
         return [row[0] for row in parsers.rows(done, 1)]
+
+    async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
+        done = await self._ok(commands.list_bookmarks(dataset, commands.SNAPSHOT_ID_COLUMNS), name=dataset.value)
+        return parsers.bookmarks(done)
 
     async def destroy_bookmark(self, bookmark: BookmarkName) -> None:
         await self._ok(commands.destroy(bookmark), name=bookmark.value, kind="bookmark")

@@ -22,6 +22,7 @@ from zfsapi.domain.errors import (
 )
 from zfsapi.domain.models import (
     FILE_TYPES,
+    Bookmark,
     ChangeKind,
     DiffEntry,
     Hold,
@@ -71,6 +72,10 @@ def snapshots(completed: Completed, details: bool = True) -> list[Snapshot]:
         Snapshot(name, int(guid), int(txg), int(creation), _int(used), _int(refer), _int(userrefs))
         for name, guid, txg, creation, used, refer, userrefs in rows(completed, 7)
     ]
+
+
+def bookmarks(completed: Completed) -> list[Bookmark]:
+    return [Bookmark(name, int(guid), int(txg)) for name, guid, txg in rows(completed, 3)]
 
 
 def space(completed: Completed) -> SpaceUsage:
@@ -343,4 +348,12 @@ def resume_token(text: str) -> ResumeTokenContents:
     return ResumeTokenContents(
         toname=fields["toname"], toguid=num("toguid") or 0, fromguid=num("fromguid"),
         raw="rawok" in fields, compressed="compressok" in fields, bytes_done=num("bytes") or 0,
+        size=_size_or_none(text),
     )
+
+
+def _size_or_none(text: str) -> int | None:
+    try:
+        return send_size(text)
+    except ValueError:
+        return None

@@ -13,10 +13,12 @@ import hashlib
 import os
 import re
 import stat
+import time
 from functools import partial
 from typing import Callable, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
+from zfsapi.application.ports import ReceivePipe, SendPipe
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
@@ -73,6 +75,22 @@ class ZfsPipelines:
     async def open_receive(self, spec: ReceiveSpec, compression: Compression = Compression.NONE) -> ZfsReceivePipe:
         """`zfs receive`, behind a decompressor when what is written is compressed (a POST's Content-Encoding)."""
         return await start_receive(self._exec, commands.receive(spec), spec.target.value, compression)
+
+    async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
+        """Between two of our pipes, a worker thread splices (splice(2): the kernel moves the pages, nothing is
+        copied through this process and the loop sees no chunk: as fast as `zfs send | zfs receive`); any other
+        pair is read and written in chunks on the loop."""
+        if isinstance(send, ZfsSendPipe) and isinstance(receive, ZfsReceivePipe):
+            if not await send._pipeline.offload(_splice, send.fd, receive.fd, moved):
+                # zfs receive stopped reading: it failed (its error says why), or it read the stream's end record
+                # and exited before the send closed its end (a blocked splice sees the reader gone first)
+                await receive.finish()
+            await send.finish()  # the end of the stream: the send's exit status decides
+            return
+        while chunk := await send.read():
+            await receive.write(chunk)
+            if (pause := moved(len(chunk))) > 0:
+                await asyncio.sleep(pause)
 
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
@@ -360,6 +378,20 @@ class ZfsSendPipe(_FdIO):
         done = await self._wait()
         if not done.ok:
             raise parsers.classify(done, name=self._name, kind="snapshot")
+
+
+def _splice(source: int, target: int, moved: Callable[[int], float]) -> bool:
+    """In a worker thread: splice until the end of `source` (True) or until `target` has no reader (False).
+    A cancelled relay kills the send (its pipeline's `offload`), which ends `source`."""
+    os.set_blocking(source, True)
+    os.set_blocking(target, True)
+    try:
+        while n := os.splice(source, target, READ_SIZE, flags=os.SPLICE_F_MOVE):
+            if (pause := moved(n)) > 0:
+                time.sleep(pause)
+    except BrokenPipeError:
+        return False
+    return True
 
 
 class ZfsReceivePipe(_FdIO):
