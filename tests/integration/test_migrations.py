@@ -127,14 +127,15 @@ def test_a_server_killed_mid_migration_resumes_the_job_when_it_starts_again(pool
 
 def test_two_servers_sharing_redis_cancel_each_others_jobs_and_keep_the_records(pool, dataset, destination,
                                                                                redis_url, tmp_path):
-    fill(dataset, 3)
+    fill(dataset, 10)  # 10 s at 1 MB/s: progress is stored every 2 s, so what we read lags the transfer
     zfs("zfs", "snapshot", f"{dataset}@c1")
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
     shared = {"ZFSAPI_REDIS__HOST": "127.0.0.1", "ZFSAPI_REDIS__PORT": port}
     a, b = Server(tmp_path, shared, "a").start(), Server(tmp_path, shared, "b").start()
     try:
         created = a.call("migration_create", source=f"{dataset}@c1", destination=destination, limit=1)
-        wait_bytes(b, created["task_id"], 256 << 10)  # b sees a's job (whichever of them runs it)
+        # b sees a's job (whichever of them runs it); past the 1 MiB the pipe holds, so zfs receive has data
+        wait_bytes(b, created["task_id"], 2 << 20)
         assert b.call("migration_cancel", task_id=created["task_id"]) == {"task_id": created["task_id"],
                                                                          "cancelled": True}
         done = wait_task(a, created["task_id"])
