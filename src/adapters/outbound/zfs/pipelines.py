@@ -116,8 +116,11 @@ class ZfsPipelines:
 
         The bytes go to a hidden partial file beside it (`.name.partial-XXXX`), linked to its name only once the
         send has succeeded and is on disk, so a file under the name is always complete, even after a crash."""
-        if os.path.lexists(path):
+        try:
+            _refuse_special(os.lstat(path).st_mode, "output_file")  # a symlink is refused as such, never followed
             raise AlreadyExists("file", path)
+        except FileNotFoundError:
+            pass
         partial_path = os.path.join(os.path.dirname(path),
                                     f".{os.path.basename(path)[:200]}{PARTIAL}{os.urandom(4).hex()}")
         fd = _create_confined(partial_path, root)
