@@ -72,6 +72,10 @@ async def bench_spawn(app, pool: str, clients: list[int], rounds: int, seconds: 
         "dataset_list": (rpc_body("dataset_list", dataset=pool, recursive=False),
                          commands.list_datasets(root, False, (DatasetType.FILESYSTEM, DatasetType.VOLUME), ["name"])),
     }
+    idle = LoopLag()
+    with idle:
+        await asyncio.sleep(seconds)
+    print(f"loop lag of this process idle (the floor set by the host): {ms(idle)}", flush=True)
     for method, (body, argv) in cases.items():
         status, out = await asgi_post(app, body)
         assert status == 200 and b'"result"' in out, out
