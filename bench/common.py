@@ -6,6 +6,21 @@ import asyncio
 import time
 from typing import Any
 
+from dependency_injector import providers
+
+from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.http.peer import Peer
+from zfsapi.bootstrap import build_container, load_settings
+
+
+def bench_app(**overrides: Any) -> Any:
+    """The app as served, its caller root (the ASGI driver below has no socket for the peer lookup) and the rate
+    limit on with a quota a benchmark never reaches (its check is part of the path)."""
+    container = build_container(load_settings(environ={}, overrides={
+        "rate_limit": {"requests": 10**9, "window": 1}, **overrides}))
+    container.local_peer.override(providers.Object(lambda scope: Peer(0, "tcp")))
+    return create_app(container)
+
 
 async def asgi_post(app: Any, body: bytes, path: str = "/") -> tuple[int, bytes]:
     scope = {

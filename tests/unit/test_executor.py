@@ -44,6 +44,20 @@ async def test_runs_argv_and_collects(tmp_path):
     assert metrics.zfs_commands.labels("zfs", "list", "failed")._value.get() == 1
 
 
+async def test_output_larger_than_a_pipe_is_collected_from_both_streams(tmp_path):
+    zfs = script(tmp_path, "zfs", "head -c 3000000 /dev/zero; head -c 2000000 /dev/zero | tr '\\0' e >&2\n")
+    done = await ZfsExecutor(zfs=zfs).run(["zfs", "list"])
+    assert (done.exit_code, done.stdout, done.stderr) == (0, bytes(3000000), "e" * 2000000)
+
+
+async def test_identical_reads_issued_together_run_one_child(tmp_path):
+    zfs = script(tmp_path, "zfs", f'echo started >> {tmp_path}/children; echo "$@"\n')
+    ex = ZfsExecutor(zfs=zfs)
+    results = await asyncio.gather(*(ex.read(["zfs", "list", "tank/a b"]) for _ in range(5)))
+    assert {r.stdout for r in results} == {b"list tank/a b\n"}
+    assert (tmp_path / "children").read_text() == "started\n"
+
+
 async def test_missing_binary_is_unavailable(tmp_path):
     with pytest.raises(ZfsUnavailable):
         await ZfsExecutor(zfs=str(tmp_path / "nope")).run(["zfs", "list"])

@@ -45,7 +45,14 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         self._version: tuple[int, int] | None = None
 
     async def _ok(self, argv: list[str], *, name: str, kind: str = "dataset") -> Completed:
-        done = await self._exec.run(argv)
+        return self._checked(await self._exec.run(argv), name=name, kind=kind)
+
+    async def _read(self, argv: list[str], *, name: str, kind: str = "dataset") -> Completed:
+        """A read-only command: identical reads in flight share one child (`ZfsExecutor.read`)."""
+        return self._checked(await self._exec.read(argv), name=name, kind=kind)
+
+    @staticmethod
+    def _checked(done: Completed, *, name: str, kind: str) -> Completed:
         if not done.ok:
             raise parsers.classify(done, name=name, kind=kind)
         return done
@@ -82,7 +89,7 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         properties: Sequence[PropertyName],
     ) -> list[tuple[str, dict[str, int | str]]]:
         columns = ["name", *(p.value for p in properties)]
-        done = await self._ok(commands.list_datasets(root, recursive, types, columns), name=str(root or ""))
+        done = await self._read(commands.list_datasets(root, recursive, types, columns), name=str(root or ""))
         return [
             (row[0], {col: parsers.property_value(col, val) for col, val in zip(columns[1:], row[1:])})
             for row in parsers.rows(done, len(columns))
@@ -91,14 +98,14 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     async def get_properties(
         self, name: DatasetName | SnapshotName, *, property: PropertyName | None
     ) -> dict[str, PropertyEntry]:
-        done = await self._ok(commands.get(name, property), name=name.value)
+        done = await self._read(commands.get(name, property), name=name.value)
         return parsers.properties(done)
 
     async def set_property(self, name: DatasetName, prop: PropertyName, value: PropertyValue) -> None:
         await self._ok(commands.set_property(name, prop, value), name=name.value)
 
     async def get_space(self, name: DatasetName) -> SpaceUsage:
-        return parsers.space(await self._ok(commands.space(name), name=name.value))
+        return parsers.space(await self._read(commands.space(name), name=name.value))
 
     async def _change(self, argv: list[str], *, name: str, unchanged: str) -> bool:
         """Run a state change; False when stderr says the state was already so (`unchanged` text)."""
@@ -128,7 +135,7 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         await self._ok(commands.snapshot(name, recursive, properties), name=name.value, kind="snapshot")
 
     async def list_snapshots(self, dataset: DatasetName, *, recursive: bool, details: bool = True) -> list[Snapshot]:
-        done = await self._ok(commands.list_snapshots(dataset, recursive, details), name=dataset.value)
+        done = await self._read(commands.list_snapshots(dataset, recursive, details), name=dataset.value)
         return parsers.snapshots(done, details)
 
     async def destroy_snapshot(self, name: SnapshotName, *, recursive: bool) -> None:
@@ -146,7 +153,7 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
 
     async def list_holds(self, name: SnapshotName, *, recursive: bool) -> list[tuple[str, Hold]]:
         parsable = await self._series() >= (2, 2)
-        return parsers.holds(await self._ok(commands.holds(name, recursive, parsable), name=name.value, kind="snapshot"))
+        return parsers.holds(await self._read(commands.holds(name, recursive, parsable), name=name.value, kind="snapshot"))
 
     async def diff(self, older: SnapshotName, newer: SnapshotName | DatasetName) -> list[DiffEntry]:
         done = await self._exec.run(commands.diff(older, newer))
@@ -166,7 +173,7 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         await self._ok(commands.bookmark(source, bookmark), name=source.value, kind="snapshot")
 
     async def list_bookmarks(self, dataset: DatasetName) -> list[str]:
-        done = await self._ok(commands.list_bookmarks(dataset), name=dataset.value)
+        done = await self._read(commands.list_bookmarks(dataset), name=dataset.value)
         return [row[0] for row in parsers.rows(done, 1)]
 
     async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
@@ -179,19 +186,19 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     # ---- pools ----
 
     async def list_pools(self) -> list[Pool]:
-        return parsers.pools(await self._ok(commands.pool_list(), name="", kind="pool"))
+        return parsers.pools(await self._read(commands.pool_list(), name="", kind="pool"))
 
     async def pool_properties(self, pool: PoolName, *, property: PropertyName | None) -> dict[str, PropertyEntry]:
-        return parsers.properties(await self._ok(commands.pool_get(pool, property), name=pool.value, kind="pool"))
+        return parsers.properties(await self._read(commands.pool_get(pool, property), name=pool.value, kind="pool"))
 
     async def scrub(self, pool: PoolName, *, stop: bool) -> None:
         await self._ok(commands.scrub(pool, stop), name=pool.value, kind="pool")
 
     async def pool_status(self, pool: PoolName) -> PoolStatus:
-        return parsers.pool_status(await self._ok(commands.pool_status(pool), name=pool.value, kind="pool"), pool.value)
+        return parsers.pool_status(await self._read(commands.pool_status(pool), name=pool.value, kind="pool"), pool.value)
 
     async def version(self) -> str:
-        return parsers.version(await self._ok(commands.version(), name="", kind="pool"))
+        return parsers.version(await self._read(commands.version(), name="", kind="pool"))
 
     # ---- send/receive (one-shot) ----
 
@@ -207,7 +214,7 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         return parsers.resume_token(done.stdout.decode() + "\n" + done.stderr)
 
     async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
-        done = await self._exec.run(commands.get_value(dataset, "receive_resume_token"))
+        done = await self._exec.read(commands.get_value(dataset, "receive_resume_token"))
         value = done.stdout.decode().strip() if done.ok else ""
         return None if value in ("", "-") else ResumeToken(value)
 
@@ -219,5 +226,5 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
             raise parsers.classify(done, name=dataset.value, kind="dataset")
 
     async def is_encrypted(self, dataset: DatasetName) -> bool:
-        done = await self._ok(commands.get_value(dataset, "encryption"), name=dataset.value)
+        done = await self._read(commands.get_value(dataset, "encryption"), name=dataset.value)
         return done.stdout.decode().strip() not in ("off", "-", "")
