@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from zfsapi.adapters.outbound.sqlite_file import open_state_db
-from zfsapi.application.ports import JobStore
 from zfsapi.domain.errors import ServiceUnavailable
-from zfsapi.domain.jobs import FINISHED, Job, JobError, JobProgress, JobState
+from zfsapi.domain.jobs import FINISHED, Job, JobState
 
 from . import rules
 from .codec import decode_job, encode_job
@@ -58,7 +57,7 @@ def _records(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Jo
     return [decode_job(record) for (record,) in db.execute(sql, args)]
 
 
-class EmbeddedJobStore(JobStore):
+class EmbeddedJobStore(rules.ChangesByRules):
     def __init__(self, state_dir: str) -> None:
         self._state_dir = state_dir
         self._db: sqlite3.Connection | None = None  # used on self._thread only
@@ -143,16 +142,6 @@ class EmbeddedJobStore(JobStore):
                 _store(db, job)
                 return job
         return await self._run(claim)
-
-    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
-        return await self._change(job_id, lambda j: rules.renewed(j, worker, lease_until, progress))
-
-    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, progress: JobProgress,
-                     result: dict[str, Any] | None = None, error: JobError | None = None) -> Job | None:
-        return await self._change(job_id, lambda j: rules.ended(j, worker, state, now, progress, result, error))
-
-    async def cancel(self, job_id: str, now: float) -> Job | None:
-        return await self._change(job_id, lambda j: rules.cancelled(j, now))
 
     async def interrupt_lapsed(self, now: float) -> list[Job]:
         def interrupt(db: sqlite3.Connection) -> list[Job]:

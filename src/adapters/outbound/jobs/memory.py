@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Callable
 
-from zfsapi.application.ports import JobStore
-from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
+from zfsapi.domain.jobs import Job, JobState
 
 from . import rules
 
 
-class MemoryJobStore(JobStore):
+class MemoryJobStore(rules.ChangesByRules):
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = asyncio.Lock()
@@ -48,16 +47,6 @@ class MemoryJobStore(JobStore):
             job = rules.claimed(min(queued, key=rules.newest_first), worker, now, lease_until)
             self._jobs[job.job_id] = job
             return job
-
-    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
-        return await self._change(job_id, lambda j: rules.renewed(j, worker, lease_until, progress))
-
-    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, progress: JobProgress,
-                     result: dict[str, Any] | None = None, error: JobError | None = None) -> Job | None:
-        return await self._change(job_id, lambda j: rules.ended(j, worker, state, now, progress, result, error))
-
-    async def cancel(self, job_id: str, now: float) -> Job | None:
-        return await self._change(job_id, lambda j: rules.cancelled(j, now))
 
     async def interrupt_lapsed(self, now: float) -> list[Job]:
         async with self._lock:

@@ -17,8 +17,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from zfsapi.adapters.outbound.sessions.redis_store import PREFIX, guarded
-from zfsapi.application.ports import JobStore
-from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
+from zfsapi.domain.jobs import Job, JobState
 
 from . import rules
 from .codec import decode_job, encode_job
@@ -73,7 +72,7 @@ def _unstage(pipe: Pipeline, job: Job) -> None:
         pipe.zrem(index, job.job_id)
 
 
-class RedisJobStore(JobStore):
+class RedisJobStore(rules.ChangesByRules):
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
 
@@ -159,16 +158,6 @@ class RedisJobStore(JobStore):
                 await pipe.unwatch()  # type: ignore[no-untyped-call]
                 await self._client.zrem(queued, first[0])  # an id without a record (deleted by hand)
         return await guarded(self._transact(attempt), SERVICE)
-
-    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
-        return await self._change(job_id, lambda j: rules.renewed(j, worker, lease_until, progress))
-
-    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, progress: JobProgress,
-                     result: dict[str, Any] | None = None, error: JobError | None = None) -> Job | None:
-        return await self._change(job_id, lambda j: rules.ended(j, worker, state, now, progress, result, error))
-
-    async def cancel(self, job_id: str, now: float) -> Job | None:
-        return await self._change(job_id, lambda j: rules.cancelled(j, now))
 
     async def interrupt_lapsed(self, now: float) -> list[Job]:
         ids = _ids(await guarded(self._client.zrangebyscore(LEASES, "-inf", f"({now!r}"), SERVICE))

@@ -4,9 +4,11 @@ compare-and-set). A change answers None when it does not apply."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
+from zfsapi.application.ports import JobStore
 from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState
 
 
@@ -69,3 +71,23 @@ def requeued(job: Job) -> Job | None:
 
 def purgeable(job: Job, finished_before: float) -> bool:
     return job.state.finished and job.finished_at is not None and job.finished_at < finished_before
+
+
+class ChangesByRules(JobStore, ABC):
+    """The changes of one job that every store makes the same way: read it, apply the rule, write it back if the
+    rule changed it, atomically (`_change`, the store's own)."""
+
+    @abstractmethod
+    async def _change(self, job_id: str, change: Callable[[Job], Job | None]) -> Job | None:
+        """Apply `change` to the job atomically; the job as stored after it (None: no such job, or the rule
+        refused)."""
+
+    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
+        return await self._change(job_id, lambda j: renewed(j, worker, lease_until, progress))
+
+    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, progress: JobProgress,
+                     result: dict[str, Any] | None = None, error: JobError | None = None) -> Job | None:
+        return await self._change(job_id, lambda j: ended(j, worker, state, now, progress, result, error))
+
+    async def cancel(self, job_id: str, now: float) -> Job | None:
+        return await self._change(job_id, lambda j: cancelled(j, now))
