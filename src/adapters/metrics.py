@@ -62,6 +62,10 @@ class Metrics:
         self.pool_health = Gauge(
             "zfsapi_pool_health", "1 for the pool's current health state", ["pool", "health"], registry=r
         )
+        self.job_bytes = Counter(
+            "zfsapi_job_bytes", "Bytes moved by jobs this process ran, by kind and end state", ["kind", "state"],
+            registry=r,
+        )
         self.jobs = Gauge("zfsapi_jobs", "Jobs in the job store by state (every worker's)", ["state"], registry=r)
         self.replication_last_success = Gauge(
             "zfsapi_replication_last_success_timestamp_seconds",
@@ -71,6 +75,10 @@ class Metrics:
             "zfsapi_replication_seconds_since_success",
             "Seconds since the newest successful migration to the destination ended", ["destination"], registry=r,
         )
+
+    def job_ended(self, kind: str, state: str, nbytes: int) -> None:
+        """A job this process ran has ended, having moved `nbytes`."""
+        self.job_bytes.labels(kind, state).inc(nbytes)
 
     async def observe_jobs(self, jobs: Jobs, now: float | None = None) -> None:
         """Read the job gauges from the store (shared by every worker, so every worker's scrape agrees): the

@@ -115,11 +115,13 @@ class JobRunner:
 
     def __init__(self, store: JobStore, jobs: Jobs, *, kinds: Mapping[str, JobWork], workers: int = 4, lease: float = 30.0,
                  retention: float = 7 * 86400.0, resumable: frozenset[str] = frozenset(), max_attempts: int = 6,
-                 describe: Describe = _internal, clock: Callable[[], float] = time.time) -> None:
+                 describe: Describe = _internal, clock: Callable[[], float] = time.time,
+                 ended: Callable[[str, str, int], None] | None = None) -> None:
         self._store, self._jobs = store, jobs
         self._workers, self._lease, self._retention = workers, lease, retention
         self._resumable, self._max_attempts = resumable, max_attempts
         self._describe, self._clock = describe, clock
+        self._ended = ended  # (kind, end state, bytes moved) of each job run here, e.g. for a metrics counter
         self._kinds = dict(kinds)
         self._running: dict[str, _Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -222,6 +224,8 @@ class JobRunner:
             state = JobState.INTERRUPTED
         await self._store.finish(r.job.job_id, self.worker_id, state, self._clock(), progress=progress,
                                  result=result, error=error)
+        if self._ended is not None:
+            self._ended(r.job.kind, state.value, progress.bytes_done or 0)
         log.info("job finished", extra={"job_id": r.job.job_id, "kind": r.job.kind, "state": state.value,
                                         **({"code": error.code, "reason": error.message} if error else {})})
 

@@ -188,7 +188,7 @@ class Container(containers.DeclarativeContainer):
         workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
         retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create"}),
         max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),
-        describe=describe)
+        describe=describe, ended=metrics.provided.job_ended)
 
     local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
     http_options = providers.Singleton(

@@ -73,15 +73,15 @@ class Work:
             self.running.discard(job.job_id)
 
 
-def runner(store, work, *, workers=4, lease=30.0, resumable=frozenset()):
+def runner(store, work, *, workers=4, lease=30.0, resumable=frozenset(), ended=None):
     jobs = Jobs(store)
     return jobs, JobRunner(store, jobs, kinds={"copy": work}, workers=workers, lease=lease, resumable=resumable,
-                           describe=describe)
+                           describe=describe, ended=ended)
 
 
 async def test_a_job_runs_once_reports_progress_and_keeps_its_result():
-    store, work = MemoryJobStore(), Work()
-    jobs, r = runner(store, work, lease=6.0)
+    store, work, ended = MemoryJobStore(), Work(), []
+    jobs, r = runner(store, work, lease=6.0, ended=lambda *e: ended.append(e))
     await r.start()
     try:
         job = await jobs.submit("copy", ALICE, {"n": 1}, ("tank/alice/a",))
@@ -93,6 +93,8 @@ async def test_a_job_runs_once_reports_progress_and_keeps_its_result():
         assert done.state is JobState.SUCCEEDED and done.result == {"copied": 1} and done.error is None
         assert done.started_at is not None and done.finished_at is not None and done.attempts == 1
         assert work.runs == [job.job_id]
+        await until(lambda: ended, "the end reported (the metrics counter's feed)")
+        assert ended == [("copy", "succeeded", 10)]
     finally:
         await r.stop()
 
@@ -265,6 +267,9 @@ async def test_background_send_to_file_answers_with_a_job_that_runs_the_same_cal
             assert events[-1][0] == "event: end"
             assert json.loads(events[-1][1].removeprefix("data: "))["state"] == "succeeded"
             assert (await client.get("/jobs/nope/events")).status_code == 404
+            counted = stub_app.metrics().registry.get_sample_value(
+                "zfsapi_job_bytes_total", {"kind": "send_to_file", "state": "succeeded"})
+            assert counted == 0  # the stub moves no bytes; the job's end is counted all the same
     finally:
         await runner_.stop()
 
