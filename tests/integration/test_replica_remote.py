@@ -24,7 +24,7 @@ from zfsapi.domain.names import DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import Remote
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, ResumeToken, SendSpec
 
-from .conftest import zfs
+from .conftest import zfs, zfs_processes
 from .servers import Server
 
 TAG = HoldTag.parse("zfsapi:replication")
@@ -79,12 +79,10 @@ def holding(target: str) -> list[str]:
 
 def read_by_zfs_receive(target: str) -> int:
     """Bytes the running `zfs receive ... target` has read (/proc/PID/io rchar), 0 while there is none."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in zfs_processes("receive", target):
         try:
-            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            if argv[:2] == [b"zfs", b"receive"] and target.encode() in argv:
-                io = dict(line.split(": ") for line in open(f"/proc/{pid}/io").read().splitlines())
-                return int(io["rchar"])
+            io = dict(line.split(": ") for line in open(f"/proc/{pid}/io").read().splitlines())
+            return int(io["rchar"])
         except OSError:
             continue
     return 0

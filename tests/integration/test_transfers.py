@@ -25,7 +25,7 @@ from zfsapi.domain.errors import InvalidArgument, ZfsCommandFailed
 from zfsapi.domain.names import DatasetName, SnapshotName
 from zfsapi.domain.transfer import Compression, ReceiveSpec, SendSpec
 
-from .conftest import zfs
+from .conftest import zfs, zfs_processes
 
 
 def send_digest(*argv: str) -> str:
@@ -405,17 +405,7 @@ async def test_background_file_transfers_report_progress_and_leave_only_whole_fi
 
 
 def zfs_sends(snapshot: str) -> list[str]:
-    """The pids of `zfs send` processes of `snapshot` (not its estimates, -n), read from /proc directly: fast
-    enough to catch a send of a few MiB in the act."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if argv[:2] == [b"zfs", b"send"] and snapshot.encode() in argv and not any(a.startswith(b"-n") for a in argv):
-            found.append(pid)
-    return found
+    return [str(pid) for pid in zfs_processes("send", snapshot)]
 
 
 async def test_cancelling_a_background_send_kills_its_zfs_and_leaves_no_file(jobs_rpc, dataset, xfer_dir):
