@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
@@ -43,24 +44,34 @@ def zfs_version() -> str:
     return out.split("\n", 1)[0].removeprefix("zfs-").split("-", 1)[0]
 
 
-@pytest.fixture(scope="session")
-def pool():
+@contextmanager
+def file_pools(prefix: str, count: int, size: int) -> Iterator[list[str]]:
+    """`count` pools on sparse files of `size` bytes (unique names, a temporary altroot), destroyed at the end
+    even after failures. Fails in CI and skips elsewhere when ZFS is not usable."""
     reason = zfs_unusable_reason()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"real ZFS is required in CI: {reason}; {ENABLE_HINT}")
         pytest.skip(f"real ZFS not available ({reason}); {ENABLE_HINT}")
-    name = f"zt{uuid.uuid4().hex[:8]}"
     workdir = tempfile.mkdtemp(prefix="zfsapi-it-", dir="/var/tmp")
-    image = os.path.join(workdir, "pool.img")
-    with open(image, "wb") as f:
-        f.truncate(1 << 30)
-    zfs("zpool", "create", "-o", "cachefile=none", "-R", os.path.join(workdir, "root"), name, image)
+    names = [f"{prefix}{uuid.uuid4().hex[:8]}" for _ in range(count)]
     try:
-        yield name
+        for name in names:
+            image = os.path.join(workdir, f"{name}.img")
+            with open(image, "wb") as f:
+                f.truncate(size)
+            zfs("zpool", "create", "-o", "cachefile=none", "-R", os.path.join(workdir, "root"), name, image)
+        yield names
     finally:
-        zfs("zpool", "destroy", "-f", name, check=False)
+        for name in names:
+            zfs("zpool", "destroy", "-f", name, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pool():
+    with file_pools("zt", 1, 1 << 30) as (name,):
+        yield name
 
 
 @pytest.fixture

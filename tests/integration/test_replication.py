@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 
@@ -29,7 +27,7 @@ from zfsapi.domain.errors import StateConflict
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.replication import Remote, ReplicationMode, ReplicationSpec
 
-from .conftest import ENABLE_HINT, zfs, zfs_unusable_reason
+from .conftest import file_pools, zfs
 from .test_transfers import fill, same_snapshot
 
 pytestmark = pytest.mark.zfs
@@ -39,25 +37,9 @@ HOLD = "zfsapi:replication"
 
 @pytest.fixture(scope="session")
 def pools():
-    """Two small pools on sparse files (source, destination), destroyed at the end even after failures."""
-    reason = zfs_unusable_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"real ZFS is required in CI: {reason}; {ENABLE_HINT}")
-        pytest.skip(f"real ZFS not available ({reason}); {ENABLE_HINT}")
-    workdir = tempfile.mkdtemp(prefix="zfsapi-repl-", dir="/var/tmp")
-    names = [f"zr{side}{uuid.uuid4().hex[:6]}" for side in ("a", "b")]
-    try:
-        for name in names:
-            image = os.path.join(workdir, f"{name}.img")
-            with open(image, "wb") as f:
-                f.truncate(256 << 20)
-            zfs("zpool", "create", "-o", "cachefile=none", "-R", os.path.join(workdir, "root"), name, image)
+    """Two small pools (source, destination), destroyed at the end even after failures."""
+    with file_pools("zr", 2, 256 << 20) as names:
         yield tuple(names)
-    finally:
-        for name in names:
-            zfs("zpool", "destroy", "-f", name, check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Here:
