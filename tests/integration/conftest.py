@@ -57,7 +57,8 @@ def file_pools(prefix: str, count: int, size: int) -> Iterator[list[str]]:
     names = [f"{prefix}{uuid.uuid4().hex[:8]}" for _ in range(count)]
     try:
         for name in names:
-            image = os.path.join(workdir, f"{name}.img")
+            os.mkdir(os.path.join(workdir, name))
+            image = os.path.join(workdir, name, "pool.img")  # the vdev's name, as pool_status reports it
             with open(image, "wb") as f:
                 f.truncate(size)
             zfs("zpool", "create", "-o", "cachefile=none", "-R", os.path.join(workdir, "root"), name, image)
