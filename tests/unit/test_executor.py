@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import stat
+import threading
 import time
 
 import pytest
@@ -90,6 +91,37 @@ async def test_cancellation_kills_and_reaps_the_child(tmp_path):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not alive(int(pidfile.read_text()))
+
+
+async def test_a_caller_cancelled_while_its_child_starts_leaves_no_child(tmp_path, monkeypatch):
+    """The spawn runs in a thread: the caller may go away before it returns. The child is then killed and reaped
+    as soon as it exists (and the pipes' write ends stay open until the spawn has duplicated them)."""
+    zfs = script(tmp_path, "zfs", "exec sleep 30\n")
+    ex = ZfsExecutor(zfs=zfs)
+    gate, spawning = threading.Event(), threading.Event()
+    real, pids = ex._spawn, []
+
+    def held(*args, **kwargs):
+        spawning.set()
+        assert gate.wait(60)
+        process = real(*args, **kwargs)
+        pids.append(process.pid)
+        return process
+
+    monkeypatch.setattr(ex, "_spawn", held)
+    task = asyncio.create_task(ex.run(["zfs", "list"]))
+    assert await asyncio.to_thread(spawning.wait, 60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gate.set()
+    deadline = time.monotonic() + 60
+    while not pids and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    pid = pids[0]
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), "the child was not killed and reaped"
 
 
 async def test_concurrency_cap(tmp_path):

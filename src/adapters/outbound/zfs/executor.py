@@ -12,14 +12,13 @@ Two kinds of children, bounded apart so that long transfers never starve short c
 Cancellation kills and reaps: no child outlives the request that started it.
 
 Children start with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), so the cost does not grow with the size of
-this process, unlike fork) and are signalled through a pidfd (never a recycled pid). A command runs entirely on
-the event loop: its output is read from non-blocking pipes and its exit noticed when its pidfd turns readable.
-Measured with 200 commands in flight, the former thread-pool path (subprocess.Popen + communicate in 32 threads)
-stalled the loop for up to 1.6 s in the test host: the threads fought the loop for the GIL. The spawn itself
-stays on the loop: CPython 3.11's os.posix_spawn holds the GIL until the child has exec'd (a spawn blocked on
-a FIFO froze every thread), so a spawning thread would stall the loop just as long (11 ms median in the test
-host); fewer spawns (`Coalescer`) is what helps. Pipeline children, which live for a whole transfer, are waited
-for in the pipeline threads.
+this process, unlike fork) and are signalled through a pidfd (never a recycled pid). A command runs on the event
+loop but for its spawn: its output is read from non-blocking pipes and its exit noticed when its pidfd turns
+readable. The spawn itself runs in a small thread pool through libc (`spawn.spawn`), with the GIL released until
+the child has exec'd (11 ms median in the test host; CPython 3.11's os.posix_spawn holds the GIL that long, and
+the loop with it). Measured with 200 commands in flight, the former thread-pool path (subprocess.Popen +
+communicate in 32 threads) stalled the loop for up to 1.6 s in the test host: the threads fought the loop for
+the GIL. Pipeline children, which live for a whole transfer, are spawned and waited for in the pipeline threads.
 """
 
 from __future__ import annotations
@@ -34,17 +33,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, Any, Awaitable, Callable, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
+from zfsapi.adapters.outbound.zfs.spawn import spawn
 from zfsapi.domain.errors import ZfsCommandFailed, ZfsUnavailable
 
 T = TypeVar("T")
 F_SETPIPE_SZ = 1031
 F_GETPIPE_SZ = 1032
 PIPE_SIZE = 1 << 20  # one pipe buffer holds a whole read: a send fills it while we write the last chunk out
-HAND_OUT = 2  # sharers of a read resumed per event-loop iteration (Coalescer)
 OUTPUT_READ = 1 << 18  # a command's output is read in chunks of this size (10,000 snapshots: about 3 reads)
+SPAWNERS = 4  # threads starting commands' children (each blocked only while its child execs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,26 +244,14 @@ class Pipeline:
 
 
 class _Command:
-    """One command on the event loop: stdout and stderr drained from non-blocking pipes by reader callbacks, its
-    exit seen when its pidfd turns readable. No thread is involved."""
+    """One started command on the event loop: stdout and stderr drained from non-blocking pipes by reader
+    callbacks, its exit seen when its pidfd turns readable. No thread is involved."""
 
-    def __init__(self, spawn: Callable[..., Process], argv: list[str]) -> None:
+    def __init__(self, process: Process, out_r: int, err_r: int) -> None:
         self._loop = asyncio.get_running_loop()
         self._fds: list[int] = []
-        self._output: list[asyncio.Future[bytes]] = []
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            self._process = spawn(argv, stdin=None, stdout=out_w, stderr=err_w)
-        except BaseException:
-            os.close(out_r)
-            os.close(err_r)
-            raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-        for fd in (out_r, err_r):
-            self._output.append(self._drain(fd))
+        self._process = process
+        self._output = [self._drain(out_r), self._drain(err_r)]
         self._exited: asyncio.Future[int] = self._loop.create_future()
         self._watch(self._process.pidfd, self._reap)
 
@@ -320,6 +309,21 @@ class _Command:
                 os.close(fd)
 
 
+def _discard(work: asyncio.Future[Process]) -> None:
+    """Kill and reap (when its pidfd turns readable) a child whose caller went away while it started."""
+    if work.cancelled() or work.exception() is not None:
+        return
+    process = work.result()
+    process.kill()
+    loop = asyncio.get_running_loop()
+
+    def reap() -> None:
+        loop.remove_reader(process.pidfd)
+        process.wait()
+
+    loop.add_reader(process.pidfd, reap)
+
+
 @dataclass(eq=False)
 class _Flight:
     """One shared read: started once the previous one with the same argv ends; joinable until it starts."""
@@ -336,9 +340,11 @@ class Coalescer:
     An error reaches every sharer; a sharer cancelled leaves the read to the others (the last one out cancels
     it, which kills its child).
 
-    The sharers resume `HAND_OUT` per event-loop iteration: woken all at once, 200 of them would run their
-    responses back to back (measured in the test host: loop stalls of 1 s) while timers and I/O wait. One at a
-    time cost 3.6x the throughput (the next read starts before most sharers are back to join it).
+    The sharers resume one per event-loop iteration: woken all at once, 200 of them would run their responses
+    back to back (measured in the test host: loop stalls of 1 s) while timers and I/O wait. Measured in the test
+    host with 200 RPCs in flight (`bench.bench_zfs --only spawn`), two per iteration gave a loop lag p99 of
+    16-66 ms and one per iteration 9-11 ms, at the same throughput within noise (the next read's child is
+    spawned off the loop meanwhile).
     """
 
     def __init__(self, run: Callable[[list[str]], Awaitable[Completed]]) -> None:
@@ -380,15 +386,14 @@ class Coalescer:
             if self._running.get(key) is ended:
                 del self._running[key]
             ended.set_result(None)
-        while flight.waiters:
-            batch, flight.waiters = flight.waiters[:HAND_OUT], flight.waiters[HAND_OUT:]
-            for waiter in batch:
-                if waiter.done():  # cancelled; its caller has not run its handler yet
-                    continue
-                if isinstance(done, Exception):
-                    waiter.set_exception(done)
-                else:
-                    waiter.set_result(done)
+        while flight.waiters:  # those not handed out yet (a sharer cancelled meanwhile removes itself)
+            waiter = flight.waiters.pop(0)
+            if waiter.done():  # cancelled; its caller has not run its handler yet
+                continue
+            if isinstance(done, Exception):
+                waiter.set_exception(done)
+            else:
+                waiter.set_result(done)
             await asyncio.sleep(0)
 
 
@@ -414,6 +419,7 @@ class ZfsExecutor:
         self._pipeline_slots = asyncio.Semaphore(max_pipelines)
         # a pipeline uses one thread at a time, two while a kill reaps during a wait
         self._pipe_pool = ThreadPoolExecutor(max_workers=2 * max_pipelines, thread_name_prefix="zfs-pipe")
+        self._spawn_pool = ThreadPoolExecutor(max_workers=SPAWNERS, thread_name_prefix="zfs-spawn")
         self._metrics = metrics
         self._env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -435,9 +441,35 @@ class ZfsExecutor:
                    (os.POSIX_SPAWN_DUP2, stdout, 1),
                    (os.POSIX_SPAWN_DUP2, stderr, 2)]
         try:
-            return Process(os.posix_spawn(exe, [exe, *argv[1:]], self._env, file_actions=actions))
+            return Process(spawn(exe, [exe, *argv[1:]], self._env, actions))
         except (FileNotFoundError, PermissionError) as exc:
             raise ZfsUnavailable(f"cannot run {exe}: {exc.strerror}") from None
+
+    def _spawn_command(self, argv: list[str], out_w: int, err_w: int) -> Process:
+        """`_spawn` in a spawner thread; the thread owns the pipes' write ends (closed once the child has them), so
+        the loop can never close an fd a spawn is still duplicating."""
+        try:
+            return self._spawn(argv, stdin=None, stdout=out_w, stderr=err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+
+    async def _start(self, argv: list[str]) -> _Command:
+        """Start a command from a spawner thread, the loop serving others meanwhile. Cancelled during the spawn,
+        the child is killed and reaped once it has started."""
+        loop = asyncio.get_running_loop()
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        work = loop.run_in_executor(self._spawn_pool, partial(self._spawn_command, argv, out_w, err_w))
+        try:
+            process = await asyncio.shield(work)
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            if not work.done() or work.cancelled() or work.exception() is None:
+                work.add_done_callback(_discard)
+            raise
+        return _Command(process, out_r, err_r)
 
     async def run(self, argv: list[str], *, timeout: float | None = None) -> Completed:
         """Run and collect. Raises ZfsUnavailable (binary missing or not executable), ZfsCommandFailed (timeout).
@@ -449,7 +481,7 @@ class ZfsExecutor:
         outcome = "error"
         async with self._slots:
             try:
-                code, out, err = await _Command(self._spawn, argv).collect(limit)
+                code, out, err = await (await self._start(argv)).collect(limit)
                 outcome = "ok" if code == 0 else "failed"
             except ZfsUnavailable:
                 outcome = "unavailable"
