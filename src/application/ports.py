@@ -161,9 +161,16 @@ class RateLimiter(Protocol):
 
 
 class SendPipe(Protocol):
-    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded)."""
+    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded), or `forward` them."""
 
     async def read(self) -> bytes: ...
+
+    async def forward(self, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
+                      moved: Callable[[int], None]) -> None:
+        """`first`, then the rest of the stream until its end, into the socket `target` (a file descriptor that
+        stays open until this returns), each chunk written between `head(size)` and `tail`; `moved(size)` after
+        each chunk, from any thread. Raises OSError when the socket's peer went away."""
+        ...
 
     async def finish(self) -> None:
         """Wait for the process; raise the classified error when it failed."""

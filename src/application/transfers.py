@@ -4,10 +4,11 @@ stream sessions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ReceiveFailed, StateConflict, ZfsCommandFailed
@@ -180,6 +181,108 @@ class StreamLimits:
     retain: float = 3600.0
 
 
+class SendStream:
+    """A started `zfs send` of a stream session (StreamService.send), consumed once: iterated for its bytes, or
+    `forward`ed into a socket (no copy through this process). Either way the session ends done, failed or
+    cancelled, and the child is killed and reaped however the consumer stops, `aclose` included."""
+
+    def __init__(self, service: StreamService, live: _Live, proc: SendPipe, first: bytes) -> None:
+        self._service, self._live, self._proc, self._first = service, live, proc, first
+        self._used = False
+        self._ended = False
+        self._chunks_gen: AsyncIterator[bytes] | None = None
+
+    def _take(self) -> None:
+        if self._used:
+            raise RuntimeError("a send stream is consumed once")
+        self._used = True
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._take()
+        self._chunks_gen = self._chunks()
+        return self._chunks_gen
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        live, proc = self._live, self._proc
+        async with self._running():
+            chunk = self._first
+            while chunk:
+                live.bytes += len(chunk)
+                yield chunk
+                await self._service._progress(live)
+                self._check_stop()
+                chunk = await proc.read()
+            self._check_stop()
+            await proc.finish()
+
+    async def forward(self, target: int, head: Callable[[int], bytes], tail: bytes,
+                      moved: Callable[[int], None] = lambda _: None) -> None:
+        """The whole stream into the socket `target` (see SendPipe.forward), progress and cancellation as when
+        iterated; `moved(size)` after each chunk, from a worker thread."""
+        self._take()
+        live = self._live
+
+        def counted(size: int) -> None:
+            live.bytes += size
+            moved(size)
+
+        moved_all = asyncio.Event()
+
+        async def report() -> None:  # never cancelled inside a store write: the end of the session comes after
+            while True:
+                try:
+                    await asyncio.wait_for(moved_all.wait(), PROGRESS_EVERY)
+                    return
+                except TimeoutError:
+                    await self._service._progress(live)
+
+        async with self._running():
+            reporter = asyncio.create_task(report())
+            try:
+                await self._proc.forward(target, self._first, head, tail, counted)
+            finally:
+                moved_all.set()
+                await asyncio.wait([reporter])
+            self._check_stop()
+            await self._proc.finish()
+
+    def _check_stop(self) -> None:
+        if self._live.stop.is_set():
+            raise StateConflict("stream cancelled", state="cancelled")
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """The watcher that kills the send when the session is cancelled, and the end of the session."""
+        live, proc = self._live, self._proc
+        watcher = asyncio.create_task(self._service._watch(live, proc))
+        state = StreamState.FAILED
+        error: str | None = "client disconnected"
+        try:
+            yield
+            state, error = StreamState.DONE, None
+        except (GeneratorExit, asyncio.CancelledError):
+            raise  # the consumer stopped: the client went away
+        except BaseException as exc:
+            error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            watcher.cancel()
+            await self._end(state, error)
+
+    async def _end(self, state: StreamState, error: str | None) -> None:
+        if not self._ended:
+            self._ended = True
+            await self._proc.kill()
+            await self._service._end(self._live, state, error)
+
+    async def aclose(self) -> None:
+        """Stop (idempotent): the child is killed and reaped; a stream not consumed to its end ends failed."""
+        self._used = True
+        if self._chunks_gen is not None:
+            await self._chunks_gen.aclose()  # type: ignore[attr-defined]
+        await self._end(StreamState.FAILED, "client disconnected")
+
+
 class StreamService:
     """stream_init / stream_list / stream_cancel, and running the transfers behind GET/POST /stream/{id}."""
 
@@ -289,10 +392,10 @@ class StreamService:
         await live.stop.wait()
         await proc.kill()
 
-    async def send(self, stream_id: str) -> AsyncIterator[bytes]:
+    async def send(self, stream_id: str) -> SendStream:
         """Claim the session and start `zfs send`. Errors before the first byte raise from this call; the
-        returned iterator yields the stream and raises if the send fails midway (the HTTP layer then aborts
-        the response). Closing the iterator early kills and reaps the child."""
+        returned stream is consumed once, by iterating it or by `SendStream.forward`, and raises if the send
+        fails midway (the HTTP layer then aborts the response). Closing it early kills and reaps the child."""
         s = await self._claim(stream_id, Operation.SEND)
         assert not isinstance(s.transfer, ReceiveSpec)  # _claim checked the operation
         live = _Live(s)
@@ -306,34 +409,7 @@ class StreamService:
             await self._end(live, StreamState.FAILED, str(exc) or type(exc).__name__)
             raise
         self._live[stream_id] = live
-        return self._pump_send(live, proc, first)
-
-    async def _pump_send(self, live: _Live, proc: SendPipe, first: bytes) -> AsyncIterator[bytes]:
-        watcher = asyncio.create_task(self._watch(live, proc))
-        state = StreamState.FAILED
-        error: str | None = "client disconnected"
-        try:
-            chunk = first
-            while chunk:
-                live.bytes += len(chunk)
-                yield chunk
-                await self._progress(live)
-                if live.stop.is_set():
-                    raise StateConflict("stream cancelled", state="cancelled")
-                chunk = await proc.read()
-            if live.stop.is_set():
-                raise StateConflict("stream cancelled", state="cancelled")
-            await proc.finish()
-            state, error = StreamState.DONE, None
-        except (GeneratorExit, asyncio.CancelledError):
-            raise  # the consumer stopped: the client went away
-        except BaseException as exc:
-            error = str(exc) or type(exc).__name__
-            raise
-        finally:
-            watcher.cancel()
-            await proc.kill()
-            await self._end(live, state, error)
+        return SendStream(self, live, proc, first)
 
     async def receive(self, stream_id: str, body: AsyncIterator[bytes],
                       compression: Compression = Compression.NONE) -> Received:

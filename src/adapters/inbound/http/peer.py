@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .guard import is_loopback_address
 
 SCOPE_KEY = "zfsapi.peer"
+SOCKET_KEY = "zfsapi.socket"  # scope extension: a callable giving a dup of the connection's socket, or None
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -166,3 +168,20 @@ class PeerAwareHttpTools(HttpToolsProtocol):
         super().on_message_begin()
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[SCOPE_KEY] = self._peer
+        extensions[SOCKET_KEY] = self._body_socket
+
+    def _body_socket(self) -> int | None:
+        """A duplicate of the connection's socket (the caller closes it), for writing the chunks of the response
+        body in progress directly (GET /stream: splice from the send's pipe). Only for a plain (not TLS) chunked
+        response whose head has been written out whole, to a client still connected, so that the bytes written
+        on it follow the head; None otherwise: write through ASGI. A duplicate, so that the number stays ours
+        even if the transport closes the connection meanwhile (the writes then fail instead of reaching another
+        file). The caller writes nothing through ASGI until it is done with it."""
+        cycle = getattr(self, "cycle", None)
+        transport = self.transport
+        if (cycle is None or not cycle.response_started or cycle.response_complete or cycle.chunked_encoding
+                is not True or cycle.disconnected or transport.is_closing() or transport.get_write_buffer_size()
+                or transport.get_extra_info("sslcontext") is not None):
+            return None
+        sock = transport.get_extra_info("socket")
+        return os.dup(sock.fileno()) if sock is not None else None

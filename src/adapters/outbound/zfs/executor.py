@@ -218,14 +218,17 @@ class Pipeline:
         """Wait for every child (blocking), in the order they were started."""
         return [child.wait() for child in self.children]
 
-    async def offload(self, fn: Callable[..., T], *args: object) -> T:
+    async def offload(self, fn: Callable[..., T], *args: object, wake: Callable[[], None] | None = None) -> T:
         """Run blocking work (a spawn, a wait, a file relay) in the executor's pipeline threads. Cancelled, the
-        pipeline is killed and the work awaited: it ends soon once its children are gone."""
+        pipeline is killed (and `wake` called, for work that may wait on something else than its children) and
+        the work awaited: it ends soon once its children are gone."""
         work = asyncio.get_running_loop().run_in_executor(self._exec._pipe_pool, fn, *args)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
             self.kill()
+            if wake is not None:
+                wake()
             await asyncio.wait([work])
             raise
 

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import os
 import re
+import select
 import stat
 import time
 from functools import partial
@@ -381,6 +382,72 @@ class ZfsSendPipe(_FdIO):
         done = await self._wait()
         if not done.ok:
             raise parsers.classify(done, name=self._name, kind="snapshot")
+
+    async def forward(self, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
+                      moved: Callable[[int], None]) -> None:
+        """Write `first`, then the rest of the stream until its end, into `target` (a non-blocking socket that
+        stays open until this returns), each chunk between `head(size)` and `tail`. Runs in a pipeline thread and
+        moves the stream with splice(2): no byte passes through this process. Raises OSError (e.g.
+        BrokenPipeError) when the socket's peer went away; cancelled, the send is killed and the thread woken."""
+        stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
+
+        def wake() -> None:
+            os.write(stop_w, b"x")
+
+        try:
+            await self._pipeline.offload(_forward, self._open_fd(), target, first, head, tail, moved, stop_r,
+                                         wake=wake)
+        finally:
+            os.close(stop_r)
+            os.close(stop_w)
+
+
+class _Stopped(Exception):
+    """The relay's caller went away (see _forward)."""
+
+
+def _forward(source: int, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
+             moved: Callable[[int], None], stop: int) -> None:
+    """In a worker thread: `first`, then `source` (a pipe) until its end, into `target`, each chunk framed by
+    head(n) and tail. The chunk goes from `source` into a pipe of our own (which tells its size before it is
+    framed) and from there into the socket, both by splice. Waits for the socket with poll(2), alongside `stop`
+    (readable: give up, raising _Stopped), so a client that stops reading never holds the thread."""
+    poller = select.poll()
+    poller.register(target, select.POLLOUT)
+    poller.register(stop, select.POLLIN)
+
+    def writable() -> None:
+        for fd, _ in poller.poll():
+            if fd == stop:
+                raise _Stopped
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(target, view):]
+            except BlockingIOError:
+                writable()
+
+    os.set_blocking(source, True)
+    chunk_r, chunk_w = make_pipe()
+    try:
+        if first:
+            write(head(len(first)) + first + tail)
+            moved(len(first))
+        while size := os.splice(source, chunk_w, READ_SIZE):  # blocks until the send writes, 0 at its end
+            write(head(size))
+            left = size
+            while left:
+                try:
+                    left -= os.splice(chunk_r, target, left, flags=os.SPLICE_F_MOVE)
+                except BlockingIOError:
+                    writable()
+            write(tail)
+            moved(size)
+    finally:
+        os.close(chunk_r)
+        os.close(chunk_w)
 
 
 def _splice(source: int, target: int, moved: Callable[[int], float]) -> bool:
