@@ -26,6 +26,24 @@ from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_siz
 from zfsapi.adapters.outbound.zfs.pipelines import READ_SIZE
 
 
+def cpu_total() -> tuple[float, float]:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK"), time.perf_counter()
+
+
+def cpu_of(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(what, before, sb, after, sa):
+    busy = after[0] - before[0]
+    wall = after[1] - before[1]
+    print(f"  {what}: wall {wall:.2f} s, guest busy {busy / wall:.2f} cores, server {(sa - sb) / wall:.2f} cores", flush=True)
+
+
 def run(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
@@ -108,17 +126,25 @@ def main(mib: int, rounds: int) -> None:
 
         results: dict[str, list[float]] = {k: [] for k in ("send_base", "send_ours", "recv_base", "recv_ours")}
         for i in range(rounds):
+            b0, s0 = cpu_total(), cpu_of(server.pid)
             results["send_base"].append(pipeline(["zfs", "send", "-L", "-e", "-c", f"{src}@s1"], ["cat"],
                                                  stdout=subprocess.DEVNULL))
+            report("send base", b0, s0, cpu_total(), cpu_of(server.pid))
             sid = rpc(port, "stream_init", operation="send", dataset=src, snapshot="s1")["result"]["stream_id"]
+            b0, s0 = cpu_total(), cpu_of(server.pid)
             took, got = http_get_discard(port, f"/stream/{sid}")
+            report("GET", b0, s0, cpu_total(), cpu_of(server.pid))
             assert got > size, (got, size)
             results["send_ours"].append(took)
 
+            b0, s0 = cpu_total(), cpu_of(server.pid)
             with open(stream_file, "rb") as f:
                 results["recv_base"].append(pipeline(["cat"], ["zfs", "receive", f"{pool}/base{i}"], stdin=f))
+            report("recv base", b0, s0, cpu_total(), cpu_of(server.pid))
             sid = rpc(port, "stream_init", operation="receive", target_dataset=f"{pool}/ours{i}")["result"]["stream_id"]
+            b0, s0 = cpu_total(), cpu_of(server.pid)
             took, body = http_post_file(port, f"/stream/{sid}", stream_file)
+            report("POST", b0, s0, cpu_total(), cpu_of(server.pid))
             assert body["success"], body
             results["recv_ours"].append(took)
             run("zfs", "destroy", "-r", f"{pool}/base{i}")

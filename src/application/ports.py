@@ -182,9 +182,16 @@ class SendPipe(Protocol):
 
 
 class ReceivePipe(Protocol):
-    """A running `zfs receive`: write chunks, then `finish` (end of input, wait, raise on failure)."""
+    """A running `zfs receive`: write chunks (or `forward_from` a socket), then `finish` (end of input, wait,
+    raise on failure)."""
 
     async def write(self, data: bytes) -> None: ...
+
+    async def forward_from(self, source: int, size: int, moved: Callable[[int], None]) -> None:
+        """Exactly `size` bytes from the socket `source` (a file descriptor that stays open until this returns)
+        into the receive; `moved(n)` as they go, from any thread. Raises ConnectionResetError when the socket
+        ends first, ZfsCommandFailed when the receive stopped reading."""
+        ...
 
     async def finish(self) -> str | None:
         """End of input: wait, raise the classified error on failure, else the snapshot received."""

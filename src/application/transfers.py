@@ -181,6 +181,17 @@ class StreamLimits:
     retain: float = 3600.0
 
 
+@dataclass(frozen=True, slots=True)
+class SocketBody:
+    """A request body still in its socket (see StreamService.receive): `first` already read, then `size` more
+    bytes to read from the file descriptor `fd`, which stays open until the receive returns."""
+
+    fd: int
+    first: bytes
+    size: int
+    moved: Callable[[int], None] = lambda size: None  # after each piece of the rest, from a worker thread
+
+
 class SendStream:
     """A started `zfs send` of a stream session (StreamService.send), consumed once: iterated for its bytes, or
     `forward`ed into a socket (no copy through this process). Either way the session ends done, failed or
@@ -226,23 +237,9 @@ class SendStream:
             live.bytes += size
             moved(size)
 
-        moved_all = asyncio.Event()
-
-        async def report() -> None:  # never cancelled inside a store write: the end of the session comes after
-            while True:
-                try:
-                    await asyncio.wait_for(moved_all.wait(), PROGRESS_EVERY)
-                    return
-                except TimeoutError:
-                    await self._service._progress(live)
-
         async with self._running():
-            reporter = asyncio.create_task(report())
-            try:
+            async with self._service._reporting(live):
                 await self._proc.forward(target, self._first, head, tail, counted)
-            finally:
-                moved_all.set()
-                await asyncio.wait([reporter])
             self._check_stop()
             await self._proc.finish()
 
@@ -381,6 +378,43 @@ class StreamService:
         if stored is not None and stored.state is StreamState.CANCELLED:
             live.stop.set()
 
+    @contextlib.asynccontextmanager
+    async def _reporting(self, live: _Live) -> AsyncIterator[None]:
+        """`_progress` every PROGRESS_EVERY seconds while bytes move in a worker thread. Never cancelled inside
+        a store write: the end of the session, written after, is never overwritten."""
+        moved_all = asyncio.Event()
+
+        async def report() -> None:
+            while True:
+                try:
+                    await asyncio.wait_for(moved_all.wait(), PROGRESS_EVERY)
+                    return
+                except TimeoutError:
+                    await self._progress(live)
+
+        reporter = asyncio.create_task(report())
+        try:
+            yield
+        finally:
+            moved_all.set()
+            await asyncio.wait([reporter])
+
+    async def _take(self, live: _Live, proc: ReceivePipe, body: SocketBody) -> None:
+        if body.first:
+            await proc.write(body.first)
+            live.bytes += len(body.first)
+
+        def counted(size: int) -> None:
+            live.bytes += size
+            body.moved(size)
+
+        try:
+            async with self._reporting(live):
+                await proc.forward_from(body.fd, body.size, counted)
+        except ZfsCommandFailed:
+            if not live.stop.is_set():  # else killed by stream_cancel: said so by the caller
+                raise
+
     async def _end(self, live: _Live, state: StreamState, error: str | None) -> None:
         self._live.pop(live.session.stream_id, None)
         current = await self._sessions.get(live.session.stream_id)
@@ -411,10 +445,11 @@ class StreamService:
         self._live[stream_id] = live
         return SendStream(self, live, proc, first)
 
-    async def receive(self, stream_id: str, body: AsyncIterator[bytes],
+    async def receive(self, stream_id: str, body: AsyncIterator[bytes] | SocketBody,
                       compression: Compression = Compression.NONE) -> Received:
-        """Pipe `body` (compressed so, when `compression` says) into `zfs receive`. On failure raises
-        ReceiveFailed carrying the target's resume token when the receive was resumable."""
+        """Pipe `body` (compressed so, when `compression` says) into `zfs receive`: chunks, or the rest of a
+        socket (spliced, no copy through this process). On failure raises ReceiveFailed carrying the target's
+        resume token when the receive was resumable."""
         s = await self._claim(stream_id, Operation.RECEIVE)
         spec = s.transfer
         assert isinstance(spec, ReceiveSpec)  # _claim checked the operation
@@ -428,12 +463,15 @@ class StreamService:
             proc = await self._p.open_receive(spec, compression)
             self._live[stream_id] = live
             watcher = asyncio.create_task(self._watch(live, proc))
-            async for chunk in body:
-                if live.stop.is_set():
-                    break
-                await proc.write(chunk)
-                live.bytes += len(chunk)
-                await self._progress(live)
+            if isinstance(body, SocketBody):
+                await self._take(live, proc, body)
+            else:
+                async for chunk in body:
+                    if live.stop.is_set():
+                        break
+                    await proc.write(chunk)
+                    live.bytes += len(chunk)
+                    await self._progress(live)
             if live.stop.is_set():
                 raise StateConflict("stream cancelled", state="cancelled")
             snapshot = await proc.finish()

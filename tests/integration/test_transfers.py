@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -318,19 +320,36 @@ def settled(url: str, stream_id: str, deadline: float = 60.0) -> dict:
         time.sleep(0.05)
 
 
-def test_get_through_the_server_is_the_whole_stream(server, dataset, target):
-    """Through uvicorn, GET /stream splices the send's pipe into the socket as HTTP chunks: the body is the
-    stream zfs sent, byte for byte, and the session counts every byte."""
+def test_streams_through_the_server_move_every_byte(server, dataset, target):
+    """Through uvicorn, GET /stream splices the send's pipe into the socket as HTTP chunks and POST /stream
+    splices the body from the socket into zfs receive (after a client's `Expect: 100-continue` is answered):
+    the snapshot arrives whole, each session counts every byte, and the POST's connection ends with it."""
     fill(dataset, 8)
     zfs("zfs", "snapshot", f"{dataset}@s1")
     out = call(server, "stream_init", operation="send", dataset=dataset, snapshot="s1")["result"]
     r = httpx.get(server + out["url"], timeout=300)
     assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked"
-    received = subprocess.run(["zfs", "receive", target], input=r.content, capture_output=True)
-    assert received.returncode == 0, received.stderr
+    stream = r.content
+    inn = call(server, "stream_init", operation="receive", target_dataset=target)["result"]
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=120) as s:
+        s.sendall(f"POST {inn['url']} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\n"
+                  f"Content-Length: {len(stream)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += s.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(stream)
+        answer = b""
+        while chunk := s.recv(65536):  # the server closes the connection after its answer
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower(), head
+    assert json.loads(body)["success"], body
     same_snapshot(f"{target}@s1", f"{dataset}@s1")
     sessions = {s["stream_id"]: s for s in call(server, "stream_list")["result"]["sessions"]}
-    assert (sessions[out["stream_id"]]["state"], sessions[out["stream_id"]]["bytes"]) == ("done", len(r.content))
+    assert (sessions[out["stream_id"]]["state"], sessions[out["stream_id"]]["bytes"]) == ("done", len(stream))
+    assert (sessions[inn["stream_id"]]["state"], sessions[inn["stream_id"]]["bytes"]) == ("done", len(stream))
 
 
 def test_disconnect_mid_get_kills_the_send(server, dataset):

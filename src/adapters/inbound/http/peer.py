@@ -27,6 +27,7 @@ from .guard import is_loopback_address
 
 SCOPE_KEY = "zfsapi.peer"
 SOCKET_KEY = "zfsapi.socket"  # scope extension: a callable giving a dup of the connection's socket, or None
+BODY_KEY = "zfsapi.body"  # scope extension: a callable handing the rest of the request body over (or None)
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -156,6 +157,7 @@ class PeerAwareHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus the local caller's uid looked up once per connection."""
 
     _peer: Peer | None = None
+    _body_seen = 0  # bytes of the current request's body parsed so far
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -169,6 +171,43 @@ class PeerAwareHttpTools(HttpToolsProtocol):
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[SCOPE_KEY] = self._peer
         extensions[SOCKET_KEY] = self._body_socket
+        extensions[BODY_KEY] = self._take_body
+        self._body_seen = 0
+
+    def on_body(self, body: bytes) -> None:
+        self._body_seen += len(body)
+        super().on_body(body)
+
+    def _take_body(self) -> tuple[int, bytes, int] | None:
+        """Hand the rest of the request body over (POST /stream: splice from the socket into zfs receive):
+        (a duplicate of the socket, the body bytes already read, how many more to read from it). Only for a
+        plain (not TLS) request with a Content-Length and no Transfer-Encoding, before any response; None
+        otherwise: read through ASGI. uvicorn stops reading this connection (its parser never sees the rest
+        of the body) and closes it once the response is sent. The caller must not call `receive` again."""
+        cycle = getattr(self, "cycle", None)
+        transport = self.transport
+        if (cycle is None or cycle.response_started or cycle.disconnected or transport.is_closing()
+                or transport.get_extra_info("sslcontext") is not None):
+            return None
+        length: int | None = None
+        for name, value in cycle.scope["headers"]:
+            name = name.lower()
+            if name == b"transfer-encoding":
+                return None
+            if name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return None
+                length = int(value)
+        sock = transport.get_extra_info("socket")
+        if length is None or sock is None or length < self._body_seen:
+            return None
+        self.flow.pause_reading()
+        cycle.keep_alive = False
+        if cycle.waiting_for_100_continue:  # what uvicorn's receive would have said first
+            transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            cycle.waiting_for_100_continue = False
+        read, cycle.body = cycle.body, b""
+        return os.dup(sock.fileno()), read, length - self._body_seen
 
     def _body_socket(self) -> int | None:
         """A duplicate of the connection's socket (the caller closes it), for writing the chunks of the response

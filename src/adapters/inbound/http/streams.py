@@ -22,7 +22,7 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from zfsapi.adapters.metrics import Metrics
-from zfsapi.application.transfers import StreamService
+from zfsapi.application.transfers import SocketBody, StreamService
 from zfsapi.domain.errors import (
     InvalidArgument,
     NotFound,
@@ -35,7 +35,7 @@ from zfsapi.domain.errors import (
 from zfsapi.domain.transfer import Compression
 
 from ..jsonrpc.errors import to_rpc_error
-from .peer import SOCKET_KEY
+from .peer import BODY_KEY, SOCKET_KEY
 
 log = logging.getLogger("zfsapi.stream")
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -126,7 +126,8 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
             metrics.streams_active.dec()
             metrics.stream_duration.labels("send", outcome).observe(time.monotonic() - started)
 
-    async def post(stream_id: str, receive: Receive, send: Send, rid: str, compression: Compression) -> None:
+    async def post(stream_id: str, scope: Scope, receive: Receive, send: Send, rid: str,
+                   compression: Compression) -> None:
         started = time.monotonic()
         received = metrics.stream_bytes.labels("received")
 
@@ -149,22 +150,33 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
                 if not more:
                     return
 
+        extensions: dict[str, Any] = scope.get("extensions") or {}
+        take: Callable[[], tuple[int, bytes, int] | None] | None = extensions.get(BODY_KEY)
+        taken = take() if take is not None else None  # zero-copy: the rest of the body spliced from the socket
         metrics.streams_active.inc()
         outcome = "failed"
         try:
-            r = await streams.receive(stream_id, body(), compression)
+            if taken is not None:
+                fd, first, size = taken
+                received.inc(len(first))
+                source: AsyncIterator[bytes] | SocketBody = SocketBody(fd, first, size, received.inc)
+            else:
+                source = body()
+            r = await streams.receive(stream_id, source, compression)
             outcome = "done"
             out = {"success": True, "dataset": r.target.value, "snapshot": r.snapshot, "bytes_received": r.bytes,
                    "duration": round(r.seconds, 3),
                    "rate_mbps": round(r.bytes / r.seconds / 1e6 if r.seconds > 0 else 0.0, 1)}
             await _json(send, 200, _ENCODER.encode(out), rid)
-        except ClientGone:
+        except (ClientGone, ConnectionResetError):
             outcome = "disconnected"
         except ReceiveFailed as exc:
             await _json(send, _status(exc), _error_body(exc, receive_resume_token=exc.resume_token), rid)
         except Exception as exc:
             await _json(send, _status(exc), _error_body(exc), rid)
         finally:
+            if taken is not None:
+                os.close(taken[0])
             metrics.streams_active.dec()
             metrics.stream_duration.labels("receive", outcome).observe(time.monotonic() - started)
 
@@ -194,7 +206,7 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
                 await _json(send, 415, _error_body(InvalidArgument(
                     "Content-Encoding", f"{encoding[:64]!r} is not supported: gzip, zstd or none")), rid)
                 return
-            await post(stream_id, receive, send, rid, ENCODINGS[encoding])
+            await post(stream_id, scope, receive, send, rid, ENCODINGS[encoding])
         else:
             await _json(send, 405, _ENCODER.encode({"success": False, "error": "GET or POST"}), rid)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from zfsapi.application.ports import Bookmarks, Datasets, Pools, Properties, Snapshots
-from zfsapi.domain.errors import AlreadyExists, NotFound
+from zfsapi.domain.errors import AlreadyExists
 from zfsapi.domain.models import (
     Bookmark,
     DatasetType,

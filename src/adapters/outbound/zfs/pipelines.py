@@ -490,3 +490,42 @@ class ZfsReceivePipe(_FdIO):
         if not done.ok:
             raise self._failed(done)
         return received_snapshot(done.stdout.decode("utf-8", "replace"))
+
+    async def forward_from(self, source: int, size: int, moved: Callable[[int], None]) -> None:
+        """`size` bytes from the socket `source` into the receive by splice(2), in a pipeline thread: no byte
+        passes through this process (see ReceivePipe.forward_from). Cancelled, the receive is killed and the
+        thread woken."""
+        stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
+
+        def wake() -> None:
+            os.write(stop_w, b"x")
+
+        try:
+            await self._pipeline.offload(_take, source, self._open_fd(), size, moved, stop_r, wake=wake)
+        except BrokenPipeError:
+            await self.finish()  # zfs receive stopped reading: its error explains why
+            raise ZfsCommandFailed(self._child.argv, -1, "zfs receive stopped reading its input") from None
+        finally:
+            os.close(stop_r)
+            os.close(stop_w)
+
+
+def _take(source: int, target: int, size: int, moved: Callable[[int], None], stop: int) -> None:
+    """In a worker thread: `size` bytes from the socket `source` (non-blocking: waited for with poll(2),
+    alongside `stop`) into the pipe `target` (blocking: the receive sets the pace)."""
+    poller = select.poll()
+    poller.register(source, select.POLLIN)
+    poller.register(stop, select.POLLIN)
+    os.set_blocking(target, True)
+    left = size
+    while left:
+        try:
+            n = os.splice(source, target, min(left, READ_SIZE), flags=os.SPLICE_F_MOVE)
+        except BlockingIOError:
+            if any(fd == stop for fd, _ in poller.poll()):
+                raise _Stopped from None
+            continue
+        if n == 0:
+            raise ConnectionResetError(f"client went away mid-body ({size - left} of {size} bytes)")
+        left -= n
+        moved(n)
