@@ -10,9 +10,11 @@ import pytest
 
 from tests.fakes import CHUNK, FakeStreams, FakeZfs, FixedClock
 from zfsapi.adapters.outbound.replicas.local import LocalReplica
+from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.application import replication as repl
 from zfsapi.application.ports import ReplicaSide
 from zfsapi.application.replication import Pacer, Replicate
+from zfsapi.application.transfers import SendStream, StreamLimits, StreamService
 from zfsapi.domain.authz import LOCALHOST, Principal, Role
 from zfsapi.domain.errors import InvalidArgument, PermissionDenied, StateConflict, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
@@ -26,7 +28,7 @@ from zfsapi.domain.replication import (
     plan_package_retry,
     plan_replication,
 )
-from zfsapi.domain.transfer import Compression, SendSpec
+from zfsapi.domain.transfer import Compression, SendSpec, StreamState
 
 FULL, INCREMENTAL, UP_TO_DATE = ReplicationMode.FULL, ReplicationMode.INCREMENTAL, ReplicationMode.UP_TO_DATE
 
@@ -377,3 +379,34 @@ async def test_the_incremental_send_carries_intermediates_and_receives_with_forc
     (_, sent), (_, received) = opened
     assert sent == SendSpec(SnapshotName.parse("tank/a@s2"), SnapshotName.parse("tank/a@s1"), intermediates=True)
     assert (received.force, received.resumable, received.trusted) == (True, True, True)  # type: ignore[attr-defined]
+
+
+# ---- StreamService.send over fakes: however the consumer stops, the send is killed and the session ends ----
+
+async def _send_stream(world: World) -> tuple[StreamService, str, SendStream]:
+    await world.zfs.create_dataset(DatasetName.parse("tank/a"), properties={}, parents=False)
+    await world.snapshot("tank/a@s1")
+    sessions = MemoryStreamSessions()
+    service = StreamService(world.streams, world.streams, world.zfs, sessions, StreamLimits())
+    session = await service.init(LOCALHOST, SendSpec(SnapshotName.parse("tank/a@s1")), 60)
+    return service, session.stream_id, await service.send(session.stream_id)
+
+
+async def test_a_send_stream_closed_before_it_is_read_kills_its_send_and_fails():
+    world = World()
+    service, stream_id, stream = await _send_stream(world)
+    await stream.aclose()
+    assert world.streams.pipes[-1].killed
+    [listed] = await service.list(LOCALHOST)
+    assert (listed.stream_id, listed.state, listed.error) == (stream_id, StreamState.FAILED, "client disconnected")
+
+
+async def test_a_send_stream_is_consumed_once_and_ends_done():
+    world = World()
+    service, stream_id, stream = await _send_stream(world)
+    got = b"".join([chunk async for chunk in stream])
+    with pytest.raises(RuntimeError, match="consumed once"):
+        stream.__aiter__()
+    await stream.aclose()
+    [listed] = await service.list(LOCALHOST)
+    assert (listed.state, listed.bytes) == (StreamState.DONE, len(got)) and got == world.streams.streams[-1]
