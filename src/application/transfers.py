@@ -445,11 +445,12 @@ class StreamService:
         self._live[stream_id] = live
         return SendStream(self, live, proc, first)
 
-    async def receive(self, stream_id: str, body: AsyncIterator[bytes] | SocketBody,
-                      compression: Compression = Compression.NONE) -> Received:
-        """Pipe `body` (compressed so, when `compression` says) into `zfs receive`: chunks, or the rest of a
-        socket (spliced, no copy through this process). On failure raises ReceiveFailed carrying the target's
-        resume token when the receive was resumable."""
+    async def receive(self, stream_id: str, body: AsyncIterator[bytes], compression: Compression = Compression.NONE,
+                      socket: Callable[[], SocketBody | None] | None = None) -> Received:
+        """Pipe `body` (compressed so, when `compression` says) into `zfs receive`, or, when `socket` gives one
+        once the receive has started, the rest of the body from its socket (spliced, no copy through this
+        process). On failure raises ReceiveFailed carrying the target's resume token when the receive was
+        resumable."""
         s = await self._claim(stream_id, Operation.RECEIVE)
         spec = s.transfer
         assert isinstance(spec, ReceiveSpec)  # _claim checked the operation
@@ -463,8 +464,9 @@ class StreamService:
             proc = await self._p.open_receive(spec, compression)
             self._live[stream_id] = live
             watcher = asyncio.create_task(self._watch(live, proc))
-            if isinstance(body, SocketBody):
-                await self._take(live, proc, body)
+            taken = socket() if socket is not None else None
+            if taken is not None:
+                await self._take(live, proc, taken)
             else:
                 async for chunk in body:
                     if live.stop.is_set():

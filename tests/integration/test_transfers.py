@@ -352,6 +352,22 @@ def test_streams_through_the_server_move_every_byte(server, dataset, target):
     assert (sessions[inn["stream_id"]]["state"], sessions[inn["stream_id"]]["bytes"]) == ("done", len(stream))
 
 
+def test_a_refused_post_body_is_answered(server, dataset, target):
+    """A receive that fails while its body is spliced from the socket answers with zfs's error (the rest of
+    the body is read and dropped first, as uvicorn would have); a stream id refused before the receive starts
+    (the body is still uvicorn's then) is answered as before."""
+    garbage = os.urandom(16 << 20)  # not a send stream: zfs receive refuses it at once
+    inn = call(server, "stream_init", operation="receive", target_dataset=target)["result"]
+    r = httpx.post(server + inn["url"], content=garbage, headers={"Content-Type": "application/octet-stream"},
+                   timeout=120)
+    assert (r.status_code, r.json()["success"], r.json()["error"]["code"]) == (500, False, -32013), r.text
+    again = httpx.post(server + inn["url"], content=garbage, headers={"Content-Type": "application/octet-stream"},
+                       timeout=120)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, -32015), again.text
+    wait_gone("receive")
+    assert zfs("zfs", "list", target, check=False).returncode != 0
+
+
 def test_disconnect_mid_get_kills_the_send(server, dataset):
     fill(dataset, 48)
     zfs("zfs", "snapshot", f"{dataset}@s1")

@@ -5,6 +5,8 @@ stream routes' and stream_init's refusals."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -12,6 +14,7 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.http.streams import _discard
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
 from zfsapi.adapters.outbound.zfs import commands, parsers
@@ -309,3 +312,20 @@ async def test_transfer_results_keep_their_wire_keys(tmp_path):
                                 "expires_at", "username", "state", "bytes", "error"]
         assert await rpc("stream_cancel", stream_id=init["stream_id"]) == {"stream_id": init["stream_id"],
                                                                            "cancelled": True}
+
+
+def test_discarding_the_rest_of_a_body_reads_exactly_what_is_left():
+    """Before an error answer, the unread rest of a spliced body is read and dropped (closing on unread bytes
+    would reset the connection), and no more: the next bytes stay in the socket; a peer gone early ends it."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    with a, b:
+        writer = threading.Thread(target=b.sendall, args=(b"x" * 3_000_000 + b"next",))  # more than a buffer
+        writer.start()
+        _discard(a.fileno(), 3_000_000, 60)
+        writer.join(60)
+        assert a.recv(100) == b"next"
+        b.sendall(b"x" * 10)
+        b.shutdown(socket.SHUT_WR)
+        _discard(a.fileno(), 1000, 60)  # returns at the end of input, 990 bytes short
+        assert a.recv(10) == b""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import select
 import time
 from typing import Any, AsyncIterator, Callable
 
@@ -41,6 +42,7 @@ log = logging.getLogger("zfsapi.stream")
 _ID = re.compile(r"[0-9a-f]{32}")
 _ENCODER = msgspec.json.Encoder()
 COALESCE = 256 * 1024  # request body chunks are gathered to at least this much per pipe write
+LINGER = 30.0  # seconds an error answer waits for the rest of a spliced body to be read and dropped
 # a POST body's Content-Encoding: decompressed by a gzip/zstd child in front of zfs receive
 ENCODINGS = {"": Compression.NONE, "identity": Compression.NONE, "gzip": Compression.GZIP,
              "x-gzip": Compression.GZIP, "zstd": Compression.ZSTD}
@@ -69,6 +71,27 @@ async def _json(send: Send, status: int, body: bytes, request_id: str) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"x-request-id", request_id.encode())]})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _discard(fd: int, left: int, limit: float) -> None:
+    """In a worker thread: read and drop up to `left` bytes of a request body from the socket `fd`, for at most
+    `limit` seconds (a client that trickles does not hold the thread longer)."""
+    deadline = time.monotonic() + limit
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while left > 0:
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not poller.poll(wait * 1000):
+            return
+        try:
+            chunk = os.read(fd, min(left, 1 << 20))
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def _chunk_head(size: int) -> bytes:
@@ -152,17 +175,33 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
 
         extensions: dict[str, Any] = scope.get("extensions") or {}
         take: Callable[[], tuple[int, bytes, int] | None] | None = extensions.get(BODY_KEY)
-        taken = take() if take is not None else None  # zero-copy: the rest of the body spliced from the socket
+        taken: SocketBody | None = None
+        spliced = 0
+
+        def moved(size: int) -> None:  # from the splicing thread
+            nonlocal spliced
+            spliced += size
+            received.inc(size)
+
+        def socket_body() -> SocketBody | None:
+            """The rest of the body from the socket (zero-copy), asked for once the receive has started."""
+            nonlocal taken
+            got = take() if take is not None else None
+            if got is not None:
+                fd, first, size = got
+                received.inc(len(first))
+                taken = SocketBody(fd, first, size, moved)
+            return taken
+
+        async def answer_error(body: bytes, status: int) -> None:
+            if taken is not None and spliced < taken.size:  # read the rest first: closing on unread bytes
+                await asyncio.to_thread(_discard, taken.fd, taken.size - spliced, LINGER)  # resets the answer
+            await _json(send, status, body, rid)
+
         metrics.streams_active.inc()
         outcome = "failed"
         try:
-            if taken is not None:
-                fd, first, size = taken
-                received.inc(len(first))
-                source: AsyncIterator[bytes] | SocketBody = SocketBody(fd, first, size, received.inc)
-            else:
-                source = body()
-            r = await streams.receive(stream_id, source, compression)
+            r = await streams.receive(stream_id, body(), compression, socket_body)
             outcome = "done"
             out = {"success": True, "dataset": r.target.value, "snapshot": r.snapshot, "bytes_received": r.bytes,
                    "duration": round(r.seconds, 3),
@@ -171,12 +210,12 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
         except (ClientGone, ConnectionResetError):
             outcome = "disconnected"
         except ReceiveFailed as exc:
-            await _json(send, _status(exc), _error_body(exc, receive_resume_token=exc.resume_token), rid)
+            await answer_error(_error_body(exc, receive_resume_token=exc.resume_token), _status(exc))
         except Exception as exc:
-            await _json(send, _status(exc), _error_body(exc), rid)
+            await answer_error(_error_body(exc), _status(exc))
         finally:
             if taken is not None:
-                os.close(taken[0])
+                os.close(taken.fd)
             metrics.streams_active.dec()
             metrics.stream_duration.labels("receive", outcome).observe(time.monotonic() - started)
 
