@@ -357,6 +357,20 @@ class _FdIO:
         self.close()
         await self._pipeline.close()
 
+    async def _splice_in_thread(self, relay: Callable[..., None], *args: object) -> None:
+        """Run `relay(*args, stop)` in a pipeline thread, `stop` the read end of a pipe that turns readable when
+        this is cancelled (after the pipeline was killed), for a relay waiting on a socket rather than a child."""
+        stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
+
+        def wake() -> None:
+            os.write(stop_w, b"x")
+
+        try:
+            await self._pipeline.offload(relay, *args, stop_r, wake=wake)
+        finally:
+            os.close(stop_r)
+            os.close(stop_w)
+
 
 class ZfsSendPipe(_FdIO):
     """A running `zfs send` read from the loop (the SendPipe port)."""
@@ -389,17 +403,7 @@ class ZfsSendPipe(_FdIO):
         stays open until this returns), each chunk between `head(size)` and `tail`. Runs in a pipeline thread and
         moves the stream with splice(2): no byte passes through this process. Raises OSError (e.g.
         BrokenPipeError) when the socket's peer went away; cancelled, the send is killed and the thread woken."""
-        stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-
-        def wake() -> None:
-            os.write(stop_w, b"x")
-
-        try:
-            await self._pipeline.offload(_forward, self._open_fd(), target, first, head, tail, moved, stop_r,
-                                         wake=wake)
-        finally:
-            os.close(stop_r)
-            os.close(stop_w)
+        await self._splice_in_thread(_forward, self._open_fd(), target, first, head, tail, moved)
 
 
 class _Stopped(Exception):
@@ -495,19 +499,11 @@ class ZfsReceivePipe(_FdIO):
         """`size` bytes from the socket `source` into the receive by splice(2), in a pipeline thread: no byte
         passes through this process (see ReceivePipe.forward_from). Cancelled, the receive is killed and the
         thread woken."""
-        stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-
-        def wake() -> None:
-            os.write(stop_w, b"x")
-
         try:
-            await self._pipeline.offload(_take, source, self._open_fd(), size, moved, stop_r, wake=wake)
+            await self._splice_in_thread(_take, source, self._open_fd(), size, moved)
         except BrokenPipeError:
             await self.finish()  # zfs receive stopped reading: its error explains why
             raise ZfsCommandFailed(self._child.argv, -1, "zfs receive stopped reading its input") from None
-        finally:
-            os.close(stop_r)
-            os.close(stop_w)
 
 
 def _take(source: int, target: int, size: int, moved: Callable[[int], None], stop: int) -> None:
