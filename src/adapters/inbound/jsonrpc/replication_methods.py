@@ -29,7 +29,7 @@ STATUS = {JobState.QUEUED: "pending", JobState.RUNNING: "running", JobState.SUCC
 Status = Literal["pending", "running", "completed", "failed", "cancelled"]
 BY_STATUS = {"pending": JobState.QUEUED, "running": JobState.RUNNING, "completed": JobState.SUCCEEDED,
              "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
-TaskId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+TaskId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+\Z",
                              description="The migration's task id (its job id).")]
 
 
