@@ -155,7 +155,7 @@ class RemoteSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class ReplicationSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # The remotes a migration may name, by name ([A-Za-z0-9_-]); migration_create takes the name, or the url /
     # ssh string of a listed one. Anything else is refused, for an unrestricted admin too unless
-    # allow_unlisted_remotes is true. Swapped in on reload (SIGHUP).
+    # allow_unlisted_remotes is true (then SSH hosts only). Swapped in on reload (SIGHUP).
     remotes: dict[str, RemoteSettings] = {}
     allow_unlisted_remotes: bool = False
     ssh: str = "ssh"  # the OpenSSH client (run with BatchMode=yes: keys only, never a prompt)
@@ -331,7 +331,7 @@ def _check(settings: Settings) -> None:
                 DatasetName.parse(prefix)
             except InvalidArgument as exc:
                 raise SettingsError(f"config key auth.local_users.{name}.datasets: {prefix!r}: {exc.reason}") from None
-    _check_replication(s.replication)
+    _check_replication(s.replication, s.server.http.port)
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:
@@ -347,16 +347,22 @@ def _check(settings: Settings) -> None:
 _SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*[= ]\S.*")
 
 
-def _check_replication(r: ReplicationSettings) -> None:
+def _check_replication(r: ReplicationSettings, port: int) -> None:
     for option in r.ssh_options:
         _check_ssh_option("replication.ssh_options", option)
     seen: dict[Remote, str] = {}
     for name, entry in r.remotes.items():
         key = f"replication.remotes.{name}"
         if not REMOTE_NAME.fullmatch(name):
-            raise SettingsError(f"config key {key}: not a remote name (1-63 letters, digits, '_' and '-', starting with "
-                                "a letter, ending with a letter or digit); the URL or ssh string goes in `url` or `ssh`")
+            raise SettingsError(f"config key {key}: not a remote name (1-63 letters, digits, '_' and '-', starting "
+                                "with a letter, ending with a letter or digit); the URL or ssh string goes in `url` "
+                                "or `ssh`")
         remote = _listed_remote(key, entry)
+        if entry.url is not None and entry.ssh is None and (entry.username or entry.token) and remote.on_this_host \
+                and port == (remote.port or (443 if remote.scheme == "https" else 80)):
+            # every caller allowed to migrate would act here as the user these credentials name
+            raise SettingsError(f"config key {key}: {remote.url} is this server (server.http.port): list it "
+                                "without credentials, so that a migration to it runs with the caller's own rights")
         if remote in seen:
             raise SettingsError(f"config key {key}: {remote} is listed already, as {seen[remote]}")
         seen[remote] = name

@@ -144,7 +144,7 @@ class RemoteBook:
 
     def resolve(self, text: str, who: Principal) -> NamedRemote:
         """The remote `text` names: a listed name, or the URL or ssh string of a listed remote. Anything else only
-        for an unrestricted admin, and only where unlisted remotes are allowed.
+        for an unrestricted admin, only where unlisted remotes are allowed, and only over SSH.
 
         Raises:
             InvalidArgument: (param `remote`) not a remote, or not one this caller may name.
@@ -163,6 +163,9 @@ class RemoteBook:
         if not self.allow_unlisted:
             raise InvalidArgument("remote", f"{remote} is not a remote listed in replication.remotes (and "
                                             "replication.allow_unlisted_remotes is off)")
+        if remote.kind is RemoteKind.HTTP:  # its credentials (or leave to get the caller's token) come from there
+            raise InvalidArgument("remote", f"{remote} is not a remote listed in replication.remotes: another "
+                                            "zfsapi is called only with the credentials listed there")
         return NamedRemote(None, remote)
 
 

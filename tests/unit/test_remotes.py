@@ -136,14 +136,18 @@ def test_an_unlisted_remote_is_refused_for_all_but_an_unrestricted_admin(text: s
         assert bad.value.param == "remote" and "allow_unlisted_remotes is off" in bad.value.reason
 
 
-def test_an_unrestricted_admin_may_name_unlisted_remotes_where_allowed_but_never_send_a_token_away() -> None:
+def test_an_unrestricted_admin_may_name_unlisted_ssh_remotes_where_allowed_but_never_an_unlisted_url() -> None:
     book = RemoteBook(BOOK.remotes, allow_unlisted=True)
     assert book.resolve("root@other.example", ADMIN) == NamedRemote(None, Remote.parse("root@other.example"))
-    assert book.resolve("http://localhost:8545", ADMIN).remote.url == "http://localhost:8545"
-    for text in ("http://169.254.169.254/", "http://other.example:8545"):  # no credentials: never called
+    # no credentials, and no caller's token sent to whatever listens there (a local user's port, metadata)
+    for text in ("http://169.254.169.254/", "http://other.example:8545", "http://localhost:8545",
+                 "http://127.0.0.1:9999"):
         with pytest.raises(InvalidArgument) as bad:
             book.resolve(text, ADMIN)
-        assert bad.value.param == "remote" and "no credentials" in bad.value.reason
+        assert bad.value.param == "remote" and "only with the credentials listed there" in bad.value.reason
+    with pytest.raises(InvalidArgument) as bad:
+        NamedRemote("x", Remote.parse("http://nas.example:1"))  # listed without credentials: loopback only
+    assert "no credentials" in bad.value.reason
 
 
 # ---- settings: validated at load, one line naming the key ----
@@ -176,6 +180,10 @@ def test_remotes_load_into_the_book_and_the_secrets_stay_out_of_reprs() -> None:
     ({"remotes": {"a": {"url": "http://u:s3cret@h.example:1", "token": "t"}}}, "replication.remotes.a.url"),
     ({"remotes": {"a": {"url": "http://169.254.169.254/"}}}, "replication.remotes.a"),
     ({"remotes": {"a": {"url": "http://h.example:1", "username": "u"}}}, "replication.remotes.a"),
+    ({"remotes": {"a": {"url": "http://127.0.0.1:8545", "username": "adm", "password": "s3cret"}}},
+     "replication.remotes.a"),  # this server itself with an admin's credentials: anyone would act as that admin
+    ({"remotes": {"a": {"url": "http://[::1]:8545/", "token": "s3cret"}}}, "replication.remotes.a"),
+    ({"remotes": {"a": {"url": "http://localhost:8545", "token": "s3cret"}}}, "replication.remotes.a"),
     ({"remotes": {"a": {"url": "http://h.example:1", "username": "u", "password": "p", "token": "t"}}},
      "replication.remotes.a"),
     ({"remotes": {"a": {"url": "root@h.example", "token": "t"}}}, "replication.remotes.a.url"),
@@ -199,6 +207,12 @@ def test_a_bad_remote_config_is_one_line_naming_the_key(replication: dict[str, o
         load_settings(environ={}, overrides={"replication": replication})
     assert str(exc.value).startswith(f"config key {key}"), str(exc.value)
     assert "s3cret" not in str(exc.value)
+
+
+def test_another_zfsapi_on_this_host_takes_its_credentials() -> None:
+    settings = load_settings(environ={}, overrides={"replication": {"remotes": {
+        "peer": {"url": "http://127.0.0.1:8546", "username": "u", "password": "p"}}}})
+    assert remote_config(settings).book.remotes[0].credentials is True
 
 
 def test_remotes_come_from_the_environment_too() -> None:
@@ -387,10 +401,9 @@ async def wire(tmp_path):
 
 
 MIGRATION = {"source": "tank/backups/a@s1", "destination": "tank/backups/x"}
-# (caller, remote): unrestricted admins naming unlisted remotes (nas3 is an SSH host then; a loopback zfsapi gets
-# the caller's own token, which root, a local user without a token identity, has not)
+# (caller, remote): unrestricted admins naming unlisted remotes (nas3 is an SSH host then; an unlisted URL never)
 ALLOWED_UNLISTED = {("adm", "root@other.example"), ("root", "root@other.example"), ("adm", "nas3"),
-                    ("root", "nas3"), ("adm", "http://127.0.0.1:8546")}
+                    ("root", "nas3")}
 
 
 @pytest.mark.parametrize("allow", [False, True])

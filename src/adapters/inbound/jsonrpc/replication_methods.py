@@ -42,7 +42,7 @@ class MigrationCreate(Params, frozen=True, forbid_unknown_fields=True):
     remote: Annotated[Annotated[str, Meta(max_length=300)] | None, Meta(description=(
         "null: this host. Else a remote listed in replication.remotes, by its name or by its URL or ssh string "
         "('user@host'): over SSH (zfs receive runs there) or on another zfsapi (its stream_init and POST "
-        "/stream). Other remotes only for an unrestricted admin where replication.allow_unlisted_remotes is on."))
+        "/stream). Other SSH hosts only for an unrestricted admin where replication.allow_unlisted_remotes is on."))
     ] = None
     limit: Annotated[Annotated[float, Meta(gt=0, le=1e6)] | None, Meta(
         description="Cap the transfer at this many MB/s (10^6 bytes per second).")] = None

@@ -3,14 +3,14 @@
 
 Every call carries credentials, never relying on the remote's passwordless loopback access: a user and
 password from the config (a token is fetched with auth_login, kept, and fetched again when the remote answers
--32002), a fixed token from the config, or, for a remote on this host listed without credentials, a short-lived
-token of the job's owner signed with this server's own key (`mint`, made again when refused): this server then
-runs the calls with the owner's own rights, and any other server refuses them. Neither a password nor a token
-is ever logged or put into an error. What a remote answers reaches a job's error only as the fields of a
-zfsapi error, each cut short; a body that is not a zfsapi answer is never reflected. The remote's JSON-RPC errors become the
-same domain errors its own server raised (the codes are stable API), so a caller here sees NotFound,
-StateConflict... as if the datasets were local; a remote that cannot be reached or refuses our credentials is
-ZfsUnavailable naming it.
+-32002), a fixed token from the config, or, for a remote on this host listed without credentials, a
+short-lived token of the job's owner signed with this server's own key (`mint`, made again when refused): this
+server then runs the calls with the owner's own rights, and any other server refuses them. Neither a password
+nor a token is ever logged or put into an error. The remote's JSON-RPC errors become the same domain errors its
+own server raised (the codes are stable API), so a caller here sees NotFound, StateConflict... as if the
+datasets were local; a remote that cannot be reached or refuses our credentials is ZfsUnavailable naming it.
+What a remote answers reaches a job's error only as the fields of a zfsapi error, each cut short; a body that
+is not a zfsapi answer is never reflected.
 """
 
 from __future__ import annotations
