@@ -311,6 +311,31 @@ async def test_a_foreign_server_body_is_never_reflected() -> None:
         assert "AKIA" not in exc.value.reason and "metadata" not in exc.value.reason
 
 
+async def test_a_redirect_is_never_followed_and_an_answer_is_read_only_so_far(monkeypatch) -> None:
+    seen: list[str] = []
+
+    def redirect(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+
+    side = HttpReplica(Remote.parse("http://127.0.0.1:1"), httpx.AsyncClient(transport=httpx.MockTransport(
+        redirect)), ZfsExecutor(), token="t")
+    with pytest.raises(ZfsUnavailable) as exc:
+        await side.snapshots(DatasetName.parse("tank/a"))
+    assert exc.value.reason.endswith("HTTP 302 to snapshot_list") and seen == ["http://127.0.0.1:1/"]
+
+    async def endless():
+        for _ in range(1 << 20):
+            yield b" " * 65536
+
+    monkeypatch.setattr("zfsapi.adapters.outbound.replicas.http.MAX_ANSWER", 1 << 20)
+    side = HttpReplica(Remote.parse("http://127.0.0.1:1"), httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, content=endless()))), ZfsExecutor(), token="t")
+    with pytest.raises(ZfsUnavailable) as exc:
+        await side.snapshots(DatasetName.parse("tank/a"))
+    assert exc.value.reason.endswith(f"its answer to snapshot_list is over {1 << 20} bytes")
+
+
 # ---- a migration to this same server runs with the caller's rights ----
 
 @pytest.fixture

@@ -5,17 +5,26 @@ job fails on its own missing zfs, but only after it has called the remote, whose
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import free_port
 
 from .conftest import FAST, rpc, server
+from .test_operations import log_lines, serving, wait_for, zfsapi
 
 DEADLINE = 60.0
 OP = {"password_hash": FAST.hash("op-pw"), "role": "operator", "datasets": ["tank/backups"]}
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("passwordless calls as root (the default local user) need this test to run as root")
 
 
 def rpc_lines(log: Path) -> list[dict]:
@@ -100,6 +109,7 @@ def test_a_migration_to_this_same_server_runs_with_the_callers_own_rights(two_se
                                           "remote": "self"}, token).json()
     assert outside["error"]["code"] == -32004
     # root here has no token identity (no user root in auth.users): it may not call this server through a remote
+    need_root()
     root = rpc(a, "migration_create", {"source": "tank/a@s1", "destination": "backup/a", "remote": "self"}).json()
     assert (root["error"]["code"], root["error"]["data"]["param"]) == (-32602, "remote"), root
 
@@ -114,8 +124,46 @@ def test_a_request_with_an_authorization_header_never_gets_passwordless_access(t
 
 
 def test_unlisted_remotes_are_refused_even_for_root_by_default(two_servers):
+    need_root()
     a = two_servers[0]
     for remote in ("http://169.254.169.254/", "root@nas.example", "fe80::1%$(id)", "root@fe80::1%`id`"):
         answer = rpc(a, "migration_create", {"source": "tank/a@s1", "destination": "backup/a",
                                              "remote": remote}).json()  # root, passwordless: an unrestricted admin
         assert (answer["error"]["code"], answer["error"]["data"]["param"]) == (-32602, "remote"), answer
+
+
+def test_sighup_swaps_the_remotes_in_and_a_bad_file_keeps_them(tmp_path):
+    need_root()
+    remotes = {"nas": {"ssh": "root@nas.example"}, "nas2": {"ssh": "root@nas2.example"}}
+    with serving(tmp_path, {"rate_limit": {"enabled": False}, "replication": {"remotes": remotes}}) as (
+            proc, port, path, log):
+        url = f"http://127.0.0.1:{port}/"
+
+        def answer(remote: str) -> dict:
+            return rpc(url, "migration_create", {"source": "tank/a@s1", "destination": "backup/a",
+                                                 "remote": remote}).json()
+
+        assert "result" in answer("nas") and "result" in answer("root@nas2.example")
+        written = yaml.safe_load(path.read_text())
+        written["replication"]["remotes"] = {"nas2": {"ssh": "root@nas2.example"}}
+        path.write_text(yaml.safe_dump(written))
+        proc.send_signal(signal.SIGHUP)
+        wait_for("nas gone", lambda: "error" in answer("nas"), log)
+        assert answer("nas")["error"]["data"]["param"] == "remote" and "result" in answer("nas2")
+        written["replication"]["remotes"] = {"evil": {"ssh": "root@fe80::1%;id;"}}
+        path.write_text(yaml.safe_dump(written))
+        proc.send_signal(signal.SIGHUP)
+        wait_for("reload refused", lambda: any(e.get("msg") == "reload refused, the running configuration stays"
+                                               for e in log_lines(log)), log)
+        assert "result" in answer("nas2") and answer("evil")["error"]["data"]["param"] == "remote"
+
+
+def test_zfsapi_migrate_takes_a_remote_name(tmp_path):
+    need_root()
+    with serving(tmp_path, {"replication": {"remotes": {"nas": {"ssh": "root@nas.example"}}}}) as (_, port, _, _):
+        where = ("--url", f"http://127.0.0.1:{port}")
+        named = zfsapi("migrate", "tank/a@s1", "backup/a", "--remote", "nas", *where)
+        unlisted = zfsapi("migrate", "tank/a@s1", "backup/a", "--remote", "root@other.example", *where)
+    assert named.returncode == 1 and " (code -32014)" in named.stderr.splitlines()[-1], named.stderr  # no zfs here
+    last = unlisted.stderr.splitlines()[-1]
+    assert unlisted.returncode == 1 and " (code -32602)" in last and "remote" in last, unlisted.stderr

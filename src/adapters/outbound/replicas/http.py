@@ -57,6 +57,7 @@ _ENCODING = {Compression.GZIP: "gzip", Compression.ZSTD: "zstd"}
 MAX_TEXT = 300  # characters of a remote's text (a reason, a name) kept in our errors
 MAX_STDERR = 1000  # ... of the stderr of its zfs
 MAX_DATA = 8  # fields of a remote's conflict data kept
+MAX_ANSWER = 64 << 20  # bytes of a JSON-RPC answer read (a snapshot list of ~300,000 snapshots)
 
 
 def _short(value: Any, most: int = MAX_TEXT) -> str:
@@ -160,20 +161,31 @@ class HttpReplica(ReplicaSide):
     # ---- JSON-RPC ----
     async def _post(self, method: str, params: dict[str, Any], bearer: str | None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        request = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
         try:
-            r = await self._client.post(self._remote.url + "/", headers=headers,
-                                        json={"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
+            async with self._client.stream("POST", self._remote.url + "/", headers=headers, json=request) as r:
+                if r.status_code != 200:  # (a redirect is never followed)
+                    raise ZfsUnavailable(f"{self.where}: HTTP {r.status_code} to {method}")
+                content = await self._bounded(r, method)
         except httpx.HTTPError as exc:
             raise self.unreachable(exc) from None
-        if r.status_code != 200:
-            raise ZfsUnavailable(f"{self.where}: HTTP {r.status_code} to {method}")
         try:
-            body = msgspec.json.decode(r.content)
+            body = msgspec.json.decode(content)
         except msgspec.DecodeError:
             body = None
         if not isinstance(body, dict) or ("result" not in body and "error" not in body):
             raise ZfsUnavailable(f"{self.where}: not a JSON-RPC answer to {method}")
         return body
+
+    async def _bounded(self, r: httpx.Response, method: str) -> bytes:
+        """The answer's body, read no further than MAX_ANSWER bytes."""
+        chunks, size = [], 0
+        async for chunk in r.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise ZfsUnavailable(f"{self.where}: its answer to {method} is over {MAX_ANSWER} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def unreachable(self, exc: httpx.HTTPError) -> ZfsUnavailable:
         return ZfsUnavailable(f"{self.where}: {type(exc).__name__}: {str(exc)[:300] or 'no answer'}")
