@@ -87,7 +87,7 @@ class Remote:
             raise InvalidArgument(param, f"{user!r} is not a valid user name")
         if not _is_host(host, zone=True):
             raise InvalidArgument(param, f"{host!r} is not a host name or IP address")
-        return cls(RemoteKind.SSH, host.lower() if _HOSTNAME.fullmatch(host) else host, user or None)
+        return cls(RemoteKind.SSH, _normal(host), user or None)
 
     @classmethod
     def _parse_url(cls, text: str, param: str) -> Remote:
@@ -101,7 +101,16 @@ class Remote:
             raise InvalidArgument(param, f"{host!r} is not a host name or IP address")
         if port is not None and not 1 <= int(port) <= 65535:
             raise InvalidArgument(param, f"port {port} is not 1-65535")
-        return cls(RemoteKind.HTTP, host.lower(), None, int(port) if port else None, scheme)
+        return cls(RemoteKind.HTTP, _normal(host), None, int(port) if port else None, scheme)
+
+
+def _normal(host: str) -> str:
+    """A valid host as it compares: a name in lower case, an address in its canonical form (zone kept)."""
+    address, percent, zone_id = host.partition("%")
+    try:
+        return str(ipaddress.ip_address(address)) + percent + zone_id
+    except ValueError:
+        return host.lower()
 
 
 def _is_host(host: str, *, zone: bool) -> bool:

@@ -77,6 +77,8 @@ def test_a_hostile_remote_is_refused_naming_remote(text: str) -> None:
     ("http://127.0.0.1:8545", RemoteKind.HTTP, "http://127.0.0.1:8545"),
     ("https://NAS.example:8545/", RemoteKind.HTTP, "https://nas.example:8545"),
     ("http://[::1]:8545", RemoteKind.HTTP, "http://[::1]:8545"),
+    ("http://[0:0:0:0:0:0:0:1]:8545", RemoteKind.HTTP, "http://[::1]:8545"),
+    ("root@FE80:0::1%eth0", RemoteKind.SSH, "root@fe80::1%eth0"),
     ("http://169.254.169.254/", RemoteKind.HTTP, "http://169.254.169.254"),  # syntax only: see the book
 ])
 def test_good_remotes_parse(text: str, kind: RemoteKind, shown: str) -> None:
