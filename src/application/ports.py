@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Protocol, Sequence
 
+from zfsapi.domain.authz import Principal
 from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState, ProgressMeter
 from zfsapi.domain.models import (
     Bookmark,
@@ -28,7 +29,7 @@ from zfsapi.domain.names import (
 )
 from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.ratelimit import Decision, Quota
-from zfsapi.domain.replication import Remote
+from zfsapi.domain.replication import NamedRemote
 from zfsapi.domain.transfer import (
     Compression,
     ReceiveSpec,
@@ -356,6 +357,18 @@ class ReplicaSide(Protocol):
 
 
 class Replicas(Protocol):
-    """The replica side for a destination: None for this host, else the validated remote."""
+    """The remotes a migration may name (the configuration's, as it is now), and the replica side of each."""
 
-    def side(self, remote: Remote | None) -> ReplicaSide: ...
+    def resolve(self, remote: str, who: Principal) -> NamedRemote:
+        """The remote that `remote` (a name, URL or ssh string) names, if `who` may replicate to it.
+
+        Raises:
+            InvalidArgument: (param `remote`) not a listed remote (for an unrestricted admin: unless unlisted ones
+                are allowed), or one this caller cannot be given credentials for.
+        """
+        ...
+
+    def side(self, target: NamedRemote | None, who: Principal) -> ReplicaSide:
+        """The replica side on `target` (None: this host), its calls made as `who` where they carry no
+        configured credentials."""
+        ...

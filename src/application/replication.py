@@ -19,13 +19,14 @@ from zfsapi.domain.errors import (
     StateConflict,
     ZfsCommandFailed,
 )
-from zfsapi.domain.jobs import ProgressMeter
+from zfsapi.domain.jobs import Job, ProgressMeter
 from zfsapi.domain.models import Bookmark, Snapshot
 from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import (
     BOOKMARK_PREFIX,
     HOLD_TAG,
     SNAPSHOT_TAG,
+    NamedRemote,
     ReplicationMode,
     ReplicationPlan,
     ReplicationSpec,
@@ -34,6 +35,7 @@ from zfsapi.domain.replication import (
 )
 from zfsapi.domain.transfer import ReceiveSpec, ResumeSend, ResumeToken, SendSpec
 
+from .jobs import Jobs
 from .ports import Bookmarks, Clock, Pipelines, ReplicaSide, Replicas, Snapshots, Transfers
 from .snapshots import CreateAutoSnapshot
 from .transfers import plan_send
@@ -132,17 +134,32 @@ class Replicate:
         self._replicas, self._clock = replicas, clock
         self._retries, self._backoff = retries, backoff
 
-    async def execute(self, *, who: Principal, spec: ReplicationSpec, progress: ProgressMeter) -> ReplicationResult:
-        started = time.monotonic()
+    def admit(self, *, who: Principal, spec: ReplicationSpec) -> NamedRemote | None:
+        """Check a replication before it is queued, and again when it runs (the configuration may have changed
+        meanwhile): both datasets in the caller's scope, the remote one it may name, the destination outside
+        the source when it is on this host. The remote as listed (None: this host).
+
+        Raises:
+            PermissionDenied: the source or destination lies outside the caller's scope.
+            InvalidArgument: (param `remote`) a remote the caller may not name; (param `destination`) inside
+                the source on this host.
+        """
         for name in (spec.source_dataset.value, spec.destination.value):
             if not who.covers(name):
                 raise PermissionDenied(METHOD, name, "outside the datasets this user may touch")
+        target = None if spec.remote is None else self._replicas.resolve(spec.remote, who)
+        spec.check_target(target)
+        return target
+
+    async def execute(self, *, who: Principal, spec: ReplicationSpec, progress: ProgressMeter) -> ReplicationResult:
+        started = time.monotonic()
+        target = self.admit(who=who, spec=spec)
         progress.phase("snapshot")
         snapshot = spec.source if isinstance(spec.source, SnapshotName) else await CreateAutoSnapshot(
             self._snapshots, self._clock).execute(dataset=spec.source_dataset, tag=SNAPSHOT_TAG,
                                                   recursive=spec.recursive)
         rate = spec.bytes_per_second
-        run = _Run(spec, who, self._replicas.side(spec.remote), progress, Pacer(rate) if rate else None)
+        run = _Run(spec, who, self._replicas.side(target, who), progress, Pacer(rate) if rate else None)
         plan = await self._replicate(run, snapshot)
         if spec.sync:
             progress.phase("holds")
@@ -338,3 +355,15 @@ def _named(snapshots: list[Snapshot], name: str) -> Snapshot:
         raise NotFound("snapshot", name)
     return found
 
+
+class StartMigration:
+    """Queue a replication as a job of kind `migration_create`, once `Replicate.admit` has checked it (the job
+    checks it again when it runs)."""
+
+    def __init__(self, jobs: Jobs, replicate: Replicate) -> None:
+        self._jobs, self._replicate = jobs, replicate
+
+    async def execute(self, *, who: Principal, spec: ReplicationSpec, params: dict[str, Any]) -> Job:
+        """The queued job. Raises what `Replicate.admit` raises."""
+        self._replicate.admit(who=who, spec=spec)
+        return await self._jobs.submit(METHOD, who, params, (spec.source.value, spec.destination.value))

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "job with a progress display; Ctrl-C cancels it")
     migrate.add_argument("source", help="pool/ds@snap, or a dataset (a snapshot is taken now)")
     migrate.add_argument("destination", help="the dataset to receive into")
-    migrate.add_argument("--remote", help="user@host or host (SSH), or http(s)://host:port (another zfsapi)")
+    migrate.add_argument("--remote", help="a remote of replication.remotes by name (or its url / user@host)")
     migrate.add_argument("--limit", type=float, metavar="MBPS", help="at most this many MB/s on the wire")
     migrate.add_argument("--compression", choices=["zstd", "gzip", "lz4"], help="on the wire to a remote")
     migrate.add_argument("--recursive", action="store_true", help="send the children too (zfs send -R)")

@@ -14,9 +14,12 @@ from zfsapi.adapters.inbound.jsonrpc.api import build_registry
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_kinds
 from zfsapi.adapters.inbound.jsonrpc.replication_methods import migration_work
 from zfsapi.adapters.outbound.replicas.local import LocalReplica
-from zfsapi.adapters.outbound.replicas.sides import ReplicaSides
-from zfsapi.application.replication import Replicate
-from zfsapi.domain.replication import Remote
+from zfsapi.adapters.outbound.replicas.sides import Minter, RemoteConfig, ReplicaSides, Secret
+from zfsapi.application.auth import UserDirectory
+from zfsapi.application.replication import Replicate, StartMigration
+from zfsapi.domain.authz import Principal
+from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
@@ -57,7 +60,7 @@ from zfsapi.application.ports import (
 )
 
 from .security import access_of, revocation_store, signing_key, user_records
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 
 Ports = Mapping[type[Any], "providers.Provider[Any]"]
@@ -88,12 +91,38 @@ def by_method(rows: Iterable[Row], ports: Ports) -> dict[str, providers.Provider
     return out
 
 
-def remote_credentials(settings: Settings) -> Callable[[Remote], tuple[str | None, str | None, str | None]]:
-    """A remote zfsapi's (username, password, token) from replication.remotes."""
-    def of(remote: Remote) -> tuple[str | None, str | None, str | None]:
-        entry = settings.replication.credentials(remote)
-        return entry.username, entry.password, entry.token
-    return of
+def remote_config(settings: Settings) -> RemoteConfig:
+    """replication.remotes (checked by load_settings) as the replica sides take it: the book, the credentials."""
+    r = settings.replication
+    remotes, secrets = [], {}
+    for name, entry in r.remotes.items():
+        credentials = entry.username is not None or entry.token is not None
+        try:
+            remote = Remote.parse(entry.url or entry.ssh or "")
+            remotes.append(NamedRemote(name, remote, tuple(entry.options), credentials))
+        except InvalidArgument as exc:
+            raise SettingsError(f"config key replication.remotes.{name}: {exc.reason}") from None
+        if credentials:
+            secrets[name] = Secret(entry.username, entry.password, entry.token)
+    return RemoteConfig(RemoteBook(tuple(remotes), r.allow_unlisted_remotes), secrets)
+
+
+REPLICA_TOKEN_LIFETIME = 300.0  # seconds; a refused one is made again
+
+
+def owner_tokens(settings: Settings, users: UserDirectory) -> Minter:
+    """Tokens of a job's owner for this server, signed with its key, for the remotes listed without credentials
+    (this server itself): only for an owner that is exactly a user of auth.users (same name, role and scope), so
+    the token grants nothing the owner lacks; a local user without a token identity gets none."""
+    codec = JwtTokens(signing_key(settings), lifetime=REPLICA_TOKEN_LIFETIME)
+
+    def mint(who: Principal) -> Callable[[], str] | None:
+        user = users.get(who.name) if settings.auth.enabled else None
+        if user is None or user.role is not who.role or tuple(user.prefixes) != tuple(who.prefixes):
+            return None
+        return lambda: codec.issue(who.name).token
+
+    return mint
 
 
 class Container(containers.DeclarativeContainer):
@@ -173,14 +202,17 @@ class Container(containers.DeclarativeContainer):
     jobs = providers.Singleton(Jobs, job_store)
     # local users and rate limits, swapped whole on reload (SIGHUP)
     access = providers.Singleton(Live, providers.Callable(access_of, settings))
-    registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs)
-    # Replication: the destination side by remote (this host, SSH, another zfsapi), and the use case
+    # Replication: the destination side by remote (this host, SSH, another zfsapi; the remotes swapped whole on
+    # reload), and the use cases
     replicas = providers.Singleton(
         ReplicaSides, providers.Singleton(LocalReplica, zfs, zfs, pipelines), executor,
         ssh_options=settings.provided.replication.ssh_options,
-        credentials=providers.Callable(remote_credentials, settings))
+        config=providers.Callable(remote_config, settings), mint=providers.Callable(owner_tokens, settings, users))
     replicate = providers.Singleton(Replicate, zfs, zfs, zfs, pipelines, replicas, clock,
                                     retries=settings.provided.jobs.retries)
+    start_migration = providers.Singleton(StartMigration, jobs, replicate)
+    registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
+                                   start_migration)
     job_runner = providers.Singleton(
         JobRunner, job_store, jobs,
         kinds=providers.Callable(lambda registry, replicate: {**job_kinds(registry), **migration_work(replicate)},

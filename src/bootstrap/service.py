@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 
 import uvicorn
 
-from .containers import Container
+from .containers import Container, remote_config
 from .security import access_of, user_records
 from .settings import Settings, SettingsError
 
@@ -52,7 +52,7 @@ async def _watchdog(interval: float) -> None:
 
 class Reloader:
     """Re-read the configuration and swap in what a running server may change: users (with their roles and
-    scopes), auth.local_users and the rate limits. A configuration that fails to load changes nothing and is
+    scopes), auth.local_users, the rate limits and replication.remotes. A configuration that fails to load changes nothing and is
     logged in one line. Everything else (addresses, workers, Redis, zfs) needs a restart."""
 
     def __init__(self, container: Container, load: Callable[[], Settings]) -> None:
@@ -61,12 +61,13 @@ class Reloader:
     def __call__(self) -> bool:
         try:
             settings = self._load()
-            access, users = access_of(settings), user_records(settings)
+            access, users, remotes = access_of(settings), user_records(settings), remote_config(settings)
         except SettingsError as exc:
             log.warning("reload refused, the running configuration stays", extra={"reason": str(exc)})
             return False
         self._container.users().replace(users)
         self._container.http_options().access.swap(access)
+        self._container.replicas().swap(remotes)
         log.info("configuration reloaded", extra={"config": settings.source or "built-in defaults",
                                                   "users": len(users)})
         return True

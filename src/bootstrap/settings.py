@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import DatasetName
-from zfsapi.domain.replication import Remote, RemoteKind
+from zfsapi.domain.replication import REMOTE_NAME, Remote, RemoteKind
 
 ENV_PREFIX = "ZFSAPI_"
 Port = Annotated[int, Meta(ge=1, le=65535)]
@@ -140,26 +140,26 @@ class JobSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
 
 
 class RemoteSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    # How to log in to another zfsapi (replication over HTTP): a user and password (a token is fetched and
-    # renewed as needed), or a fixed token. Neither is ever logged.
+    # One remote a migration may name: another zfsapi (`url`, logged in to with a username and password, a token
+    # is fetched and renewed as needed, or a fixed token; neither is ever logged; without either only a loopback
+    # URL, this server, which is then called with the job owner's own token), or an SSH host (`ssh`:
+    # "user@host", with extra -o `options` for it).
+    url: str | None = None
     username: str | None = None
     password: str | None = None
     token: str | None = None
+    ssh: str | None = None
+    options: list[str] = []
 
 
 class ReplicationSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    # Credentials of other zfsapi servers by URL ("http://host:port"); a remote without an entry is called
-    # without a token (passwordless loopback).
+    # The remotes a migration may name, by name ([A-Za-z0-9_-]); migration_create takes the name, or the url /
+    # ssh string of a listed one. Anything else is refused, for an unrestricted admin too unless
+    # allow_unlisted_remotes is true (then SSH hosts only). Swapped in on reload (SIGHUP).
     remotes: dict[str, RemoteSettings] = {}
+    allow_unlisted_remotes: bool = False
     ssh: str = "ssh"  # the OpenSSH client (run with BatchMode=yes: keys only, never a prompt)
-    ssh_options: list[str] = []  # extra -o options, e.g. ["StrictHostKeyChecking=accept-new"]
-
-    def credentials(self, remote: Remote) -> RemoteSettings:
-        """The entry of `remotes` for an HTTP remote (keys compared as parsed URLs); none: no credentials."""
-        for url, entry in self.remotes.items():
-            if Remote.parse(url).url == remote.url:
-                return entry
-        return RemoteSettings()
+    ssh_options: list[str] = []  # extra -o options for every SSH remote, e.g. ["StrictHostKeyChecking=accept-new"]
 
 
 class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -331,7 +331,7 @@ def _check(settings: Settings) -> None:
                 DatasetName.parse(prefix)
             except InvalidArgument as exc:
                 raise SettingsError(f"config key auth.local_users.{name}.datasets: {prefix!r}: {exc.reason}") from None
-    _check_replication(s.replication)
+    _check_replication(s.replication, s.server.http.port)
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:
@@ -347,18 +347,57 @@ def _check(settings: Settings) -> None:
 _SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*[= ]\S.*")
 
 
-def _check_replication(r: ReplicationSettings) -> None:
+def _check_replication(r: ReplicationSettings, port: int) -> None:
     for option in r.ssh_options:
-        if not _SSH_OPTION.fullmatch(option) or any(c in option for c in "\n\r\0"):
-            raise SettingsError(f"config key replication.ssh_options: {option!r} is not an ssh -o option "
-                                "(Name=value)")
-    for url, entry in r.remotes.items():
-        try:
-            remote = Remote.parse(url)
-        except InvalidArgument as exc:
-            raise SettingsError(f"config key replication.remotes: {url!r}: {exc.reason}") from None
-        if remote.kind is not RemoteKind.HTTP:
-            raise SettingsError(f"config key replication.remotes: {url!r} is not an http(s):// URL")
-        if (entry.username is None) != (entry.password is None) or (entry.token is not None
-                                                                      and entry.username is not None):
-            raise SettingsError(f"config key replication.remotes.{url}: give username and password, or token")
+        _check_ssh_option("replication.ssh_options", option)
+    seen: dict[Remote, str] = {}
+    for name, entry in r.remotes.items():
+        key = f"replication.remotes.{name}"
+        if not REMOTE_NAME.fullmatch(name):
+            raise SettingsError(f"config key {key}: not a remote name (1-63 letters, digits, '_' and '-', starting "
+                                "with a letter, ending with a letter or digit); the URL or ssh string goes in `url` "
+                                "or `ssh`")
+        remote = _listed_remote(key, entry)
+        if entry.url is not None and entry.ssh is None and (entry.username or entry.token) and remote.on_this_host \
+                and port == (remote.port or (443 if remote.scheme == "https" else 80)):
+            # every caller allowed to migrate would act here as the user these credentials name
+            raise SettingsError(f"config key {key}: {remote.url} is this server (server.http.port): list it "
+                                "without credentials, so that a migration to it runs with the caller's own rights")
+        if remote in seen:
+            raise SettingsError(f"config key {key}: {remote} is listed already, as {seen[remote]}")
+        seen[remote] = name
+
+
+def _check_ssh_option(key: str, option: str) -> None:
+    if not _SSH_OPTION.fullmatch(option) or any(c in option for c in "\n\r\0"):
+        raise SettingsError(f"config key {key}: {option!r} is not an ssh -o option (Name=value)")
+
+
+def _listed_remote(key: str, entry: RemoteSettings) -> Remote:
+    """The validated remote of one replication.remotes entry. Raises SettingsError naming its key."""
+    if (entry.url is None) == (entry.ssh is None):
+        raise SettingsError(f"config key {key}: give either url (another zfsapi) or ssh (user@host)")
+    field = "url" if entry.url is not None else "ssh"
+    try:
+        remote = Remote.parse(entry.url or entry.ssh or "", field)
+    except InvalidArgument as exc:
+        raise SettingsError(f"config key {key}.{field}: {exc.reason}") from None
+    if entry.ssh is not None:
+        if remote.kind is not RemoteKind.SSH:
+            raise SettingsError(f"config key {key}.ssh: not user@host or host")
+        if entry.username is not None or entry.password is not None or entry.token is not None:
+            raise SettingsError(f"config key {key}: an SSH remote takes no username, password or token (ssh keys)")
+        for option in entry.options:
+            _check_ssh_option(f"{key}.options", option)
+        return remote
+    if remote.kind is not RemoteKind.HTTP:
+        raise SettingsError(f"config key {key}.url: not an http(s):// URL")
+    if entry.options:
+        raise SettingsError(f"config key {key}.options: ssh options are for an SSH remote")
+    if (entry.username is None) != (entry.password is None) or (entry.token is not None
+                                                                  and entry.username is not None):
+        raise SettingsError(f"config key {key}: give username and password, or token")
+    if entry.username is None and entry.token is None and not remote.on_this_host:
+        raise SettingsError(f"config key {key}: {remote.url} needs a username and password or a token (only a "
+                            "loopback URL, this server, may go without: it is called with the caller's own token)")
+    return remote

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Sequence
-from urllib.parse import urlsplit
 
+from .authz import Principal
 from .errors import InvalidArgument, StateConflict
 from .models import Bookmark, Snapshot
 from .names import BookmarkName, DatasetName, SnapshotName
@@ -17,9 +17,19 @@ from .transfer import Compression
 
 HOLD_TAG = "zfsapi:replication"
 
-# A host name (RFC 1123 labels), never starting with "-" (it would be read as an ssh option).
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+# A host name (RFC 1123 labels), never starting with "-" (it would be read as an ssh option); its last label
+# starts with a letter, as a top-level domain does, so no number form (`127.1`, `0x7f000001`) that the resolver
+# would read as an address passes as a name.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z)(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_ZONE = re.compile(r"[A-Za-z0-9]{1,32}")  # an IPv6 zone id: an interface name or number, nothing a shell reads
+# scheme://host[:port][/], nothing else: no user info, path, query or fragment
+_URL = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?/?")
+#: a remote's name in replication.remotes: never an address (no dot, colon or @, starts with a letter), never an
+#: option
+REMOTE_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+_NOT_A_REMOTE = "not a remote: a name from replication.remotes, user@host, host or http(s)://host[:port]"
 
 
 class RemoteKind(Enum):
@@ -30,7 +40,8 @@ class RemoteKind(Enum):
 @dataclass(frozen=True, slots=True)
 class Remote:
     """A validated `remote`: `user@host` / `host` (SSH, OpenSSH's own port and keys) or `http(s)://host[:port]`
-    (another zfsapi). Nothing here can be read as an option by ssh or carry a path, query or credentials."""
+    (another zfsapi). Nothing here can be read as an option by ssh or by a shell, or carry a path, query or
+    credentials: the host is a host name, or an IP address (an IPv6 zone id only over SSH, letters and digits)."""
 
     kind: RemoteKind
     host: str
@@ -47,45 +58,124 @@ class Remote:
     def ssh_destination(self) -> str:
         return f"{self.user}@{self.host}" if self.user else self.host
 
+    @property
+    def on_this_host(self) -> bool:
+        """A loopback (or unspecified) address or `localhost`: the remote's pools are this host's own."""
+        name = self.host.split("%", 1)[0].rstrip(".").lower()
+        if name == "localhost" or name.endswith(".localhost"):
+            return True
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        return ip.is_loopback or ip.is_unspecified or (mapped is not None and (mapped.is_loopback
+                                                                              or mapped.is_unspecified))
+
     def __str__(self) -> str:
         return self.url if self.kind is RemoteKind.HTTP else self.ssh_destination
 
     @classmethod
     def parse(cls, text: str, param: str = "remote") -> Remote:
-        if not text or len(text) > 300 or any(c.isspace() or ord(c) < 32 for c in text):
-            raise InvalidArgument(param, "not a remote: user@host, host or http(s)://host[:port]")
+        if not isinstance(text, str) or not text or len(text) > 300 or not text.isascii() \
+                or any(c.isspace() or not c.isprintable() for c in text):
+            raise InvalidArgument(param, _NOT_A_REMOTE)
         if "://" in text:
             return cls._parse_url(text, param)
         user, _, host = text.rpartition("@")
         if "@" in text and not _USER.fullmatch(user):
             raise InvalidArgument(param, f"{user!r} is not a valid user name")
-        if not _is_host(host):
+        if not _is_host(host, zone=True):
             raise InvalidArgument(param, f"{host!r} is not a host name or IP address")
-        return cls(RemoteKind.SSH, host, user or None)
+        return cls(RemoteKind.SSH, _normal(host), user or None)
 
     @classmethod
     def _parse_url(cls, text: str, param: str) -> Remote:
-        try:
-            url = urlsplit(text)
-            port = url.port
-        except ValueError as exc:
-            raise InvalidArgument(param, f"not a valid URL: {exc}") from None
-        if url.scheme not in ("http", "https"):
-            raise InvalidArgument(param, "a URL remote must be http:// or https://")
-        if url.username or url.password or url.query or url.fragment or url.path not in ("", "/"):
-            raise InvalidArgument(param, "a URL remote is scheme://host[:port] only (tokens come from the config)")
-        host = url.hostname or ""
-        if not _is_host(host):
+        m = _URL.fullmatch(text)
+        if m is None:
+            raise InvalidArgument(param, "a URL remote is http(s)://host[:port] only (no user info, path or query: "
+                                         "credentials come from the config)")
+        scheme, host, port = m.group(1), m.group(2), m.group(3)
+        host = host[1:-1] if host.startswith("[") else host
+        if not _is_host(host, zone=False) or (":" in host) != m.group(2).startswith("["):
             raise InvalidArgument(param, f"{host!r} is not a host name or IP address")
-        return cls(RemoteKind.HTTP, host, None, port, url.scheme)
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise InvalidArgument(param, f"port {port} is not 1-65535")
+        return cls(RemoteKind.HTTP, _normal(host), None, int(port) if port else None, scheme)
 
 
-def _is_host(host: str) -> bool:
+def _normal(host: str) -> str:
+    """A valid host as it compares: a name in lower case, an address in its canonical form (zone kept)."""
+    address, percent, zone_id = host.partition("%")
     try:
-        ipaddress.ip_address(host)
-        return True
+        return str(ipaddress.ip_address(address)) + percent + zone_id
     except ValueError:
-        return bool(_HOSTNAME.fullmatch(host))
+        return host.lower()
+
+
+def _is_host(host: str, *, zone: bool) -> bool:
+    if not host.isascii():
+        return False
+    address, percent, zone_id = host.partition("%")
+    if percent and (not zone or not _ZONE.fullmatch(zone_id)):
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return not percent and bool(_HOSTNAME.fullmatch(host))
+    return not percent or isinstance(ip, ipaddress.IPv6Address)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedRemote:
+    """A remote as the config lists it: its `name` (None: an unlisted remote an unrestricted admin named), the
+    validated `remote`, extra ssh `options` for it, and whether it has `credentials` (an HTTP remote's username
+    and password or token; the values stay in the adapter)."""
+
+    name: str | None
+    remote: Remote
+    options: tuple[str, ...] = ()
+    credentials: bool = False
+
+    def __post_init__(self) -> None:
+        if self.remote.kind is RemoteKind.HTTP and not self.credentials and not self.remote.on_this_host:
+            # without credentials the caller's own token (signed here) is sent: only ever to this host
+            raise InvalidArgument("remote", f"the zfsapi at {self.remote.url} has no credentials in "
+                                            "replication.remotes (only a loopback URL, this host, may go without)")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBook:
+    """replication.remotes and replication.allow_unlisted_remotes: which remotes a migration may name."""
+
+    remotes: tuple[NamedRemote, ...] = ()
+    allow_unlisted: bool = False
+
+    def resolve(self, text: str, who: Principal) -> NamedRemote:
+        """The remote `text` names: a listed name, or the URL or ssh string of a listed remote. Anything else only
+        for an unrestricted admin, only where unlisted remotes are allowed, and only over SSH.
+
+        Raises:
+            InvalidArgument: (param `remote`) not a remote, or not one this caller may name.
+        """
+        found = next((r for r in self.remotes if r.name == text), None)
+        if found is not None:
+            return found
+        if REMOTE_NAME.fullmatch(text) and not who.unrestricted_admin:
+            raise InvalidArgument("remote", f"{text!r} is not a remote listed in replication.remotes")
+        remote = Remote.parse(text)
+        found = next((r for r in self.remotes if r.remote == remote), None)
+        if found is not None:
+            return found
+        if not who.unrestricted_admin:
+            raise InvalidArgument("remote", f"{remote} is not a remote listed in replication.remotes")
+        if not self.allow_unlisted:
+            raise InvalidArgument("remote", f"{remote} is not a remote listed in replication.remotes (and "
+                                            "replication.allow_unlisted_remotes is off)")
+        if remote.kind is RemoteKind.HTTP:  # its credentials (or leave to get the caller's token) come from there
+            raise InvalidArgument("remote", f"{remote} is not a remote listed in replication.remotes: another "
+                                            "zfsapi is called only with the credentials listed there")
+        return NamedRemote(None, remote)
 
 
 # ---- what to replicate, and how ----
@@ -106,7 +196,7 @@ class ReplicationSpec:
 
     source: SnapshotName | DatasetName
     destination: DatasetName
-    remote: Remote | None = None
+    remote: str | None = None  # a remote's name, URL or ssh string, checked for syntax (see RemoteBook.resolve)
     limit: float | None = None
     compression: Compression = Compression.NONE
     recursive: bool = False
@@ -115,8 +205,21 @@ class ReplicationSpec:
     def __post_init__(self) -> None:
         if self.limit is not None and not (isinstance(self.limit, (int, float)) and 0 < self.limit < math.inf):
             raise InvalidArgument("limit", "must be a positive number of MB/s, or null for no limit")
-        if self.remote is None and (self.destination.is_within(self.source_dataset)
-                                    or self.source_dataset.is_within(self.destination)):
+        if self.remote is not None and not REMOTE_NAME.fullmatch(self.remote):
+            Remote.parse(self.remote)
+        if self.remote is None:
+            self.check_target(None)
+
+    def check_target(self, target: NamedRemote | None) -> None:
+        """On this host (no remote, or a remote whose address is this host's), the destination must lie outside
+        the source and not contain it.
+
+        Raises:
+            InvalidArgument: (param `destination`) it does not.
+        """
+        if target is not None and not target.remote.on_this_host:
+            return
+        if self.destination.is_within(self.source_dataset) or self.source_dataset.is_within(self.destination):
             raise InvalidArgument("destination", f"must lie outside the source {self.source_dataset} on this host "
                                                  "(and not contain it)")
 
@@ -148,7 +251,9 @@ class ReplicationSpec:
             raise InvalidArgument("compression", f"must be one of {names}, or null") from None
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
             raise InvalidArgument("limit", "must be a number of MB/s, or null")
-        return cls(src, dst, Remote.parse(remote) if remote is not None else None, limit, wire, recursive, sync)
+        if remote is not None and not isinstance(remote, str):
+            raise InvalidArgument("remote", _NOT_A_REMOTE)
+        return cls(src, dst, remote, limit, wire, recursive, sync)
 
 
 class ReplicationMode(Enum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,3 +81,26 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def users_env(**users: dict[str, Any]) -> dict[str, str]:
+    """ZFSAPI_AUTH__USERS for `users` ({name: {password, role, datasets}}), hashed cheaply for tests."""
+    from argon2 import PasswordHasher
+
+    fast = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    entries = {name: {"password_hash": fast.hash(u["password"]), "role": u.get("role", "admin"),
+                      "datasets": u.get("datasets", [])} for name, u in users.items()}
+    return {"ZFSAPI_AUTH__USERS": json.dumps(entries)}
+
+
+def login(server: Server, user: str, password: str) -> str:
+    return str(server.call("auth_login", username=user, password=password)["token"])
+
+
+def call_as(server: Server, token: str, method: str, **params: Any) -> dict[str, Any]:
+    """A JSON-RPC call with a bearer token: the whole answer (result or error)."""
+    r = httpx.post(server.url + "/", json={"jsonrpc": "2.0", "method": method, "params": params, "id": 1},
+                   headers={"Authorization": f"Bearer {token}"}, timeout=330)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body

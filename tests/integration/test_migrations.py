@@ -4,6 +4,7 @@ two servers sharing Redis see and cancel each other's jobs; records outlive rest
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any, Iterator
@@ -11,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from .conftest import zfs
-from .servers import Server
+from .servers import Server, call_as, login, users_env
 from .test_transfers import fill, same_snapshot, zfs_sends
 
 DEADLINE = 300.0
@@ -86,18 +87,57 @@ def test_a_migration_to_this_host_then_an_incremental(server, dataset, destinati
 
 @pytest.mark.parametrize("how", ["http", "ssh"])
 def test_a_migration_to_a_remote(how, pool, dataset, destination, ssh_options, tmp_path):
-    """The remote is this guest again, reached as another host would be: another zfsapi over HTTP, or sshd."""
+    """The remote is this guest again, reached as another host would be: another zfsapi over HTTP (listed with
+    its credentials, named by name), or sshd (listed, named by its ssh string as the old server's clients do)."""
     fill(dataset, 1)
     zfs("zfs", "snapshot", f"{dataset}@r1")
-    env = {"ZFSAPI_REPLICATION__SSH_OPTIONS": "[" + ", ".join(f'"{o}"' for o in ssh_options) + "]"}
-    with Server(tmp_path, env, "source") as source, Server(tmp_path, name="remote") as remote:
-        where = remote.url if how == "http" else "root@127.0.0.1"
+    remote = Server(tmp_path, users_env(repl={"password": "repl-pw"}), "remote")
+    remotes = {"peer": {"url": remote.url, "username": "repl", "password": "repl-pw"},
+               "box": {"ssh": "root@127.0.0.1", "options": ssh_options}}
+    env = {"ZFSAPI_REPLICATION__REMOTES": json.dumps(remotes)}
+    with Server(tmp_path, env, "source") as source, remote:
+        unlisted = source.request("migration_create", source=f"{dataset}@r1", destination=destination,
+                                  remote=remote.url.replace("127.0.0.1", "localhost") if how == "http"
+                                  else "root@localhost")
+        assert (unlisted["error"]["code"], unlisted["error"]["data"]["param"]) == (-32602, "remote"), unlisted
+        where = "peer" if how == "http" else "root@127.0.0.1"
         created = source.call("migration_create", source=f"{dataset}@r1", destination=destination, remote=where,
                               compression="zstd")
         done = wait_task(source, created["task_id"])
         assert done["state"] == "succeeded", done
     same_snapshot(f"{destination}@r1", f"{dataset}@r1")
     assert zfs("zfs", "holds", "-H", f"{destination}@r1").stdout.split("\t")[1] == "zfsapi:replication"
+
+
+def test_a_migration_to_this_same_server_through_a_named_remote_runs_as_the_caller(pool, dataset, destination,
+                                                                                    tmp_path):
+    """`self` is this server's own URL, listed without credentials: its calls carry the caller's own token, so a
+    scoped operator's receive is a scoped receive (-x mountpoint ...: a recursive stream's mountpoint is not
+    applied) inside its scope, as a receive here would be; never passwordless root's."""
+    fill(dataset, 1)
+    evil = f"/tmp/zfsapi-not-here-{os.urandom(3).hex()}"
+    zfs("zfs", "set", f"mountpoint={evil}", dataset)  # sent with -R: a trusted receive would apply it
+    zfs("zfs", "snapshot", f"{dataset}@q1")
+    server = Server(tmp_path, users_env(op={"password": "op-pw", "role": "operator",
+                                            "datasets": [dataset, destination]}), "self")
+    server.env["ZFSAPI_REPLICATION__REMOTES"] = json.dumps({"self": {"url": server.url}})
+    with server:
+        token = login(server, "op", "op-pw")
+        inside = call_as(server, token, "migration_create", source=f"{dataset}@q1", destination=f"{dataset}/in",
+                         remote="self")
+        assert (inside["error"]["code"], inside["error"]["data"]["param"]) == (-32602, "destination"), inside
+        outside = call_as(server, token, "migration_create", source=f"{dataset}@q1", destination=f"{pool}/x",
+                          remote="self")
+        assert outside["error"]["code"] == -32004, outside
+        created = call_as(server, token, "migration_create", source=f"{dataset}@q1", destination=destination,
+                          remote="self", recursive=True)["result"]
+        done = wait_task(server, created["task_id"])
+        assert done["state"] == "succeeded", done
+        sessions = server.call("stream_list")["sessions"]
+    assert [s.get("username") for s in sessions if s.get("operation") == "receive"] == ["op"], sessions
+    same_snapshot(f"{destination}@q1", f"{dataset}@q1")
+    value, source = zfs("zfs", "get", "-H", "-o", "value,source", "mountpoint", destination).stdout.strip().split("\t")
+    assert not value.endswith(evil) and source != "received", (value, source)
 
 
 def test_a_server_killed_mid_migration_resumes_the_job_when_it_starts_again(pool, dataset, destination, tmp_path):

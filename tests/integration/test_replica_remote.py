@@ -25,7 +25,7 @@ from zfsapi.domain.replication import Remote
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, ResumeToken, SendSpec
 
 from .conftest import zfs, zfs_processes
-from .servers import Server
+from .servers import Server, users_env
 
 TAG = HoldTag.parse("zfsapi:replication")
 
@@ -33,7 +33,7 @@ TAG = HoldTag.parse("zfsapi:replication")
 @pytest.fixture(scope="module")
 def server_url(pool, tmp_path_factory) -> Iterator[str]:
     """A second zfsapi (`python -m zfsapi serve`) on a loopback port, for the module."""
-    with Server(tmp_path_factory.mktemp("remote")) as server:
+    with Server(tmp_path_factory.mktemp("remote"), users_env(repl={"password": "repl-pw"})) as server:
         yield server.url
 
 
@@ -43,7 +43,7 @@ async def side(request, ssh_options, server_url) -> AsyncIterator[ReplicaSide]:
         yield SshReplica(Remote.parse("root@127.0.0.1"), ZfsExecutor(), options=ssh_options)
         return
     async with httpx.AsyncClient(timeout=60) as client:
-        yield HttpReplica(Remote.parse(server_url), client, ZfsExecutor())
+        yield HttpReplica(Remote.parse(server_url), client, ZfsExecutor(), username="repl", password="repl-pw")
 
 
 @pytest.fixture

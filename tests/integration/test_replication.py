@@ -22,10 +22,10 @@ from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.application.ports import ReplicaSide
 from zfsapi.application.replication import Replicate, ReplicationResult
-from zfsapi.domain.authz import LOCALHOST
-from zfsapi.domain.errors import StateConflict
+from zfsapi.domain.authz import LOCALHOST, Principal
+from zfsapi.domain.errors import InvalidArgument, StateConflict
 from zfsapi.domain.jobs import ProgressMeter
-from zfsapi.domain.replication import Remote, ReplicationMode, ReplicationSpec
+from zfsapi.domain.replication import NamedRemote, ReplicationMode, ReplicationSpec
 
 from .conftest import file_pools, zfs
 from .test_transfers import fill, same_snapshot
@@ -48,7 +48,10 @@ class Here:
     def __init__(self, side: ReplicaSide) -> None:
         self._side = side
 
-    def side(self, remote: Remote | None) -> ReplicaSide:
+    def resolve(self, remote: str, who: Principal) -> NamedRemote:
+        raise InvalidArgument("remote", "this host only")
+
+    def side(self, target: NamedRemote | None, who: Principal) -> ReplicaSide:
         return self._side
 
 

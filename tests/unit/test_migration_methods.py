@@ -75,12 +75,23 @@ async def test_a_diverged_destination_fails_the_task_with_the_snapshots_named(wo
     ({"source": "tank/a@bad name!"}, "source"),
     ({"destination": "tank/a/inside"}, "destination"),
     ({"compression": "brotli"}, "compression"),
+    ({"remote": "nas3"}, "remote"),  # not listed (an unrestricted admin: unlisted remotes are off)
+    ({"remote": "fe80::1%$(id)"}, "remote"),
+    ({"remote": "nas\n"}, "remote"),
 ])
 async def test_bad_params_are_refused_before_any_job_exists(world_rpc, params, param):
     _, rpc = world_rpc
     error = await rpc("migration_create", error=True, **{"source": "tank/a@s1", "destination": "backup/x", **params})
     assert (error["code"], error["data"]["param"]) == (-32602, param), error
     assert (await rpc("job_list"))["total"] == 0
+
+
+@pytest.mark.parametrize("task_id", ["abc\n", "abc\r", "a b", "", "x" * 65])
+async def test_a_task_id_is_matched_whole(world_rpc, task_id):
+    _, rpc = world_rpc
+    for method in ("migration_get", "migration_progress", "migration_cancel"):
+        error = await rpc(method, error=True, task_id=task_id)
+        assert (error["code"], error["data"]["param"]) == (-32602, "task_id"), error
 
 
 async def test_other_jobs_are_not_tasks(world_rpc):

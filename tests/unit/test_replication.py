@@ -21,7 +21,9 @@ from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.models import Bookmark, Snapshot
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName
 from zfsapi.domain.replication import (
+    NamedRemote,
     Remote,
+    RemoteBook,
     ReplicationMode,
     ReplicationPlan,
     ReplicationSpec,
@@ -123,7 +125,7 @@ def test_spec_parse() -> None:
     spec = ReplicationSpec.parse(source="tank/a@s1", destination="backup/x", remote="root@host.example", limit=2.5,
                                  compression="zstd", recursive=True, sync=False)
     assert spec == ReplicationSpec(SnapshotName.parse("tank/a@s1"), DatasetName.parse("backup/x"),
-                                   Remote.parse("root@host.example"), 2.5, Compression.ZSTD, True, False)
+                                   "root@host.example", 2.5, Compression.ZSTD, True, False)
     assert (spec.source_dataset.value, spec.bytes_per_second) == ("tank/a", 2_500_000)
     dataset = ReplicationSpec.parse(source="tank/a", destination="backup/x")
     assert (dataset.source, dataset.compression, dataset.sync, dataset.bytes_per_second) == (
@@ -181,9 +183,17 @@ class World:
         self.replica = LocalReplica(self.zfs, self.streams, self.streams)
         self.use_case = Replicate(self.zfs, self.zfs, self.streams, self.streams, self, FixedClock(WHEN),
                                   retries=retries, backoff=0.0)
+        self.book = RemoteBook((NamedRemote("nas", Remote.parse("backup@nas.example")),
+                                NamedRemote("self", Remote.parse("http://127.0.0.1:8545"))))
+        self.sides: list[tuple[NamedRemote | None, Principal]] = []
 
-    def side(self, remote: Remote | None) -> ReplicaSide:
+    def resolve(self, remote: str, who: Principal) -> NamedRemote:
+        """The Replicas port: the remotes of `book`."""
+        return self.book.resolve(remote, who)
+
+    def side(self, target: NamedRemote | None, who: Principal) -> ReplicaSide:
         """The Replicas port: every destination is this host's (remote ones are checked by name all the same)."""
+        self.sides.append((target, who))
         return self.replica
 
     async def snapshot(self, name: str, recursive: bool = False) -> None:

@@ -8,6 +8,7 @@ from zfsapi.application.auth import AuthUseCases
 from zfsapi.application.catalog import UseCases
 from zfsapi.application.jobs import Jobs
 from zfsapi.application.ports import RateLimiter
+from zfsapi.application.replication import StartMigration
 
 from ..http.live import Access, Live
 
@@ -21,12 +22,12 @@ from .transfer_methods import register_transfers
 
 
 def build_registry(uc: UseCases, auth: AuthUseCases, limiter: RateLimiter, access: Live[Access], metrics: Metrics,
-                   jobs: Jobs) -> Registry:
+                   jobs: Jobs, start_migration: StartMigration) -> Registry:
     registry = Registry()
     register_auth(registry, auth.login, auth.logout, limiter, lambda: access.current.login_limit, metrics)
     register_core(registry, uc)
     register_transfers(registry, uc.__getitem__)
     register_jobs(registry, jobs)
-    register_replication(registry, jobs)
+    register_replication(registry, jobs, start_migration)
     register_discover(registry, title="zfsapi", version=__version__)
     return registry

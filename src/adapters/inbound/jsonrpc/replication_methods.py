@@ -9,7 +9,7 @@ import msgspec
 from msgspec import Meta
 
 from zfsapi.application.jobs import JobWork, Jobs
-from zfsapi.application.replication import Replicate
+from zfsapi.application.replication import Replicate, StartMigration
 from zfsapi.domain.authz import Action, Carries
 from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ZfsCommandFailed, ZfsUnavailable
 from zfsapi.domain.jobs import Job, JobState, ProgressMeter
@@ -29,7 +29,7 @@ STATUS = {JobState.QUEUED: "pending", JobState.RUNNING: "running", JobState.SUCC
 Status = Literal["pending", "running", "completed", "failed", "cancelled"]
 BY_STATUS = {"pending": JobState.QUEUED, "running": JobState.RUNNING, "completed": JobState.SUCCEEDED,
              "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
-TaskId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+TaskId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+\Z",
                              description="The migration's task id (its job id).")]
 
 
@@ -40,8 +40,10 @@ class MigrationCreate(Params, frozen=True, forbid_unknown_fields=True):
         "The dataset to replicate into (on `remote` when given): created by a full send when missing, else "
         "brought up to date incrementally from the newest snapshot both sides share."))]
     remote: Annotated[Annotated[str, Meta(max_length=300)] | None, Meta(description=(
-        "null: this host. 'user@host' or 'host': over SSH (zfs receive runs there). 'http(s)://host:port': "
-        "another zfsapi (its stream_init and POST /stream)."))] = None
+        "null: this host. Else a remote listed in replication.remotes, by its name or by its URL or ssh string "
+        "('user@host'): over SSH (zfs receive runs there) or on another zfsapi (its stream_init and POST "
+        "/stream). Other SSH hosts only for an unrestricted admin where replication.allow_unlisted_remotes is on."))
+    ] = None
     limit: Annotated[Annotated[float, Meta(gt=0, le=1e6)] | None, Meta(
         description="Cap the transfer at this many MB/s (10^6 bytes per second).")] = None
     compression: Annotated[Literal["lz4", "zstd", "gzip"] | None, Meta(
@@ -71,13 +73,12 @@ def spec_of(p: MigrationCreate) -> ReplicationSpec:
 
 @REPLICATION.method(Action.CHANGE, carries={"source": Carries.DATASET, "destination": Carries.DATASET},
                     errors=(InvalidArgument, PermissionDenied))
-async def migration_create(uc: Jobs, p: MigrationCreate, ctx: CallContext) -> MigrationCreated:
+async def migration_create(uc: StartMigration, p: MigrationCreate, ctx: CallContext) -> MigrationCreated:
     """Replicate a snapshot (full, or incremental from the newest common one) to another dataset here, on an
     SSH host or on another zfsapi, as a job: answered at once; follow it with migration_progress or the job
     methods. Migrations always run as jobs."""
-    spec_of(p)  # refuse bad params now, not in the job
     params = msgspec.to_builtins(p)
-    job = await uc.submit(KIND, ctx.caller, params, (p.source, p.destination))
+    job = await uc.execute(who=ctx.caller, spec=spec_of(p), params=params)  # bad params refused now, not in the job
     return MigrationCreated(task_id=job.job_id, job_id=job.job_id, params=params)
 
 
@@ -164,8 +165,8 @@ async def migration_progress(uc: Jobs, p: TaskParams, ctx: CallContext) -> Migra
     return MigrationProgress(task_id=t.task_id, status=t.status, progress=t.progress, error=t.error)
 
 
-def register_replication(registry: Registry, jobs: Jobs) -> None:
-    registry.include(REPLICATION, lambda _type: jobs)
+def register_replication(registry: Registry, jobs: Jobs, start: StartMigration) -> None:
+    registry.include(REPLICATION, lambda use_case: start if use_case is StartMigration else jobs)
 
 
 def migration_work(replicate: Replicate) -> dict[str, JobWork]:

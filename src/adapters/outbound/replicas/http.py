@@ -1,12 +1,16 @@
 """The replica side on another zfsapi (`remote: "http(s)://host[:port]"`): its JSON-RPC methods, and its
 `stream_init` + POST /stream/{id} for the stream itself.
 
-Credentials come from the config: a user and password (a token is fetched with auth_login, kept, and fetched
-again when the remote answers -32002), a fixed token, or none (the remote's passwordless loopback access).
-Neither a password nor a token is ever logged or put into an error. The remote's JSON-RPC errors become the
-same domain errors its own server raised (the codes are stable API), so a caller here sees NotFound,
-StateConflict... as if the datasets were local; a remote that cannot be reached or refuses our credentials is
-ZfsUnavailable naming it.
+Every call carries credentials, never relying on the remote's passwordless loopback access: a user and
+password from the config (a token is fetched with auth_login, kept, and fetched again when the remote answers
+-32002), a fixed token from the config, or, for a remote on this host listed without credentials, a
+short-lived token of the job's owner signed with this server's own key (`mint`, made again when refused): this
+server then runs the calls with the owner's own rights, and any other server refuses them. Neither a password
+nor a token is ever logged or put into an error. The remote's JSON-RPC errors become the same domain errors its
+own server raised (the codes are stable API), so a caller here sees NotFound, StateConflict... as if the
+datasets were local; a remote that cannot be reached or refuses our credentials is ZfsUnavailable naming it.
+What a remote answers reaches a job's error only as the fields of a zfsapi error, each cut short; a body that
+is not a zfsapi answer is never reflected.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import httpx
 import msgspec
@@ -50,6 +54,24 @@ QUEUE_CHUNKS = 4  # chunks written but not yet sent: the backpressure between ou
 STREAM_TIMEOUT = 600.0  # seconds the remote may take to accept the next bytes, or to answer at the end
 _STREAM_ID = re.compile(r"[0-9a-f]{32}")
 _ENCODING = {Compression.GZIP: "gzip", Compression.ZSTD: "zstd"}
+MAX_TEXT = 300  # characters of a remote's text (a reason, a name) kept in our errors
+MAX_STDERR = 1000  # ... of the stderr of its zfs
+MAX_DATA = 8  # fields of a remote's conflict data kept
+MAX_ANSWER = 64 << 20  # bytes of a JSON-RPC answer read (a snapshot list of ~300,000 snapshots)
+
+
+def _short(value: Any, most: int = MAX_TEXT) -> str:
+    text = str(value)
+    return text if len(text) <= most else text[:most] + "..."
+
+
+def _scalar(value: Any, nested: bool = False) -> Any:
+    """A remote's conflict datum as we keep it: a short string, a number, a bool, None, or a short list of those."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, list) and not nested:
+        return [_scalar(v, True) for v in value[:MAX_DATA]]
+    return _short(value)
 
 
 class _Detail(msgspec.Struct):
@@ -84,50 +106,54 @@ def remote_error(error: _Error, where: str) -> ZfsApiError:
     """The domain error a remote zfsapi's JSON-RPC error stands for (the inverse of its error table)."""
     d = error.data
 
-    def text(key: str, default: str = "") -> str:
-        return str(d.get(key, default))
+    def text(key: str, default: str = "", most: int = MAX_TEXT) -> str:
+        return _short(d.get(key, default), most)
 
     if error.code == NOT_FOUND:
         return NotFound(text("kind", "dataset"), text("name"))
     if error.code == ALREADY_EXISTS:
         return AlreadyExists(text("kind", "dataset"), text("name"))
     if error.code == BUSY:
-        dependents = [str(x) for x in d.get("dependents") or []]
+        dependents = [_short(x) for x in (d.get("dependents") or [])[:MAX_DATA]]
         if dependents:
             return HasDependents(text("name"), text("reason"), dependents)
         return Busy(text("name"), text("reason"))
     if error.code == ZFS_FAILED:
-        command = [str(x) for x in d.get("command") or []] or ["zfs"]
+        command = [_short(x, 256) for x in (d.get("command") or [])[:24]] or ["zfs"]
         code = d.get("exit_code")
-        return ZfsCommandFailed(command, code if isinstance(code, int) else -1, text("stderr", error.message))
+        return ZfsCommandFailed(command, code if isinstance(code, int) else -1,
+                                text("stderr", error.message, MAX_STDERR))
     if error.code == CONFLICT:
-        return StateConflict(text("reason", error.message), **{k: v for k, v in d.items() if k != "reason"})
+        extra = {_short(k, 40): _scalar(v) for k, v in list(d.items())[:MAX_DATA] if k != "reason"}
+        return StateConflict(text("reason", error.message), **extra)
     if error.code == INVALID_PARAMS:
         return InvalidArgument(text("param", "params"), f"{where}: {text('reason', error.message)}")
     if error.code == PERMISSION_DENIED:
         dataset = d.get("dataset")
-        return PermissionDenied(text("method"), str(dataset) if dataset else None, f"{where}: {text('reason')}")
+        return PermissionDenied(text("method"), _short(dataset) if dataset else None, f"{where}: {text('reason')}")
     if error.code == ZFS_UNAVAILABLE:
         return ZfsUnavailable(f"{where}: {text('reason', error.message)}")
     if error.code in (AUTH_REQUIRED, INVALID_TOKEN, INVALID_CREDENTIALS):
-        return ZfsUnavailable(f"{where}: {error.message} (see replication.remotes in the config)")
-    return ZfsUnavailable(f"{where}: {error.message} ({error.code})")
+        return ZfsUnavailable(f"{where}: {_short(error.message)} (see replication.remotes in the config)")
+    return ZfsUnavailable(f"{where}: {_short(error.message)} ({error.code})")
 
 
 class HttpReplica(ReplicaSide):
     """Datasets on another zfsapi at `remote` (an HTTP Remote), called through `client` (shared, closed by its
-    owner). Credentials: `username` and `password`, or `token`, or none (passwordless loopback). `executor` runs
-    the gzip/zstd child that compresses the stream when the wire is compressed."""
+    owner). Credentials: `username` and `password`, or `token`, or `mint` (a token of the job's owner, made
+    here; made again when refused); exactly one. `executor` runs the gzip/zstd child that compresses the stream
+    when the wire is compressed."""
 
     def __init__(self, remote: Remote, client: httpx.AsyncClient, executor: ZfsExecutor, *,
                  username: str | None = None, password: str | None = None, token: str | None = None,
-                 stream_timeout: float = STREAM_TIMEOUT) -> None:
+                 mint: Callable[[], str] | None = None, stream_timeout: float = STREAM_TIMEOUT) -> None:
         if remote.kind is not RemoteKind.HTTP:
             raise ValueError(f"not an HTTP remote: {remote}")
-        if (username is None) != (password is None) or (token is not None and username is not None):
-            raise ValueError("a remote takes a username and password, or a token, or neither")
+        if (username is None) != (password is None) \
+                or sum((username is not None, token is not None, mint is not None)) != 1:
+            raise ValueError("a remote takes a username and password, or a token, or a token minter")
         self._remote, self._client, self._exec = remote, client, executor
-        self._username, self._password, self._token = username, password, token
+        self._username, self._password, self._token, self._mint = username, password, token, mint
         self._stream_timeout = stream_timeout
         self._login_lock = asyncio.Lock()
         self.where = f"zfsapi at {remote.url}"
@@ -135,20 +161,31 @@ class HttpReplica(ReplicaSide):
     # ---- JSON-RPC ----
     async def _post(self, method: str, params: dict[str, Any], bearer: str | None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        request = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
         try:
-            r = await self._client.post(self._remote.url + "/", headers=headers,
-                                        json={"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
+            async with self._client.stream("POST", self._remote.url + "/", headers=headers, json=request) as r:
+                if r.status_code != 200:  # (a redirect is never followed)
+                    raise ZfsUnavailable(f"{self.where}: HTTP {r.status_code} to {method}")
+                content = await self._bounded(r, method)
         except httpx.HTTPError as exc:
             raise self.unreachable(exc) from None
-        if r.status_code != 200:
-            raise ZfsUnavailable(f"{self.where}: HTTP {r.status_code} to {method}")
         try:
-            body = msgspec.json.decode(r.content)
+            body = msgspec.json.decode(content)
         except msgspec.DecodeError:
             body = None
         if not isinstance(body, dict) or ("result" not in body and "error" not in body):
             raise ZfsUnavailable(f"{self.where}: not a JSON-RPC answer to {method}")
         return body
+
+    async def _bounded(self, r: httpx.Response, method: str) -> bytes:
+        """The answer's body, read no further than MAX_ANSWER bytes."""
+        chunks, size = [], 0
+        async for chunk in r.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise ZfsUnavailable(f"{self.where}: its answer to {method} is over {MAX_ANSWER} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def unreachable(self, exc: httpx.HTTPError) -> ZfsUnavailable:
         return ZfsUnavailable(f"{self.where}: {type(exc).__name__}: {str(exc)[:300] or 'no answer'}")
@@ -160,10 +197,13 @@ class HttpReplica(ReplicaSide):
             raise ZfsUnavailable(f"{self.where}: unexpected answer to {method}: {exc}") from None
 
     async def _bearer(self) -> str | None:
-        """The token to send: the fixed one, the one logged in with (logging in when there is none), or None."""
-        if self._password is None:
+        """The token to send: the fixed one, the one logged in with (logging in when there is none), or the
+        owner's (minted when there is none)."""
+        if self._password is None and self._mint is None:
             return self._token
         async with self._login_lock:
+            if self._token is None and self._mint is not None:
+                self._token = self._mint()
             if self._token is None:
                 body = await self._post("auth_login", {"username": self._username, "password": self._password}, None)
                 if "error" in body:
@@ -179,7 +219,7 @@ class HttpReplica(ReplicaSide):
         (expired, revoked) is replaced once."""
         bearer = await self._bearer()
         body = await self._post(method, params, bearer)
-        if "error" in body and self._password is not None:
+        if "error" in body and (self._password is not None or self._mint is not None):
             if self._decode(body["error"], _Error, method).code == INVALID_TOKEN:
                 async with self._login_lock:
                     if self._token == bearer:
@@ -344,7 +384,7 @@ class HttpReceivePipe(ReceivePipe):
             return str(snapshot) if snapshot is not None else None
         error = body.get("error")
         if not isinstance(error, dict):
-            raise ZfsUnavailable(f"{self._side.where}: HTTP {r.status_code} to POST /stream: {str(error)[:300]}")
+            raise ZfsUnavailable(f"{self._side.where}: HTTP {r.status_code} to POST /stream, not a zfsapi answer")
         failure = remote_error(self._side._decode(error, _Error, "POST /stream"), self._side.where)
         token = body.get("receive_resume_token")
         if isinstance(failure, ZfsCommandFailed) and isinstance(token, str):
@@ -360,7 +400,7 @@ class HttpReceivePipe(ReceivePipe):
             return self._side.unreachable(exc)
         for s in sessions.get("sessions", []) if isinstance(sessions, dict) else []:
             if isinstance(s, dict) and s.get("stream_id") == self._stream_id and s.get("state") == "failed":
-                stderr = str(s.get("error") or "failed")
+                stderr = _short(s.get("error") or "failed", MAX_STDERR)
                 return parsers.classify(Completed(["zfs", "receive"], 1, b"", stderr), name=self._spec.target.value)
         return self._side.unreachable(exc)
 
