@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import math
 import os
 import re
 import select
 import stat
-import time
 from functools import partial
 from typing import Callable, TypeVar
 
@@ -82,7 +82,7 @@ class ZfsPipelines:
         copied through this process and the loop sees no chunk: as fast as `zfs send | zfs receive`); any other
         pair is read and written in chunks on the loop."""
         if isinstance(send, ZfsSendPipe) and isinstance(receive, ZfsReceivePipe):
-            if not await send._pipeline.offload(_splice, send.fd, receive.fd, moved):
+            if not await send._splice_in_thread(_splice, send.fd, receive.fd, moved):
                 # zfs receive stopped reading: it failed (its error says why), or it read the stream's end record
                 # and exited before the send closed its end (a blocked splice sees the reader gone first)
                 await receive.finish()
@@ -357,16 +357,17 @@ class _FdIO:
         self.close()
         await self._pipeline.close()
 
-    async def _splice_in_thread(self, relay: Callable[..., None], *args: object) -> None:
+    async def _splice_in_thread(self, relay: Callable[..., T], *args: object) -> T:
         """Run `relay(*args, stop)` in a pipeline thread, `stop` the read end of a pipe that turns readable when
-        this is cancelled (after the pipeline was killed), for a relay waiting on a socket rather than a child."""
+        this is cancelled (after the pipeline was killed), for a relay waiting on a socket or a pace rather than
+        a child."""
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
 
         def wake() -> None:
             os.write(stop_w, b"x")
 
         try:
-            await self._pipeline.offload(relay, *args, stop_r, wake=wake)
+            return await self._pipeline.offload(relay, *args, stop_r, wake=wake)
         finally:
             os.close(stop_r)
             os.close(stop_w)
@@ -454,18 +455,26 @@ def _forward(source: int, target: int, first: bytes, head: Callable[[int], bytes
         os.close(chunk_w)
 
 
-def _splice(source: int, target: int, moved: Callable[[int], float]) -> bool:
+def _splice(source: int, target: int, moved: Callable[[int], float], stop: int) -> bool:
     """In a worker thread: splice until the end of `source` (True) or until `target` has no reader (False).
-    A cancelled relay kills the send (its pipeline's `offload`), which ends `source`."""
+    A cancelled relay kills the send (its pipeline's `offload`), which ends `source`, and makes `stop` readable,
+    which ends a pause for the rate limit (raising _Stopped): a cancel never waits for a pace, however slow."""
     os.set_blocking(source, True)
     os.set_blocking(target, True)
+    poller = select.poll()
+    poller.register(stop, select.POLLIN)
     try:
         while n := os.splice(source, target, READ_SIZE, flags=os.SPLICE_F_MOVE):
-            if (pause := moved(n)) > 0:
-                time.sleep(pause)
+            if (pause := moved(n)) > 0 and poller.poll(_poll_ms(pause)):
+                raise _Stopped
     except BrokenPipeError:
         return False
     return True
+
+
+def _poll_ms(seconds: float) -> int:
+    """A pause as poll(2)'s timeout: whole milliseconds, rounded up, at most poll's largest (about 24 days)."""
+    return min(math.ceil(seconds * 1000), 2**31 - 1)
 
 
 class ZfsReceivePipe(_FdIO):
