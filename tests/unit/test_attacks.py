@@ -176,3 +176,159 @@ def test_only_an_unrestricted_admin_takes_the_streams_mount_properties():
         spec = _stream_transfer(p, who)
         assert isinstance(spec, ReceiveSpec) and spec.trusted is trusted, who
         assert ("-x" in commands.receive(spec)) is not trusted
+
+
+# ---- every number at the edge: bounded both ways, so no store or command ever sees an unbindable one ----------
+
+def _numbers(t, path: str = ""):
+    """(path, msgspec type info) of every int and float inside a params type, nested ones included."""
+    from msgspec import inspect as mi
+    if isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, (mi.IntType, mi.FloatType)):
+        yield path, t
+    elif isinstance(t, mi.UnionType):
+        for member in t.types:
+            yield from _numbers(member, path)
+    elif isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        yield from _numbers(t.item_type, path + "[]")
+    elif isinstance(t, mi.DictType):
+        yield from _numbers(t.value_type, path + "{}")
+    elif isinstance(t, mi.StructType):
+        for f in t.fields:
+            yield from _numbers(f.type, f"{path}.{f.name}" if path else f.name)
+
+
+def _method_numbers(container):
+    from msgspec import inspect as mi
+    for method in container.registry():
+        for path, t in _numbers(mi.type_info(method.params)):
+            yield method, path, t
+
+
+def test_every_number_param_of_every_method_is_bounded_both_ways(container):
+    found = list(_method_numbers(container))
+    assert {(m.name, path) for m, path, _ in found} >= {("job_list", "offset"), ("job_list", "limit"),
+                                                       ("migration_create", "limit"), ("stream_init", "ttl")}
+    unbounded = [(m.name, path) for m, path, t in found
+                 if (t.ge is None and t.gt is None) or (t.le is None and t.lt is None)]
+    assert unbounded == []
+    too_big = [(m.name, path) for m, path, t in found
+               if isinstance(t.le if t.le is not None else t.lt, int) and (t.le or t.lt) > 2**63 - 1]
+    assert too_big == []
+
+
+async def test_out_of_range_numbers_to_every_method_name_the_parameter(container, rpc):
+    """Generated from the method table: every top-level number param of every method gets 2**63, 2**64-1, 1e19
+    and -1 over HTTP (each alone: its error comes before any missing param's)."""
+    failures, tried = [], 0
+    for method, path, _ in _method_numbers(container):
+        if "." in path or "[" in path or "{" in path:
+            continue  # nested: the static bound check above holds them
+        for value in (2**63, 2**64 - 1, 1e19, -1):
+            tried += 1
+            r = await rpc.client.post("/", json={"jsonrpc": "2.0", "method": method.name, "params": {path: value},
+                                                 "id": 1})
+            error = r.json().get("error", {})
+            if error.get("code") != -32602 or error.get("data", {}).get("param") != path:
+                failures.append((method.name, path, value, r.json()))
+    assert tried >= 32 and failures == []
+
+
+async def test_non_finite_numbers_name_the_parameter_at_the_edge(container):
+    """JSON has no NaN or infinity, but an embedding program's params go through the same conversion."""
+    from zfsapi.adapters.inbound.jsonrpc.dispatcher import Dispatcher
+    from zfsapi.adapters.inbound.jsonrpc.errors import RpcError
+    failures = []
+    for method, path, _ in _method_numbers(container):
+        if "." in path or "[" in path or "{" in path:
+            continue
+        for value in (float("nan"), float("inf"), float("-inf")):
+            try:
+                Dispatcher._convert(method, {path: value})
+                failures.append((method.name, path, value, "accepted"))
+            except RpcError as exc:
+                if exc.code != -32602 or (exc.data or {}).get("param") != path:
+                    failures.append((method.name, path, value, exc.data))
+    assert failures == []
+
+
+async def test_a_number_too_large_for_json_is_a_parse_error_not_an_internal_one(rpc):
+    r = await rpc.client.post("/", content=b'{"jsonrpc": "2.0", "method": "job_list", "params": {"offset": 1e400},'
+                                           b' "id": 1}', headers={"Content-Type": "application/json"})
+    assert r.json()["error"]["code"] == -32700, r.text
+
+
+async def test_job_list_takes_the_largest_offset_on_the_embedded_store(tmp_path):
+    """The bound is one SQLite can bind: the largest offset answers an empty page, not -32603."""
+    from zfsapi.adapters.inbound.jsonrpc.registry import MAX_OFFSET
+    from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+    store = EmbeddedJobStore(str(tmp_path))
+    try:
+        assert await store.query(limit=1000, offset=MAX_OFFSET) == ([], 0)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("limit, ok", [(0.001024, True), (1e6, True), (0.001, False), (1e-300, False),
+                                       (0, False), (1e6 + 1, False)])
+async def test_migration_limit_is_bounded_at_the_call(rpc, fake_zfs, limit, ok):
+    """At least 1 KiB/s (0.001024 MB/s): slower never finishes, and a pause that long overflowed the sleep."""
+    from zfsapi.domain.errors import InvalidArgument
+    from zfsapi.domain.replication import ReplicationSpec
+    params = {"source": "tank@s", "destination": "backup/x", "limit": limit}
+    if ok:
+        assert (await rpc("migration_create", **params))["params"]["limit"] == limit
+        ReplicationSpec.parse(**params)
+    else:
+        _named(await rpc("migration_create", error=True, **params), "limit")
+        with pytest.raises(InvalidArgument) as exc:
+            ReplicationSpec.parse(**params)
+        assert exc.value.param == "limit"
+
+
+# ---- patterns match the whole text ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, param", [("job_get", "job_id"), ("job_cancel", "job_id"), ("job_wait", "job_id"),
+                                           ("migration_get", "task_id"), ("migration_cancel", "task_id"),
+                                           ("migration_progress", "task_id")])
+@pytest.mark.parametrize("value", ["abc\n", "abc\r\n", "\nabc", "abc\n\n", "ab\nc", "abc\x00"])
+async def test_an_id_with_a_newline_is_refused(rpc, method, param, value):
+    _named(await rpc(method, error=True, **{param: value}), param)
+
+
+def test_every_param_pattern_matches_to_the_very_end(container):
+    """msgspec searches a pattern (re.search), where `$` also matches before a final newline: every pattern of
+    every method's params is anchored at both ends, and a trailing newline never passes."""
+    import re
+
+    from msgspec import inspect as mi
+
+    def patterns(t):
+        if isinstance(t, mi.Metadata):
+            t = t.type
+        if isinstance(t, mi.StrType) and t.pattern is not None:
+            yield t.pattern
+        for child in ((t.types if isinstance(t, mi.UnionType) else ()) +
+                      ((t.item_type,) if isinstance(t, (mi.ListType, mi.SetType, mi.VarTupleType)) else ()) +
+                      ((t.key_type, t.value_type) if isinstance(t, mi.DictType) else ()) +
+                      (tuple(f.type for f in t.fields) if isinstance(t, mi.StructType) else ())):
+            yield from patterns(child)
+
+    found = {p for m in container.registry() for p in patterns(mi.type_info(m.params))}
+    assert found
+    for pattern in found:
+        assert pattern.startswith("^") and (pattern.endswith(r"\Z") or pattern.endswith("$(?!\\n)")), pattern
+        assert not re.search(pattern, "abc\n") and re.search(pattern, "abc"), pattern
+
+
+def test_no_input_is_validated_by_a_prefix_match():
+    """Every regex that validates a value matches all of it (fullmatch): re.match and .match( check a prefix
+    only, and `$` lets a final newline through. Read from the source so a new one cannot slip in."""
+    import pathlib
+    import re
+    src = pathlib.Path(__file__).resolve().parents[2] / "src"
+    offenders = [f"{path.relative_to(src)}:{n}" for path in src.rglob("*.py")
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"(?<![A-Za-z_])(re\.match|\.match)\(", line)]
+    assert offenders == []

@@ -19,6 +19,14 @@ from zfsapi.domain.jobs import ProgressMeter
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
+# A msgspec pattern is searched (re.search), and `$` also matches before a final newline: "abc\n" would pass
+# `^[A-Za-z0-9_-]+$`. `$(?!\n)` ends only at the end of the text, in Python and in a JSON Schema (ECMA-262)
+# validator alike (`\Z` is Python's only), so rpc.discover's schema says the same as the server checks.
+ID_PATTERN = r"^[A-Za-z0-9_-]+$(?!\n)"
+# Every integer param has an upper bound: msgspec takes any JSON integer (2**64 and beyond), which SQLite and
+# Redis cannot bind. An offset past this is past every record there can be.
+MAX_OFFSET = 10**9
+
 # The `background` param of methods declared with `background=True`.
 Background = Annotated[bool, Meta(description=(
     "Run as a job: answer at once with {job_id}; the work goes on when the client disconnects (follow it with "
