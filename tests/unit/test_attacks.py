@@ -4,6 +4,7 @@ test_names.py.)"""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -12,7 +13,7 @@ import threading
 import pytest
 
 from zfsapi.adapters.outbound.zfs.pipelines import _create_confined, _open_confined
-from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.errors import AlreadyExists, InvalidArgument
 
 
 def _named(error: dict, param: str) -> None:
@@ -332,3 +333,110 @@ def test_no_input_is_validated_by_a_prefix_match():
                  for n, line in enumerate(path.read_text().splitlines(), 1)
                  if re.search(r"(?<![A-Za-z_])(re\.match|\.match)\(", line)]
     assert offenders == []
+
+
+# ---- send file paths: every refusal at the call, background included, and no file left ------------------------
+
+@pytest.fixture
+async def files_rpc(tmp_path):
+    """An rpc with transfer.directories = tmp_path/files, zfs stubbed (estimates answer, transfers succeed), and
+    the job runner off: a background call that is not refused stays queued, listed by job_list."""
+    from dependency_injector import providers
+
+    from tests.conftest import Rpc, http_client
+    from tests.unit.test_transfers_unit import StubZfs
+    from zfsapi.adapters.inbound.http.app import create_app
+    from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+    from zfsapi.bootstrap import build_container, load_settings
+
+    (tmp_path / "files").mkdir()
+    c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path / "files")]},
+                                                              "state_dir": str(tmp_path / "state")}))
+    c.zfs.override(providers.Object(StubZfs()))
+    c.pipelines.override(providers.Object(StubZfs()))
+    c.job_store.override(providers.Object(MemoryJobStore()))
+    async with http_client(create_app(c)) as client:
+        yield Rpc(client), tmp_path / "files"
+
+
+def _bad_paths(files):
+    """(output_file or input_file, the error's code, its param or kind) for paths the filesystem refuses."""
+    (files / "notadir").write_bytes(b"x")
+    (files / "exists.zfs").write_bytes(b"x")
+    os.symlink("loop2", files / "loop1")
+    os.symlink("loop1", files / "loop2")
+    os.symlink("/etc", files / "escape")
+    os.symlink(files / "exists.zfs", files / "link.zfs")
+    os.mkfifo(files / "fifo.zfs")
+    os.mkdir(files / "dir.zfs")
+    os.mkdir(files / ("x" * 250))
+    return {"output_file": [("notadir/x.zfs", -32602), ("loop1/x.zfs", -32602), ("a" * 300 + ".zfs", -32602),
+                            ("x" * 250 + "/" + "y" * 300, -32602), ("escape/x.zfs", -32602),
+                            ("link.zfs", -32602), ("fifo.zfs", -32602), ("dir.zfs", -32602),
+                            ("/etc/x.zfs", -32602), ("../x.zfs", -32602), ("exists.zfs", -32011),
+                            ("missing/x.zfs", -32010)],
+            "input_file": [("notadir/x.zfs", -32602), ("loop1/x.zfs", -32602), ("a" * 300 + ".zfs", -32602),
+                           ("escape/passwd", -32602), ("link.zfs", -32602), ("fifo.zfs", -32602),
+                           ("dir.zfs", -32602), ("/etc/passwd", -32602), ("missing.zfs", -32010),
+                           ("missing/x.zfs", -32010)]}
+
+
+@pytest.mark.parametrize("background", [False, True])
+async def test_send_file_paths_are_refused_at_the_call(files_rpc, background):
+    """Foreground or background, the same checks answer the call: never a job id whose job then fails, never
+    -32603, and nothing is left in the directory."""
+    rpc, files = files_rpc
+    cases = _bad_paths(files)
+    before = sorted(os.listdir(files))
+    failures = []
+    for param, paths in cases.items():
+        for path, code in paths:
+            if param == "output_file":
+                params = {"dataset": "tank/a", "snapshot": "s1", "output_file": path}
+                method = "send_to_file"
+            else:
+                params = {"dataset": "tank/r", "input_file": path}
+                method = "receive_from_file"
+            error = await rpc(method, error=True, background=background, **params)
+            data = error.get("data", {})
+            if error["code"] != code or (code == -32602 and data.get("param") != param):
+                failures.append((method, path, error))
+    assert failures == []
+    assert (await rpc("job_list"))["total"] == 0
+    assert sorted(os.listdir(files)) == before
+
+
+async def test_good_background_transfers_are_queued(files_rpc):
+    rpc, files = files_rpc
+    (files / "in.zfs").write_bytes(b"stream")
+    sent = await rpc("send_to_file", dataset="tank/a", snapshot="s1", output_file="new.zfs", background=True)
+    got = await rpc("receive_from_file", dataset="tank/r", input_file="in.zfs", background=True)
+    listed = await rpc("job_list")
+    assert {j["job_id"] for j in listed["jobs"]} == {sent["job_id"], got["job_id"]}
+
+
+async def test_a_send_file_into_a_path_that_is_no_directory_leaves_no_partial_file(tmp_path):
+    """The pipeline's own check (the job's, when the path changed after the call): -32602 naming the param,
+    before any partial file exists."""
+    from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
+    from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
+    from zfsapi.domain.names import SnapshotName
+    from zfsapi.domain.transfer import Compression, SendSpec
+
+    (tmp_path / "notadir").write_bytes(b"x")
+    pipelines = ZfsPipelines(ZfsExecutor(zfs="/bin/false"))
+    spec = SendSpec(SnapshotName.parse("tank/a@s1"))
+    for path in ("notadir/x.zfs", "a" * 300, "notadir"):
+        with pytest.raises((InvalidArgument, AlreadyExists)) as exc:
+            await pipelines.send_to_file(spec, str(tmp_path / path), str(tmp_path), Compression.NONE)
+        assert getattr(exc.value, "param", "output_file") == "output_file", exc.value
+    assert sorted(os.listdir(tmp_path)) == ["notadir"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM])
+def test_what_the_filesystem_says_of_a_path_names_the_parameter(code):
+    """EACCES cannot be had as root in the test host: the mapping is checked for every errno it covers."""
+    from zfsapi.adapters.outbound.send_file_dirs import path_error
+    error = path_error(OSError(code, os.strerror(code)), "output_file")
+    assert isinstance(error, InvalidArgument) and error.param == "output_file"
+    assert path_error(OSError(errno.ENOSPC, "full"), "output_file") is None  # not about the path: not -32602

@@ -131,7 +131,10 @@ def register_jobs(registry: Registry, jobs: Jobs) -> None:
 
 async def submit(jobs: Jobs, method: Method, args: Any, ctx: CallContext) -> JobStarted:
     """`background: true`: queue the call as a job of its method's kind, with its params as converted (positional
-    ones by name), and answer with the job's id."""
+    ones by name), and answer with the job's id. What the method checks before its work (its `check`) refuses
+    the call now, not the job later."""
+    if method.check is not None:
+        await method.check(args, ctx)
     params = msgspec.to_builtins(msgspec.structs.replace(args, background=False))
     job = await jobs.submit(method.name, ctx.caller, params, access_request(method, args).datasets)
     return JobStarted(job_id=job.job_id)
