@@ -107,16 +107,18 @@ class SendToFile:
     def __init__(self, transfers: Transfers, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
         self._t, self._p, self._dirs, self._roots = transfers, pipelines, dirs, roots
 
-    async def check(self, *, who: Principal, spec: SendSpec, output_file: str, compression: Compression) -> None:
-        """Every check `execute` makes before the first byte (the path, the snapshots and flags), and nothing
-        else: a call queued as a job is refused now rather than by its job."""
-        await self._plan(who, spec, output_file, compression)
-
-    async def _plan(self, who: Principal, spec: SendSpec, output_file: str, compression: Compression) -> _PlannedSend:
+    async def check(self, *, who: Principal, output_file: str, compression: Compression) -> Confined:
+        """Every check of the file `execute` makes before the first byte (where it lies, that it is a new name
+        the filesystem can take), without asking zfs: a call queued as a job is refused now rather than by its
+        job, and still answered at once. Where the file lies."""
         if compression.suffix and not output_file.endswith(compression.suffix):
             output_file += compression.suffix
         where = await self._roots.locate(self._dirs, who, output_file, "output_file")
         await self._dirs.check(where.directory, where.path, "output_file", exists=False)
+        return where
+
+    async def _plan(self, who: Principal, spec: SendSpec, output_file: str, compression: Compression) -> _PlannedSend:
+        where = await self.check(who=who, output_file=output_file, compression=compression)
         spec = await plan_send(self._t, spec)
         estimate = await self._t.estimate(spec)  # validates snapshots and flags before any file exists
         return _PlannedSend(where, spec, estimate)

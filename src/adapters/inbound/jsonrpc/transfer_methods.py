@@ -267,8 +267,8 @@ def _send_file(p: SendToFileParams) -> tuple[SendSpec, Compression]:
 
 
 async def _check_send_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> None:
-    spec, compression = _send_file(p)
-    await uc.check(who=ctx.caller, spec=spec, output_file=p.output_file, compression=compression)
+    _, compression = _send_file(p)  # the names parsed too
+    await uc.check(who=ctx.caller, output_file=p.output_file, compression=compression)
 
 
 def _receive_file(p: ReceiveFromFileParams, who: Principal) -> tuple[ReceiveSpec, Compression | None]:
