@@ -65,14 +65,20 @@ def test_other_threads_run_python_while_a_child_starts(tmp_path):
 # ---- children get fds 0-2 and the pipes they are given, nothing else ----------------------------------------
 
 def _fds_of(pid: int) -> dict[int, str]:
-    """A live process's open fds and what each is (`socket:[..]`, `pipe:[..]`, a path)."""
-    out = {}
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
-        except FileNotFoundError:
-            pass
-    return out
+    """A live process's open fds and what each is (`socket:[..]`, `pipe:[..]`, a path), once its dynamic loader
+    is done: right after exec, ld.so holds the libraries it maps open for a moment."""
+    import time
+    deadline = time.monotonic() + 30
+    while True:
+        out = {}
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+            except FileNotFoundError:
+                pass
+        if not any(".so" in target for target in out.values()) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.01)
 
 
 @pytest.fixture
