@@ -231,6 +231,13 @@ class SendFileDirs(Protocol):
         (never followed), is refused as InvalidArgument of `param`."""
         ...
 
+    async def check(self, root: str, path: str, param: str, *, exists: bool) -> None:
+        """Everything opening the send file `path` inside `root` would refuse, without opening it: an existing
+        regular file to read (`exists`), else a new name to write. Raises InvalidArgument of `param` (outside
+        `root` once symlinks are resolved, a symlink, FIFO, device or directory, a path the filesystem cannot
+        take), NotFound (its directory; the file to read) or AlreadyExists (the file to write)."""
+        ...
+
 
 class Pipelines(Protocol):
     """zfs send/receive running for the length of a transfer: joined to the caller (HTTP) or to send files."""
@@ -246,7 +253,7 @@ class Pipelines(Protocol):
     async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
         """Move the send's stream into the receive until the send ends (its failure raised); the receive is not
         finished. After each step `moved(nbytes)` is called, from any thread, and answers how many seconds to
-        pause before the next (a rate limit). Either end may be any adapter's."""
+        pause before the next (a rate limit; cancelled, a pause ends at once). Either end may be any adapter's."""
         ...
 
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,

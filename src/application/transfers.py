@@ -84,13 +84,21 @@ class TransferRoots:
         return confined
 
 
+@dataclass(frozen=True, slots=True)
+class _PlannedSend:
+    where: Confined
+    spec: SendSpec  # as it will run
+    estimate: int
+
+
 class SendToFile:
     """Write a send to a new send file inside a transfer directory (never overwriting), compressed by a
     separate gzip/zstd process; a failed send leaves no file behind. Callers other than an unscoped admin
     write in their own subdirectory of it.
 
     Raises:
-        InvalidArgument: the path lies outside the caller's transfer directory, or an impossible send.
+        InvalidArgument: the path lies outside the caller's transfer directory, is not a new name the
+            filesystem can take, or an impossible send.
         PermissionDenied: the caller's name cannot name a transfer subdirectory.
         NotFound: no such snapshot, bookmark or directory.
         AlreadyExists: the file exists.
@@ -99,19 +107,32 @@ class SendToFile:
     def __init__(self, transfers: Transfers, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
         self._t, self._p, self._dirs, self._roots = transfers, pipelines, dirs, roots
 
-    async def execute(self, *, who: Principal, spec: SendSpec, output_file: str,
-                      compression: Compression, progress: ProgressMeter | None = None) -> FileResult:
+    async def check(self, *, who: Principal, output_file: str, compression: Compression) -> Confined:
+        """Every check of the file `execute` makes before the first byte (where it lies, that it is a new name
+        the filesystem can take), without asking zfs: a call queued as a job is refused now rather than by its
+        job, and still answered at once. Where the file lies."""
         if compression.suffix and not output_file.endswith(compression.suffix):
             output_file += compression.suffix
         where = await self._roots.locate(self._dirs, who, output_file, "output_file")
-        started = time.monotonic()
+        await self._dirs.check(where.directory, where.path, "output_file", exists=False)
+        return where
+
+    async def _plan(self, who: Principal, spec: SendSpec, output_file: str, compression: Compression) -> _PlannedSend:
+        where = await self.check(who=who, output_file=output_file, compression=compression)
         spec = await plan_send(self._t, spec)
         estimate = await self._t.estimate(spec)  # validates snapshots and flags before any file exists
+        return _PlannedSend(where, spec, estimate)
+
+    async def execute(self, *, who: Principal, spec: SendSpec, output_file: str,
+                      compression: Compression, progress: ProgressMeter | None = None) -> FileResult:
+        started = time.monotonic()
+        plan = await self._plan(who, spec, output_file, compression)
         if progress is not None:
             progress.phase("sending")
-            progress.expect(estimate)
-        size, digest = await self._p.send_to_file(spec, where.path, where.directory, compression, progress)
-        return FileResult(where.path, size, digest, time.monotonic() - started)
+            progress.expect(plan.estimate)
+        size, digest = await self._p.send_to_file(plan.spec, plan.where.path, plan.where.directory, compression,
+                                                  progress)
+        return FileResult(plan.where.path, size, digest, time.monotonic() - started)
 
 
 class ReceiveFromFile:
@@ -119,7 +140,7 @@ class ReceiveFromFile:
     an unscoped admin read only from their own subdirectory of it.
 
     Raises:
-        InvalidArgument: the path lies outside the caller's transfer directory.
+        InvalidArgument: the path lies outside the caller's transfer directory, or is not a regular file.
         PermissionDenied: the caller's name cannot name a transfer subdirectory.
         NotFound: no such file.
         AlreadyExists: the target exists (and no force), or is being received into.
@@ -128,10 +149,17 @@ class ReceiveFromFile:
     def __init__(self, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
         self._p, self._dirs, self._roots = pipelines, dirs, roots
 
+    async def check(self, *, who: Principal, input_file: str) -> Confined:
+        """Every check `execute` makes before zfs receive starts (the file, where it lies and what it is): a
+        call queued as a job is refused now rather than by its job. Where the file lies."""
+        where = await self._roots.locate(self._dirs, who, input_file, "input_file")
+        await self._dirs.check(where.directory, where.path, "input_file", exists=True)
+        return where
+
     async def execute(self, *, who: Principal, spec: ReceiveSpec, input_file: str,
                       compression: Compression | None, progress: ProgressMeter | None = None
                       ) -> tuple[str, str | None, float]:
-        where = await self._roots.locate(self._dirs, who, input_file, "input_file")
+        where = await self.check(who=who, input_file=input_file)
         started = time.monotonic()
         if progress is not None:
             progress.phase("receiving")

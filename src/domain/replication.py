@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -185,6 +184,9 @@ SNAPSHOT_TAG = "zfsapi-repl"
 #: the bookmark a synced replication keeps of its snapshot on the source: `dataset#zfsapi-repl-<short>`
 BOOKMARK_PREFIX = "zfsapi-repl-"
 MEGABYTE = 1_000_000  # `limit` is in MB/s (decimal, as network rates are)
+#: the slowest `limit` (1 KiB/s: slower is no transfer at all) and the fastest (1 TB/s: faster is no limit)
+MIN_LIMIT = 1024 / MEGABYTE
+MAX_LIMIT = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +205,10 @@ class ReplicationSpec:
     sync: bool = True
 
     def __post_init__(self) -> None:
-        if self.limit is not None and not (isinstance(self.limit, (int, float)) and 0 < self.limit < math.inf):
-            raise InvalidArgument("limit", "must be a positive number of MB/s, or null for no limit")
+        if self.limit is not None and not (isinstance(self.limit, (int, float))
+                                           and MIN_LIMIT <= self.limit <= MAX_LIMIT):  # NaN fails both
+            raise InvalidArgument("limit", f"must be a number of MB/s from {MIN_LIMIT:g} (1 KiB/s) to "
+                                           f"{MAX_LIMIT:g}, or null for no limit")
         if self.remote is not None and not REMOTE_NAME.fullmatch(self.remote):
             Remote.parse(self.remote)
         if self.remote is None:

@@ -26,6 +26,7 @@ from tests.unit.test_transfers_unit import StubZfs
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.domain.errors import InvalidArgument
 
 DEADLINE = 60.0
 
@@ -38,6 +39,8 @@ class GatedStub(StubZfs):
         self.gate = threading.Event()
 
     async def send_to_file(self, spec, path, root, compression, progress=None):
+        if "fail" in os.path.basename(path):
+            raise InvalidArgument("output_file", "the stub fails it")
         if progress is not None:
             progress.add(100_000)
         while not self.gate.is_set():
@@ -125,12 +128,12 @@ def test_watch_follows_a_job_to_its_result(live):
 
 
 def test_watch_of_a_failed_job_prints_its_error_and_exits_1(live):
-    job_id = live.send("/etc/outside")  # outside transfer.directories: the job fails
+    job_id = live.send("fail")  # the job fails (a path outside transfer.directories is refused by the call)
     error = live.ended(job_id)["error"]
     assert (error["code"], error["data"]["param"]) == (-32602, "output_file")
     r = zfsapi("jobs", "watch", job_id, "--url", live.url)
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.splitlines() == [f"send_to_file {job_id}: 0 B, failed: {error['message']}",
+    assert r.stderr.splitlines() == [f"send_to_file {job_id}: 0 B / 120.6 KiB (0%), failed: {error['message']}",
                                      f"zfsapi: {error['message']} (code -32602): {json.dumps(error['data'])}"]
 
 

@@ -226,3 +226,42 @@ async def test_kill_wakes_a_read_parked_on_the_pipe(tmp_path):
     with pytest.raises(ZfsCommandFailed) as exc:
         await asyncio.wait_for(reading, 30)
     assert exc.value.stderr == "killed" and not alive(int(pidfile.read_text()))
+
+
+async def test_a_cancel_ends_a_relay_paced_at_the_slowest_limit(tmp_path):
+    """A migration at the smallest `limit` (1 KiB/s) pauses about 1,000 s after its first 1 MiB: the pause waits
+    on the relay's stop pipe, so a cancel ends it at once, and both zfs children are killed and reaped."""
+    from zfsapi.application.replication import Pacer
+    from zfsapi.domain.replication import MEGABYTE, MIN_LIMIT
+
+    send_pid, receive_pid = tmp_path / "send.pid", tmp_path / "receive.pid"
+    zfs = script(tmp_path, "zfs", f'if [ "$1" = send ]; then echo $$ > {send_pid}; exec cat /dev/zero; fi\n'
+                                  f'echo $$ > {receive_pid}; exec cat > /dev/null\n')
+    pipelines = ZfsPipelines(ZfsExecutor(zfs=zfs))
+    pacer, pauses = Pacer(MIN_LIMIT * MEGABYTE), []
+
+    def moved(size: int) -> float:
+        pauses.append(pacer.delay(size))
+        return pauses[-1]
+
+    async def migration() -> None:  # as Replicate._relay runs it
+        send = await pipelines.open_send(SPEC)
+        receive = await pipelines.open_receive(ReceiveSpec(DatasetName.parse("t/b")))
+        try:
+            await pipelines.relay(send, receive, moved)
+        finally:
+            await send.kill()
+            await receive.kill()
+
+    task = asyncio.create_task(migration())
+    deadline = time.monotonic() + 30
+    while not pauses:
+        assert time.monotonic() < deadline and not task.done(), "no byte was relayed"
+        await asyncio.sleep(0.02)
+    assert pauses[0] > 100  # the relay now pauses for many minutes
+    cancelled_at = time.monotonic()
+    task.cancel()
+    await asyncio.wait([task], timeout=30)
+    print(f"cancelled during a {pauses[0]:.0f} s pause: ended after {time.monotonic() - cancelled_at:.3f} s")
+    assert task.cancelled()
+    assert not alive(int(send_pid.read_text())) and not alive(int(receive_pid.read_text()))

@@ -17,7 +17,7 @@ from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.domain.authz import Principal, Role
-from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from zfsapi.domain.jobs import JobState, ProgressMeter
 
 ADMIN = Principal("root", Role.ADMIN)
@@ -303,10 +303,19 @@ async def test_embedders_start_follow_and_cancel_jobs_without_http(stub_app):
         with pytest.raises(InvalidArgument) as bad:
             await jobs.start("pool_list")
         assert bad.value.param == "method"
-        outside = await jobs.start("send_to_file", dataset="tank/a", snapshot="s1", output_file="/etc/y")
-        with pytest.raises(JobFailed) as failed:  # found in the job: the path lies outside the directories
-            await jobs.result(outside.job_id)
-        assert (failed.value.code, failed.value.data["param"]) == (-32602, "output_file")
+        with pytest.raises(InvalidArgument) as bad:  # checked before a job is queued: outside the directories
+            await jobs.start("send_to_file", dataset="tank/a", snapshot="s1", output_file="/etc/y")
+        assert bad.value.param == "output_file"
+        stub = stub_app.pipelines()
+
+        async def made_meanwhile(spec, path, root, compression, progress=None):
+            raise AlreadyExists("file", path)
+
+        stub.send_to_file = made_meanwhile  # what only the job can find: the file made after the call
+        late = await jobs.start("send_to_file", dataset="tank/a", snapshot="s1", output_file="late")
+        with pytest.raises(JobFailed) as failed:
+            await jobs.result(late.job_id)
+        assert (failed.value.code, failed.value.data["kind"]) == (-32011, "file")
         assert failed.value.job.state is JobState.FAILED
 
 

@@ -178,6 +178,9 @@ async def test_a_scoped_caller_cannot_read_another_callers_send_file(tmp_path):
     uc = ReceiveFromFile(Recorder(), LocalSendFileDirs(), TransferRoots((str(tmp_path),)))  # type: ignore[arg-type]
     spec = ReceiveSpec(DatasetName.parse("tank/b/stolen"))
     a, b = Principal("a", Role.OPERATOR, ("tank/a",)), Principal("b", Role.OPERATOR, ("tank/b",))
+    for owner in ("a", "b"):
+        (tmp_path / owner).mkdir(mode=0o700)
+        (tmp_path / owner / "x.zfs").write_bytes(b"stream")
     with pytest.raises(InvalidArgument, match="your subdirectory b/") as exc:
         await uc.execute(who=b, spec=spec, input_file=f"{tmp_path}/a/x.zfs", compression=None)
     assert exc.value.param == "input_file" and opened == []
@@ -301,6 +304,7 @@ async def test_transfer_results_keep_their_wire_keys(tmp_path):
                               "sha256", "duration_seconds"]
         assert (sent["snapshot"], sent["from_snapshot"], sent["output_file"], sent["compression"]) == \
             ("s1", None, f"{tmp_path}/x.gz", "gzip")
+        (tmp_path / "x.gz").write_bytes(b"")  # the stub wrote none
         got = await rpc("receive_from_file", dataset="tank/r", input_file="x.gz")
         assert list(got) == ["dataset", "input_file", "snapshot", "duration_seconds"]
         assert (got["input_file"], got["snapshot"]) == (f"{tmp_path}/x.gz", "tank/r@s1")

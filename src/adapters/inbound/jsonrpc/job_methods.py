@@ -16,11 +16,11 @@ from zfsapi.domain.jobs import Job, JobError, JobState, ProgressMeter
 from .access import access_request
 from .errors import to_rpc_error
 from .methods import iso
-from .registry import CallContext, JobStarted, Method, Params, Registry, Result, Table
+from .registry import ID_PATTERN, MAX_OFFSET, CallContext, JobStarted, Method, Params, Registry, Result, Table
 
 JOBS = Table()
 
-JobId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+JobId = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN,
                             description="The job's id, as the call that started it answered.")]
 StateName = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
@@ -74,7 +74,7 @@ class JobListParams(Params, frozen=True, forbid_unknown_fields=True):
     kind: Annotated[Annotated[str, Meta(max_length=64)] | None, Meta(
         description="Only jobs of this kind (the method that started them).")] = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
-    offset: Annotated[int, Meta(ge=0)] = 0
+    offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] = 0
 
 
 class JobListResult(Result, frozen=True, kw_only=True):
@@ -131,7 +131,10 @@ def register_jobs(registry: Registry, jobs: Jobs) -> None:
 
 async def submit(jobs: Jobs, method: Method, args: Any, ctx: CallContext) -> JobStarted:
     """`background: true`: queue the call as a job of its method's kind, with its params as converted (positional
-    ones by name), and answer with the job's id."""
+    ones by name), and answer with the job's id. What the method checks before its work (its `check`) refuses
+    the call now, not the job later."""
+    if method.check is not None:
+        await method.check(args, ctx)
     params = msgspec.to_builtins(msgspec.structs.replace(args, background=False))
     job = await jobs.submit(method.name, ctx.caller, params, access_request(method, args).datasets)
     return JobStarted(job_id=job.job_id)

@@ -19,6 +19,14 @@ from zfsapi.domain.jobs import ProgressMeter
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
+# A msgspec pattern is searched (re.search), and `$` also matches before a final newline: "abc\n" would pass
+# `^[A-Za-z0-9_-]+$`. `$(?!\n)` ends only at the end of the text, in Python and in a JSON Schema (ECMA-262)
+# validator alike (`\Z` is Python's only), so rpc.discover's schema says the same as the server checks.
+ID_PATTERN = r"^[A-Za-z0-9_-]+$(?!\n)"
+# Every integer param has an upper bound: msgspec takes any JSON integer (2**64 and beyond), which SQLite and
+# Redis cannot bind. An offset past this is past every record there can be.
+MAX_OFFSET = 10**9
+
 # The `background` param of methods declared with `background=True`.
 Background = Annotated[bool, Meta(description=(
     "Run as a job: answer at once with {job_id}; the work goes on when the client disconnects (follow it with "
@@ -86,6 +94,9 @@ class Row:
     summary: str
     public: bool
     background: bool  # `background: true` runs it as a job (its params Struct has the field)
+    # `check(use_case, params, ctx)`: what the handler would refuse before its work starts, run before the call is
+    # queued as a job, so a bad path is the call's -32602 rather than the job's
+    check: Callable[[Any, Any, CallContext], Awaitable[None]] | None = None
 
 
 class Table:
@@ -100,18 +111,19 @@ class Table:
 
     def method(self, action: Action, *, carries: Mapping[str, Carries] | None = None,
                errors: tuple[type[BaseException], ...] = (), public: bool = False,
-               name: str | None = None, background: bool = False) -> Callable[[F], F]:
+               name: str | None = None, background: bool = False,
+               check: Callable[[Any, Any, CallContext], Awaitable[None]] | None = None) -> Callable[[F], F]:
         """Declare the decorated `async def <method>(use_case: UC, p: ParamsStruct, ctx) -> ResultStruct`.
 
         The method is named after the function unless `name` is given; its summary is the first paragraph of
         the function's docstring, else of the use case's. A `background` method's params have a `background`
         field: true makes the call a job (answered at once with its id) that runs the same handler, reporting
-        to `ctx.progress`.
+        to `ctx.progress`; `check(use_case, params, ctx)`, when given, runs before such a job is queued.
         """
 
         def declare(handler: F) -> F:
             self.rows.append(_row(handler, name or handler.__name__, action, dict(carries or {}),
-                                  tuple(dict.fromkeys((*errors, *self._errors))), public, background))
+                                  tuple(dict.fromkeys((*errors, *self._errors))), public, background, check))
             return handler
 
         return declare
@@ -126,7 +138,8 @@ def _summary(doc: str | None) -> str:
 
 
 def _row(handler: Callable[..., Awaitable[Any]], name: str, action: Action, carries: dict[str, Carries],
-         errors: tuple[type[BaseException], ...], public: bool, background: bool) -> Row:
+         errors: tuple[type[BaseException], ...], public: bool, background: bool,
+         check: Callable[[Any, Any, CallContext], Awaitable[None]] | None = None) -> Row:
     hints = get_type_hints(handler)
     positional = list(inspect.signature(handler).parameters)
     if len(positional) != 3:
@@ -147,7 +160,7 @@ def _row(handler: Callable[..., Awaitable[Any]], name: str, action: Action, carr
     if not summary:
         raise ValueError(f"{name}: no summary (a docstring on the handler or on {use_case.__name__})")
     return Row(name, use_case, params, result, handler, action, tuple(carries.items()), errors, summary, public,
-               background)
+               background, check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +178,7 @@ class Method:
     carries: tuple[tuple[str, Carries], ...]  # params read by the permission policy
     errors: tuple[type[BaseException], ...]  # the errors it can return besides the protocol's own
     background: bool = False  # `background: true` makes the call a job
+    check: Callable[[Any, CallContext], Awaitable[None]] | None = None  # before such a job is queued (see Row)
 
 class Registry:
     def __init__(self) -> None:
@@ -173,9 +187,10 @@ class Registry:
     def include(self, table: Table, use_case: Callable[[type[Any]], Any]) -> None:
         """Register every row of `table`, each bound to the instance `use_case(row.use_case)`."""
         for row in table:
-            self._put(Method(row.name, row.params, partial(row.handler, use_case(row.use_case)), row.summary,
+            bound = use_case(row.use_case)
+            self._put(Method(row.name, row.params, partial(row.handler, bound), row.summary,
                              row.result, row.action, row.public, row.params.__struct_fields__, row.carries,
-                             row.errors, row.background))
+                             row.errors, row.background, None if row.check is None else partial(row.check, bound)))
 
     def _put(self, method: Method) -> None:
         if method.name in self._methods:

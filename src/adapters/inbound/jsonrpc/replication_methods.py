@@ -13,11 +13,11 @@ from zfsapi.application.replication import Replicate, StartMigration
 from zfsapi.domain.authz import Action, Carries
 from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ZfsCommandFailed, ZfsUnavailable
 from zfsapi.domain.jobs import Job, JobState, ProgressMeter
-from zfsapi.domain.replication import ReplicationSpec
+from zfsapi.domain.replication import MAX_LIMIT, MIN_LIMIT, ReplicationSpec
 
 from .job_methods import ErrorOut, ProgressOut, record
 from .methods import Name
-from .registry import CallContext, Params, Registry, Result, Table
+from .registry import ID_PATTERN, CallContext, Params, Registry, Result, Table
 
 REPLICATION = Table()
 KIND = "migration_create"
@@ -29,7 +29,7 @@ STATUS = {JobState.QUEUED: "pending", JobState.RUNNING: "running", JobState.SUCC
 Status = Literal["pending", "running", "completed", "failed", "cancelled"]
 BY_STATUS = {"pending": JobState.QUEUED, "running": JobState.RUNNING, "completed": JobState.SUCCEEDED,
              "failed": JobState.FAILED, "cancelled": JobState.CANCELLED}
-TaskId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+\Z",
+TaskId = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN,
                              description="The migration's task id (its job id).")]
 
 
@@ -44,8 +44,8 @@ class MigrationCreate(Params, frozen=True, forbid_unknown_fields=True):
         "('user@host'): over SSH (zfs receive runs there) or on another zfsapi (its stream_init and POST "
         "/stream). Other SSH hosts only for an unrestricted admin where replication.allow_unlisted_remotes is on."))
     ] = None
-    limit: Annotated[Annotated[float, Meta(gt=0, le=1e6)] | None, Meta(
-        description="Cap the transfer at this many MB/s (10^6 bytes per second).")] = None
+    limit: Annotated[Annotated[float, Meta(ge=MIN_LIMIT, le=MAX_LIMIT)] | None, Meta(
+        description="Cap the transfer at this many MB/s (10^6 bytes per second), from 0.001024 (1 KiB/s).")] = None
     compression: Annotated[Literal["lz4", "zstd", "gzip"] | None, Meta(
         description="Compress on the wire to a remote.")] = None
     recursive: Annotated[bool, Meta(description="Also every descendant, kept in step (-R).")] = False

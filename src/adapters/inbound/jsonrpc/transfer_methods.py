@@ -259,13 +259,35 @@ async def send_estimate(uc: SendEstimate, p: SendEstimateParams, ctx: CallContex
                               size_human=size_human(est.size_bytes), raw=est.spec.raw)
 
 
-@TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT, "from_snapshot": SNAPSHOT},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
-async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> SendToFileResult:
-    spec = _send_spec(p, p.dataset, p.snapshot)
+def _send_file(p: SendToFileParams) -> tuple[SendSpec, Compression]:
     compression = Compression(p.compression)
     if p.compressed and compression is Compression.NONE:
         compression = Compression.GZIP
+    return _send_spec(p, p.dataset, p.snapshot), compression
+
+
+async def _check_send_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> None:
+    _, compression = _send_file(p)  # the names parsed too
+    await uc.check(who=ctx.caller, output_file=p.output_file, compression=compression)
+
+
+def _receive_file(p: ReceiveFromFileParams, who: Principal) -> tuple[ReceiveSpec, Compression | None]:
+    spec = ReceiveSpec(dataset_name(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
+    compression = Compression(p.compression) if p.compression else (
+        Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
+    return spec, compression
+
+
+async def _check_receive_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> None:
+    _receive_file(p, ctx.caller)
+    await uc.check(who=ctx.caller, input_file=p.input_file)
+
+
+@TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT, "from_snapshot": SNAPSHOT},
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True,
+                  check=_check_send_file)
+async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> SendToFileResult:
+    spec, compression = _send_file(p)
     r = await uc.execute(who=ctx.caller, spec=spec, output_file=p.output_file,
                          compression=compression, progress=ctx.progress)
     return SendToFileResult(dataset=spec.snapshot.dataset.value, snapshot=spec.snapshot.short,
@@ -274,12 +296,11 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "force": Carries.FORCE},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True,
+                  check=_check_receive_file)
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
     who = ctx.caller
-    spec = ReceiveSpec(dataset_name(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
-    compression = Compression(p.compression) if p.compression else (
-        Compression.GZIP if p.compressed else Compression.NONE if p.compressed is False else None)
+    spec, compression = _receive_file(p, who)
     path, snapshot, took = await uc.execute(who=who, spec=spec, input_file=p.input_file,
                                             compression=compression, progress=ctx.progress)
     return ReceiveFromFileResult(dataset=spec.target.value, input_file=path, snapshot=snapshot,

@@ -432,8 +432,8 @@ class ZfsExecutor:
         }
 
     def _spawn(self, argv: list[str], *, stdin: int | None, stdout: int | None, stderr: int) -> Process:
-        """The one place a child starts (stdin/stdout None: /dev/null); every other fd of ours is close-on-exec
-        (PEP 446). Raises ZfsUnavailable when the binary is missing or not executable."""
+        """The one place a child starts (stdin/stdout None: /dev/null); the child gets fds 0-2 and no other fd of
+        ours (`spawn` closes the rest). Raises ZfsUnavailable when the binary is missing or not executable."""
         binary = self._binaries[argv[0]]
         exe = binary if "/" in binary else shutil.which(binary, path=self._env["PATH"])
         if exe is None:

@@ -189,7 +189,7 @@ def _sections(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     key = None
     for line in text.split("\n"):
-        m = re.match(r"^\s{0,2}([a-z]+):\s?(.*)$", line)
+        m = re.fullmatch(r"\s{0,2}([a-z]+):\s?(.*)", line)
         if m and not line.startswith("\t"):
             key = m.group(1)
             out[key] = m.group(2)

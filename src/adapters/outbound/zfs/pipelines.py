@@ -8,19 +8,18 @@ reaped on cancel."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
+import math
 import os
 import re
 import select
-import stat
-import time
 from functools import partial
 from typing import Callable, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
+from zfsapi.adapters.outbound.send_file_dirs import check_path, open_in
 from zfsapi.application.ports import ReceivePipe, SendPipe
-from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
+from zfsapi.domain.errors import AlreadyExists, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
@@ -82,7 +81,7 @@ class ZfsPipelines:
         copied through this process and the loop sees no chunk: as fast as `zfs send | zfs receive`); any other
         pair is read and written in chunks on the loop."""
         if isinstance(send, ZfsSendPipe) and isinstance(receive, ZfsReceivePipe):
-            if not await send._pipeline.offload(_splice, send.fd, receive.fd, moved):
+            if not await send._splice_in_thread(_splice, send.fd, receive.fd, moved):
                 # zfs receive stopped reading: it failed (its error says why), or it read the stream's end record
                 # and exited before the send closed its end (a blocked splice sees the reader gone first)
                 await receive.finish()
@@ -117,11 +116,7 @@ class ZfsPipelines:
 
         The bytes go to a hidden partial file beside it (`.name.partial-XXXX`), linked to its name only once the
         send has succeeded and is on disk, so a file under the name is always complete, even after a crash."""
-        try:
-            _refuse_special(os.lstat(path).st_mode, "output_file")  # a symlink is refused as such, never followed
-            raise AlreadyExists("file", path)
-        except FileNotFoundError:
-            pass
+        check_path(root, path, "output_file", exists=False)  # as before the job was queued: still a new name
         partial_path = os.path.join(os.path.dirname(path),
                                     f".{os.path.basename(path)[:200]}{PARTIAL}{os.urandom(4).hex()}")
         fd = _create_confined(partial_path, root)
@@ -246,61 +241,12 @@ def _spawn_filtered(pipeline: Pipeline, argv: list[str], stdin: int, compression
         os.close(filtered)
 
 
-def _open_in(root: str, path: str, flags: int, param: str) -> int:
-    """Open `path` (its final component never followed) after checking that its parent, symlinks resolved,
-    lies inside `root`; the open is relative to that parent's directory fd. Only a regular file is opened: a FIFO,
-    device or socket is refused without blocking (checked before the open, which is non-blocking, and after it)."""
-    real_root = os.path.realpath(root)
-    parent = os.path.realpath(os.path.dirname(path))
-    if parent != real_root and not parent.startswith(real_root.rstrip("/") + "/"):
-        raise InvalidArgument(param, "resolves outside the transfer directory (symlink)")
-    try:
-        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound("directory", os.path.dirname(path)) from None
-    except NotADirectoryError:
-        raise InvalidArgument(param, "its parent is not a directory") from None
-    name = os.path.basename(path)
-    try:
-        _refuse_special(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode, param)
-    except FileNotFoundError:
-        pass
-    try:
-        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600, dir_fd=dfd)
-    except FileExistsError:
-        raise AlreadyExists("file", path) from None
-    except FileNotFoundError:
-        raise NotFound("file", path) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InvalidArgument(param, "is a symlink") from None
-        if exc.errno == errno.ENXIO:  # a FIFO or socket that appeared after the check
-            raise InvalidArgument(param, "not a regular file") from None
-        raise
-    finally:
-        os.close(dfd)
-    try:
-        _refuse_special(os.fstat(fd).st_mode, param)
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _refuse_special(mode: int, param: str) -> None:
-    if stat.S_ISLNK(mode):
-        raise InvalidArgument(param, "is a symlink")
-    if not stat.S_ISREG(mode):
-        raise InvalidArgument(param, "not a regular file (a FIFO, device, socket or directory)")
-
-
 def _create_confined(path: str, root: str) -> int:
-    return _open_in(root, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "output_file")
+    return open_in(root, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "output_file")
 
 
 def _open_confined(path: str, root: str) -> int:
-    return _open_in(root, path, os.O_RDONLY, "input_file")
+    return open_in(root, path, os.O_RDONLY, "input_file")
 
 
 class _FdIO:
@@ -357,16 +303,17 @@ class _FdIO:
         self.close()
         await self._pipeline.close()
 
-    async def _splice_in_thread(self, relay: Callable[..., None], *args: object) -> None:
+    async def _splice_in_thread(self, relay: Callable[..., T], *args: object) -> T:
         """Run `relay(*args, stop)` in a pipeline thread, `stop` the read end of a pipe that turns readable when
-        this is cancelled (after the pipeline was killed), for a relay waiting on a socket rather than a child."""
+        this is cancelled (after the pipeline was killed), for a relay waiting on a socket or a pace rather than
+        a child."""
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
 
         def wake() -> None:
             os.write(stop_w, b"x")
 
         try:
-            await self._pipeline.offload(relay, *args, stop_r, wake=wake)
+            return await self._pipeline.offload(relay, *args, stop_r, wake=wake)
         finally:
             os.close(stop_r)
             os.close(stop_w)
@@ -454,18 +401,26 @@ def _forward(source: int, target: int, first: bytes, head: Callable[[int], bytes
         os.close(chunk_w)
 
 
-def _splice(source: int, target: int, moved: Callable[[int], float]) -> bool:
+def _splice(source: int, target: int, moved: Callable[[int], float], stop: int) -> bool:
     """In a worker thread: splice until the end of `source` (True) or until `target` has no reader (False).
-    A cancelled relay kills the send (its pipeline's `offload`), which ends `source`."""
+    A cancelled relay kills the send (its pipeline's `offload`), which ends `source`, and makes `stop` readable,
+    which ends a pause for the rate limit (raising _Stopped): a cancel never waits for a pace, however slow."""
     os.set_blocking(source, True)
     os.set_blocking(target, True)
+    poller = select.poll()
+    poller.register(stop, select.POLLIN)
     try:
         while n := os.splice(source, target, READ_SIZE, flags=os.SPLICE_F_MOVE):
-            if (pause := moved(n)) > 0:
-                time.sleep(pause)
+            if (pause := moved(n)) > 0 and poller.poll(_poll_ms(pause)):
+                raise _Stopped
     except BrokenPipeError:
         return False
     return True
+
+
+def _poll_ms(seconds: float) -> int:
+    """A pause as poll(2)'s timeout: whole milliseconds, rounded up, at most poll's largest (about 24 days)."""
+    return min(math.ceil(seconds * 1000), 2**31 - 1)
 
 
 class ZfsReceivePipe(_FdIO):
