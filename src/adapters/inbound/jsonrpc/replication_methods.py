@@ -15,7 +15,7 @@ from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, Zf
 from zfsapi.domain.jobs import Job, JobState, ProgressMeter
 from zfsapi.domain.replication import ReplicationSpec
 
-from .job_methods import ErrorOut, ProgressOut, record
+from .job_methods import ErrorOut, ProgressOut, origin_of, record
 from .methods import Name
 from .registry import CallContext, Params, Registry, Result, Table
 
@@ -77,7 +77,7 @@ async def migration_create(uc: Jobs, p: MigrationCreate, ctx: CallContext) -> Mi
     methods. Migrations always run as jobs."""
     spec_of(p)  # refuse bad params now, not in the job
     params = msgspec.to_builtins(p)
-    job = await uc.submit(KIND, ctx.caller, params, (p.source, p.destination))
+    job = await uc.submit(KIND, ctx.caller, params, (p.source, p.destination), origin=origin_of(ctx))
     return MigrationCreated(task_id=job.job_id, job_id=job.job_id, params=params)
 
 
