@@ -1,9 +1,12 @@
 """A job runs with the rights its owner has when it runs: the owner removed, its role lowered or its scope narrowed
 (by a reload) before a queued or resumed job starts fails that job with -32004 naming why, and nothing of it runs.
-A job's scope is every name it touches, pools included."""
+A job's scope is every name it touches, pools included. An event stream ends when its caller may no longer
+follow it, and opening one costs what a request costs."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -16,13 +19,16 @@ from tests.unit.test_auth import FAST, KEY
 from tests.unit.test_jobs import Work, until
 from tests.unit.test_transfers_unit import StubZfs
 from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.inbound.http.events import StreamGuard
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings, open_jobs
 from zfsapi.bootstrap.service import Reloader
 from zfsapi.domain.authz import Principal, Role
+from zfsapi.domain.errors import InvalidToken
 from zfsapi.domain.jobs import Job, JobOwner, JobState
+from zfsapi.domain.ratelimit import Quota
 
 ALICE = Principal("alice", Role.OPERATOR, ("tank/alice",), token_id="t1", token_expires=4e9)
 PASSWORDS = {"root": "root-pw", "ops": "ops-pw", "tankadmin": "ta-pw", "vaultx": "vx-pw", "vaultadmin": "va-pw"}
@@ -265,3 +271,97 @@ def test_a_job_without_recorded_names_is_seen_by_its_owner_and_unrestricted_admi
     pool_job = replace(old, datasets=("vault",))
     assert pool_job.visible_to(Principal("va", Role.ADMIN, ("vault",)))
     assert not pool_job.visible_to(Principal("vx", Role.ADMIN, ("vault/x",)))
+
+
+# ---- event streams: the caller re-checked while it follows, and counted in its rate limit ----
+
+class Identity:
+    def __init__(self, principal: Principal | None, error: BaseException | None = None) -> None:
+        self.answer = (principal, error)
+        self.asked = 0
+
+    async def __call__(self):
+        self.asked += 1
+        return self.answer
+
+
+QUEUED = Job("j", "send_to_file", JobOwner("alice", "operator", ("tank/alice",)), {}, ("tank/alice/a",), 0.0)
+
+
+async def test_the_stream_guard_ends_a_stream_whose_caller_may_no_longer_follow():
+    now = [1000.0]
+    identity = Identity(ALICE)
+    guard = StreamGuard(identity, replace(ALICE, token_expires=1010.0), recheck=2.0, clock=lambda: now[0],
+                        wall=lambda: now[0])
+    assert guard.due_in() == 2.0 and await guard.refusal(QUEUED) is None and identity.asked == 1
+    now[0] = 1009.0
+    assert guard.due_in() == 0.0  # overdue
+    identity.answer = (None, InvalidToken("revoked"))  # auth_logout (or the user removed)
+    refused = await guard.refusal(QUEUED)
+    assert (refused.code, refused.data) == (-32002, {"reason": "token revoked"})
+    identity.answer = (ALICE, None)
+    now[0] = 1009.5
+    assert guard.due_in() == 0.5  # the token expires before the next regular check
+    now[0] = 1010.0
+    expired = await guard.refusal(QUEUED)
+    assert (expired.code, expired.data) == (-32002, {"reason": "token expired"})
+    narrowed = StreamGuard(Identity(replace(ALICE, prefixes=("tank/bob",))), ALICE)
+    refused = await narrowed.refusal(QUEUED)
+    assert refused.code == -32004 and refused.data["reason"].startswith("scope narrowed")
+    local = StreamGuard(Identity(None, None), Principal("root", Role.ADMIN))  # a local user no longer configured
+    assert (await local.refusal(QUEUED)).code == -32001
+
+
+async def test_event_streams_and_long_polls_count_in_the_callers_rate_limit(wired, tmp_path):
+    access = wired.http_options().access
+    access.swap(replace(access.current, rate_limit=Quota(3, 600.0)))
+    app = create_app(wired)
+    async with http_client(app, peer="192.0.2.7") as client:
+        token = await login(client, "root")  # auth_login counts in the peer's login limit, not the user's
+        headers = {"Authorization": f"Bearer {token}"}
+        job_id = (await rpc(client, "pool_scrub_start", token, pool="tank", background=True))["result"]["job_id"]
+        await rpc(client, "job_cancel", token, job_id=job_id)  # 2 of 3: the job ends (cancelled while queued)
+        r = await client.get(f"/jobs/{job_id}/events", headers=headers)  # 3 of 3
+        assert r.status_code == 200 and "event: end" in r.text
+        refused = await client.get(f"/jobs/{job_id}/events", headers=headers)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        body = refused.json()["error"]
+        assert body["code"] == -32000 and body["data"]["retry_after"] > 0
+        waited = await rpc(client, "job_wait", token, job_id=job_id, timeout=0)  # a long poll: refused as well
+        assert waited["error"]["code"] == -32000
+    counted = wired.metrics().registry.get_sample_value("zfsapi_rate_limit_refusals_total", {"limit": "requests"})
+    assert counted == 2, counted
+
+
+def _events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        name, data = block.split("\n")
+        out.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return out
+
+
+async def test_an_event_stream_of_a_removed_local_user_ends_with_an_error_event(wired, tmp_path):
+    """In process (httpx buffers a stream until it ends): the local root follows a running scrub; a reload
+    removes it from auth.local_users; the stream ends with an `error` event saying why."""
+    runner_ = wired.job_runner()
+    await runner_.start()
+    try:
+        async with http_client(create_app(wired)) as client:
+            job_id = (await rpc(client, "pool_scrub_start", pool="tank", background=True))["result"]["job_id"]
+            await until(lambda: _running(wired, job_id), "the scrub job running")
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.5, Reloader(wired, lambda: settings(tmp_path, None, local_users={})))
+            started = loop.time()
+            r = await asyncio.wait_for(client.get(f"/jobs/{job_id}/events"), 60)
+            print(f"stream ended {loop.time() - started:.2f} s after it opened (reload at 0.5 s)")
+            events = _events(r.text)
+            assert events[0][0] == "progress" and events[-1][0] == "error"
+            assert events[-1][1]["code"] == -32001 and "auth.local_users" in events[-1][1]["data"]["reason"]
+            await wired.jobs().cancel(Principal("root", Role.ADMIN), job_id)
+    finally:
+        await runner_.stop()
+
+
+async def _running(c, job_id):
+    return (await c.jobs().get(Principal("root", Role.ADMIN), job_id)).state is JobState.RUNNING
