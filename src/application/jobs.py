@@ -8,12 +8,12 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Protocol
 
-from zfsapi.domain.authz import Principal, Role
-from zfsapi.domain.errors import NotFound
-from zfsapi.domain.jobs import Job, JobError, JobOwner, JobState, ProgressMeter
+from zfsapi.domain.authz import AccessRequest, Action, Principal, Role, authorize
+from zfsapi.domain.errors import NotFound, PermissionDenied
+from zfsapi.domain.jobs import Job, JobError, JobOwner, JobState, Origin, ProgressMeter
 
 from .ports import JobStore
 
@@ -22,6 +22,8 @@ log = logging.getLogger("zfsapi.jobs")
 # What a job kind runs: the job (its params and owner) and the meter it reports to -> its result.
 JobWork = Callable[[Job, ProgressMeter], Awaitable[dict[str, Any]]]
 Describe = Callable[[BaseException], JobError]
+# What a job asks of its owner's rights, as the dispatcher checks the call it runs (method, action, names...).
+JobAccess = Callable[[Job], AccessRequest]
 
 POLL = 0.5  # seconds between store reads while waiting for a change (job_wait, events, queued work)
 MAX_WAIT = 300.0
@@ -29,6 +31,38 @@ MAX_WAIT = 300.0
 
 def _internal(exc: BaseException) -> JobError:
     return JobError(-32603, "Internal error")
+
+
+class JobOwners(Protocol):
+    """Who a job's owner is now: users and local users as the running configuration has them (reloaded)."""
+
+    def current(self, owner: JobOwner) -> Principal | None:
+        """The owner with its current role and scope, or None when it is no longer configured."""
+        ...
+
+
+def _recorded(job: Job) -> AccessRequest:
+    return AccessRequest(job.kind, Action.CHANGE, job.datasets)
+
+
+def rights_now(owners: JobOwners, access: JobAccess, job: Job) -> Job:
+    """The job as its owner may run it now: with the owner's current role and scope, checked by the same
+    `authorize` as a call. Raises PermissionDenied naming why: "owner removed", "role" (the current role no
+    longer allows the job) or "scope narrowed" (a name the job touches is outside the owner's scope now)."""
+    who = owners.current(job.owner)
+    if who is None:
+        raise PermissionDenied(job.kind, None, f"owner removed: {job.owner.name} is no longer configured")
+    request = access(job)
+    try:
+        authorize(replace(who, prefixes=()), request)
+    except PermissionDenied as exc:
+        raise PermissionDenied(job.kind, exc.dataset, f"role: {job.owner.name} is {who.role.value} now "
+                                                      f"(was {job.owner.role}): {exc.reason}") from None
+    try:
+        authorize(who, request)
+    except PermissionDenied as exc:
+        raise PermissionDenied(job.kind, exc.dataset, f"scope narrowed: {exc.dataset} is {exc.reason} now") from None
+    return replace(job, owner=JobOwner.of(who, job.owner.origin))
 
 
 class Jobs:
@@ -40,8 +74,11 @@ class Jobs:
         self._clock = clock
         self.submitted = asyncio.Event()  # set on every submit: wakes this process's runner at once
 
-    async def submit(self, kind: str, who: Principal, params: dict[str, Any], datasets: tuple[str, ...]) -> Job:
-        job = Job(job_id=secrets.token_hex(16), kind=kind, owner=JobOwner.of(who), params=params,
+    async def submit(self, kind: str, who: Principal, params: dict[str, Any], datasets: tuple[str, ...], *,
+                     origin: Origin | None = None) -> Job:
+        """Queue a job. `datasets`: every name it touches, pools included; `origin`: where its owner is
+        configured (default: a token's user, else a local user)."""
+        job = Job(job_id=secrets.token_hex(16), kind=kind, owner=JobOwner.of(who, origin), params=params,
                   datasets=datasets, created_at=self._clock())
         await self._store.add(job)
         self.submitted.set()
@@ -116,13 +153,15 @@ class JobRunner:
     def __init__(self, store: JobStore, jobs: Jobs, *, kinds: Mapping[str, JobWork], workers: int = 4, lease: float = 30.0,
                  retention: float = 7 * 86400.0, resumable: frozenset[str] = frozenset(), max_attempts: int = 6,
                  describe: Describe = _internal, clock: Callable[[], float] = time.time,
-                 ended: Callable[[str, str, int], None] | None = None) -> None:
+                 ended: Callable[[str, str, int], None] | None = None, owners: JobOwners | None = None,
+                 access: JobAccess = _recorded) -> None:
         self._store, self._jobs = store, jobs
         self._workers, self._lease, self._retention = workers, lease, retention
         self._resumable, self._max_attempts = resumable, max_attempts
         self._describe, self._clock = describe, clock
         self._ended = ended  # (kind, end state, bytes moved) of each job run here, e.g. for a metrics counter
         self._kinds = dict(kinds)
+        self._owners, self._access = owners, access  # None: jobs run with the rights recorded at submit
         self._running: dict[str, _Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self.worker_id = f"{secrets.token_hex(4)}"
@@ -185,11 +224,29 @@ class JobRunner:
                                          progress=job.progress,
                                          error=JobError(-32601, f"no worker here runs jobs of kind {job.kind}"))
                 continue
+            if (job := await self._admit(job)) is None:
+                continue
             meter = ProgressMeter()
             task = asyncio.ensure_future(work(job, meter))
             self._running[job.job_id] = _Running(job, task, meter)
             task.add_done_callback(self._wake)
             log.info("job started", extra={"job_id": job.job_id, "kind": job.kind, "attempt": job.attempts})
+
+    async def _admit(self, job: Job) -> Job | None:
+        """The claimed job with its owner's rights now (a resumed job is checked again too); None when the owner
+        lost the right to run it: then it has failed with the refusal (-32004 naming why), and nothing ran."""
+        if self._owners is None:
+            return job
+        try:
+            return rights_now(self._owners, self._access, job)
+        except PermissionDenied as exc:
+            await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(),
+                                     progress=job.progress, error=self._describe(exc))
+            log.warning("job refused at start", extra={"job_id": job.job_id, "kind": job.kind,
+                                                        "user": job.owner.name, "reason": exc.reason})
+            if self._ended is not None:
+                self._ended(job.kind, JobState.FAILED.value, 0)
+            return None
 
     def _wake(self, _task: object) -> None:
         self._jobs.submitted.set()

@@ -19,7 +19,7 @@ from zfsapi.domain.errors import (
     StateConflict,
     ZfsCommandFailed,
 )
-from zfsapi.domain.jobs import Job, ProgressMeter
+from zfsapi.domain.jobs import Job, Origin, ProgressMeter
 from zfsapi.domain.models import Bookmark, Snapshot
 from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import (
@@ -363,7 +363,9 @@ class StartMigration:
     def __init__(self, jobs: Jobs, replicate: Replicate) -> None:
         self._jobs, self._replicate = jobs, replicate
 
-    async def execute(self, *, who: Principal, spec: ReplicationSpec, params: dict[str, Any]) -> Job:
-        """The queued job. Raises what `Replicate.admit` raises."""
+    async def execute(self, *, who: Principal, spec: ReplicationSpec, params: dict[str, Any],
+                      origin: Origin | None = None) -> Job:
+        """The queued job (`origin`: where its owner is configured). Raises what `Replicate.admit` raises."""
         self._replicate.admit(who=who, spec=spec)
-        return await self._jobs.submit(METHOD, who, params, (spec.source.value, spec.destination.value))
+        return await self._jobs.submit(METHOD, who, params, (spec.source.value, spec.destination.value),
+                                       origin=origin)

@@ -121,7 +121,8 @@ class Client:
 
     def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """GET /jobs/{job_id}/events: (event name, job record) as the server sends them (`progress` on every
-        change, `end` last), until the stream ends. Raises CallFailed (no such job, not allowed) or Unreachable."""
+        change, `end` last), until the stream ends. Raises CallFailed (no such job, not allowed, or the stream
+        ended by an `error` event: the token revoked or expired) or Unreachable."""
         url = f"{self.url}jobs/{quote(job_id, safe='')}/events"
         try:
             # no read timeout: a queued job may wait long without a change to report
@@ -140,7 +141,11 @@ class Client:
                         elif field == "data":
                             data.append(value.removeprefix(" "))
                     elif data:
-                        yield name, json.loads("\n".join(data))
+                        payload = json.loads("\n".join(data))
+                        if name == "error":  # the server ended the stream: this caller may no longer follow
+                            raise CallFailed(int(payload.get("code", 0)), str(payload.get("message", "")),
+                                             payload.get("data"))
+                        yield name, payload
                         name, data = "message", []
         except httpx.HTTPError as exc:
             raise Unreachable(f"lost {url}: {exc}") from None

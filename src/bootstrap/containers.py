@@ -11,7 +11,7 @@ from zfsapi.adapters.inbound.http.app import HttpOptions
 from zfsapi.adapters.inbound.http.live import Live
 from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.api import build_registry
-from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_kinds
+from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_access, job_kinds
 from zfsapi.adapters.inbound.jsonrpc.replication_methods import migration_work
 from zfsapi.adapters.outbound.replicas.local import LocalReplica
 from zfsapi.adapters.outbound.replicas.sides import Minter, RemoteConfig, ReplicaSides, Secret
@@ -59,6 +59,7 @@ from zfsapi.application.ports import (
     Transfers,
 )
 
+from .owners import ConfiguredOwners
 from .security import access_of, revocation_store, signing_key, user_records
 from .settings import Settings, SettingsError
 
@@ -220,7 +221,10 @@ class Container(containers.DeclarativeContainer):
         workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
         retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create"}),
         max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),
-        describe=describe, ended=metrics.provided.job_ended)
+        describe=describe, ended=metrics.provided.job_ended,
+        # each job runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
+        owners=providers.Singleton(ConfiguredOwners, users, access, settings.provided.auth.passwordless_localhost),
+        access=providers.Callable(job_access, registry))
 
     local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
     http_options = providers.Singleton(

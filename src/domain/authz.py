@@ -9,6 +9,9 @@ Roles
 A principal may also be confined to dataset prefixes: "tank/backups" covers tank/backups, everything below it,
 and their snapshots and bookmarks. Lists are filtered to what is covered; a listing may start at an ancestor
 of a prefix (listing "tank" shows the covered part of it). Pool-wide actions (scrub) need the whole pool.
+A job's scope is every name it touches, pools included: a job on a pool (a scrub of "tank") is seen, followed,
+waited on and cancelled only by callers whose scope holds the whole pool (the prefix "tank"); "tank/backups"
+does not cover it. A job runs with its owner's role and scope as they are when it starts.
 """
 
 from __future__ import annotations

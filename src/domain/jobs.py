@@ -12,9 +12,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from .authz import Principal, Role
+
+# How a job's owner called: with a token (a user of auth.users), as a local user without one (auth.local_users),
+# or as a program embedding zfsapi (its own principal, in no configuration). None: a record from before.
+Origin = Literal["token", "local", "embedded"]
 
 
 class JobState(Enum):
@@ -51,15 +55,19 @@ class JobError:
 
 @dataclass(frozen=True, slots=True)
 class JobOwner:
-    """Who started the job, as the job runs it: the caller's name, role and dataset scope."""
+    """Who started the job: the caller's name, role and dataset scope then, and where that caller is configured
+    (`origin`). A job runs with its owner's rights as they are when it starts, not as recorded here."""
 
     name: str
     role: str
     prefixes: tuple[str, ...] = ()
+    origin: Origin | None = None
 
     @classmethod
-    def of(cls, who: Principal) -> JobOwner:
-        return cls(who.name, who.role.value, who.prefixes)
+    def of(cls, who: Principal, origin: Origin | None = None) -> JobOwner:
+        """`origin` defaults to what the principal shows: a token's user, else a local user."""
+        return cls(who.name, who.role.value, who.prefixes,
+                   origin or ("token" if who.token_id is not None else "local"))
 
     def principal(self) -> Principal:
         return Principal(self.name, Role(self.role), self.prefixes)
@@ -68,8 +76,9 @@ class JobOwner:
 @dataclass(frozen=True, slots=True)
 class Job:
     """One job record. `params` are the method's params as the caller sent them (the job reruns from them);
-    `datasets` are the names the job touches (who may see it); `lease_*`, `cancel_requested` and `attempts` are
-    the store's bookkeeping."""
+    `datasets` are the names the job touches, pools included (who may see it; a pool is named as its root dataset
+    is, so only a scope holding the whole pool covers a pool-level job); `lease_*`, `cancel_requested` and
+    `attempts` are the store's bookkeeping."""
 
     job_id: str
     kind: str  # the method that runs it: "send_to_file", "migration_create", ...
@@ -89,11 +98,14 @@ class Job:
     attempts: int = 0  # how many times a worker has claimed it
 
     def visible_to(self, who: Principal) -> bool:
-        """Its owner sees it; an admin sees every job on datasets in its scope; nobody sees a job on datasets
-        outside its own scope."""
+        """Its owner sees it; an admin sees every job on names in its scope; nobody sees a job touching a dataset
+        or pool outside its own scope. A job that records no names (a record from before pools were recorded)
+        is seen by its owner and by unrestricted admins only."""
         if not all(who.covers(name) for name in self.datasets):
             return False
-        return who.role is Role.ADMIN or who.name == self.owner.name
+        if who.name == self.owner.name:
+            return True
+        return who.role is Role.ADMIN and (bool(self.datasets) or who.unrestricted)
 
     def lapse(self, now: float) -> Job:
         """Its worker stopped renewing the lease (its server died): interrupted, or cancelled if asked to be."""

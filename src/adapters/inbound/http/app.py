@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -26,15 +25,15 @@ from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.ports import RateLimiter
 from zfsapi.application.transfers import StreamService
 from zfsapi.domain.authz import Principal
-from zfsapi.domain.jobs import Job
 from zfsapi.domain.errors import InvalidToken, RateLimited, ServiceUnavailable, ZfsApiError
 from zfsapi.domain.ratelimit import Decision, Quota
 
 from ..jsonrpc.access import require_permission
 from ..jsonrpc.dispatcher import Dispatcher
 from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_REQUEST, RATE_LIMITED, RpcError, outcome_of, to_rpc_error
-from ..jsonrpc.job_methods import record, submit
+from ..jsonrpc.job_methods import submit
 from ..jsonrpc.registry import CallContext, Registry
+from .events import StreamGuard, follow
 from .streams import stream_route
 from .guard import Refusal, check_passwordless, is_json_content_type, is_loopback_address
 from .live import Access, Live
@@ -98,6 +97,24 @@ def _refusal_body(reason: str) -> bytes:
     body = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": reason, "data": {"reason": reason}},
             "id": None}
     return _ENCODER.encode(body)
+
+
+def _limit_key(principal: Principal | None, passwordless: bool, peer: str) -> str:
+    """Whose rate limit a request (or an event stream) counts in: a token's user, a local user by its uid-mapped
+    name (its own quota), else the peer address."""
+    if principal is not None:
+        return ("l:" if passwordless else "u:") + principal.name
+    return "a:" + peer
+
+
+async def _stream_refused(send: Send, exc: BaseException, request_id: str,
+                          extra: list[tuple[bytes, bytes]]) -> None:
+    """An event stream refused before it started: the JSON-RPC error with its HTTP status."""
+    error = to_rpc_error(exc, "job_events")
+    status = {-32010: 404, -32001: 401, -32002: 401, RATE_LIMITED: 429}.get(error.code, 400)
+    body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message, "data": error.data or {}},
+            "id": None}
+    await _send(send, status, _ENCODER.encode(body), request_id, extra if status == 429 else None)
 
 
 def _refuse(refusal: Refusal, request_id: str) -> Response[bytes]:
@@ -301,11 +318,7 @@ def create_app(container: AppContainer) -> Litestar:
             nonlocal decision
             if quota is None:
                 return
-            if principal is not None:  # a token's user, or a local user by its uid-mapped name
-                key = ("l:" if ctx.passwordless else "u:") + principal.name
-            else:  # unauthenticated: by peer address
-                key = "a:" + ctx.peer
-            decision = await limiter.hit(key, quota, cost)
+            decision = await limiter.hit(_limit_key(principal, ctx.passwordless, ctx.peer), quota, cost)
             if not decision.allowed:
                 raise RateLimited(decision.retry_after)
 
@@ -338,49 +351,33 @@ def create_app(container: AppContainer) -> Litestar:
             await _send(send, a.refusal.status, _refusal_body(a.refusal.reason), a.request_id)
             return
         principal, auth_error = await identify(a)
+        extra: list[tuple[bytes, bytes]] = []
         try:
+            await charge_stream(a, principal, extra)  # opening a stream costs what a request costs
             if principal is None:
                 raise auth_error or RpcError(AUTH_REQUIRED, "Authentication required")
             updates = jobs.watch(principal, job_id[:64])
             first = await anext(updates)
         except Exception as exc:
-            error = to_rpc_error(exc, "job_events")
-            status = 404 if error.code == -32010 else 401 if error.code in (-32001, -32002) else 400
-            body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message,
-                                                "data": error.data or {}}, "id": None}
-            await _send(send, status, _ENCODER.encode(body), a.request_id)
+            await _stream_refused(send, exc, a.request_id, extra)
             return
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
-            (b"x-request-id", a.request_id.encode())]})
-        async def disconnect() -> None:  # the request's own (empty) body comes first, then http.disconnect
-            while (await receive())["type"] != "http.disconnect":
-                pass
+        await follow(send, receive, a.request_id, first, updates, StreamGuard(partial(identify, a), principal))
 
-        gone = asyncio.ensure_future(disconnect())  # the client went away: stop following
-
-        async def event(job: Job) -> None:
-            name = b"end" if job.state.finished else b"progress"
-            data = _ENCODER.encode(record(job))
-            await send({"type": "http.response.body", "body": b"event: " + name + b"\ndata: " + data + b"\n\n",
-                        "more_body": True})
-
-        following: asyncio.Future[Job] | None = None
-        try:
-            await event(first)
-            while not first.state.finished:
-                following = asyncio.ensure_future(anext(updates))
-                await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not following.done() or following.exception() is not None:
-                    break  # the client went away, or the job is gone (its record purged)
-                await event(first := following.result())
-        finally:
-            tasks = [task for task in (gone, following) if task is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)  # `updates` is not running when it is closed
-            await updates.aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    async def charge_stream(a: Admission, principal: Principal | None, extra: list[tuple[bytes, bytes]]) -> None:
+        """Count an event stream in its caller's rate limit, as POST / counts a request (raise RateLimited, with
+        the headers of a 429 added to `extra`)."""
+        passwordless = principal is not None and principal.token_id is None
+        access = opts.access.current
+        quota = access.local_limit if passwordless else access.rate_limit
+        if quota is None:
+            return
+        decision = await limiter.hit(_limit_key(principal, passwordless, a.peer or ""), quota, 1)
+        if not decision.allowed:
+            metrics.rate_limited.labels("requests").inc()
+            extra.extend(_rate_headers(_policy_header(quota), decision))
+            if not math.isinf(decision.retry_after):
+                extra.append((b"retry-after", str(max(1, math.ceil(decision.retry_after))).encode()))
+            raise RateLimited(decision.retry_after)
 
     @get("/health")
     async def health(request: Request[Any, Any, Any]) -> Response[bytes]:

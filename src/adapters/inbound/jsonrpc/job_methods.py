@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from zfsapi.application.jobs import JobWork, Jobs
-from zfsapi.domain.authz import Action
+from zfsapi.application.jobs import JobAccess, JobWork, Jobs
+from zfsapi.domain.authz import AccessRequest, Action
 from zfsapi.domain.errors import NotFound
-from zfsapi.domain.jobs import Job, JobError, JobState, ProgressMeter
+from zfsapi.domain.jobs import Job, JobError, JobState, Origin, ProgressMeter
 
 from .access import access_request
 from .errors import to_rpc_error
@@ -129,6 +129,17 @@ def register_jobs(registry: Registry, jobs: Jobs) -> None:
     registry.include(JOBS, lambda _type: jobs)
 
 
+def origin_of(ctx: CallContext) -> Origin | None:
+    """Where the caller of a job-starting call is configured: a program embedding zfsapi is in no configuration
+    (its jobs keep the principal it gave); otherwise the principal tells (a token's user, else a local user)."""
+    return "embedded" if ctx.via == "embedded" else None
+
+
+def touched(request: AccessRequest) -> tuple[str, ...]:
+    """Every name a call touches, as its job records them: datasets, snapshots, bookmarks and pools."""
+    return request.datasets + request.pools
+
+
 async def submit(jobs: Jobs, method: Method, args: Any, ctx: CallContext) -> JobStarted:
     """`background: true`: queue the call as a job of its method's kind, with its params as converted (positional
     ones by name), and answer with the job's id. What the method checks before its work (its `check`) refuses
@@ -136,8 +147,24 @@ async def submit(jobs: Jobs, method: Method, args: Any, ctx: CallContext) -> Job
     if method.check is not None:
         await method.check(args, ctx)
     params = msgspec.to_builtins(msgspec.structs.replace(args, background=False))
-    job = await jobs.submit(method.name, ctx.caller, params, access_request(method, args).datasets)
+    job = await jobs.submit(method.name, ctx.caller, params, touched(access_request(method, args)),
+                            origin=origin_of(ctx))
     return JobStarted(job_id=job.job_id)
+
+
+def job_access(registry: Registry) -> JobAccess:
+    """What a job asks of its owner's rights: its method's access request from the params it runs with, as the
+    dispatcher builds it for the call (a kind no method runs: a change of the names the job recorded)."""
+    def access(job: Job) -> AccessRequest:
+        method = registry.get(job.kind)
+        try:
+            if method is not None:
+                return access_request(method, msgspec.convert(job.params, method.params))
+        except msgspec.ValidationError:  # params this version no longer takes: the job fails on them as it runs
+            pass
+        return AccessRequest(job.kind, Action.CHANGE, job.datasets)
+
+    return access
 
 
 def job_kinds(registry: Registry) -> dict[str, JobWork]:

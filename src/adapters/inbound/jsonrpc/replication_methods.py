@@ -15,7 +15,7 @@ from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, Zf
 from zfsapi.domain.jobs import Job, JobState, ProgressMeter
 from zfsapi.domain.replication import MAX_LIMIT, MIN_LIMIT, ReplicationSpec
 
-from .job_methods import ErrorOut, ProgressOut, record
+from .job_methods import ErrorOut, ProgressOut, origin_of, record
 from .methods import Name
 from .registry import ID_PATTERN, CallContext, Params, Registry, Result, Table
 
@@ -78,7 +78,8 @@ async def migration_create(uc: StartMigration, p: MigrationCreate, ctx: CallCont
     SSH host or on another zfsapi, as a job: answered at once; follow it with migration_progress or the job
     methods. Migrations always run as jobs."""
     params = msgspec.to_builtins(p)
-    job = await uc.execute(who=ctx.caller, spec=spec_of(p), params=params)  # bad params refused now, not in the job
+    job = await uc.execute(who=ctx.caller, spec=spec_of(p), params=params,  # bad params refused now, not in the job
+                           origin=origin_of(ctx))
     return MigrationCreated(task_id=job.job_id, job_id=job.job_id, params=params)
 
 
