@@ -1,8 +1,8 @@
-"""Outcome drill on real Redis: a redis-server of the test's own (append-only file, so it keeps the records over a
+"""Outcome drills. On real Redis: a redis-server of the test's own (append-only file, so it keeps the records over a
 restart) is stopped while a job runs; the job's work ends meanwhile; its outcome waits in the runner's memory and
 is written once Redis is back on the same port, also when another runner saw the lease lapse first (the success
 counts: nobody claimed the job since). A job left running while Redis stays away past the lease is fenced: its
-child killed and reaped."""
+child killed and reaped. On the embedded store: state_dir on a small tmpfs filled up while the job ends."""
 
 from __future__ import annotations
 
@@ -118,3 +118,56 @@ async def test_a_job_running_while_redis_stays_away_past_its_lease_is_fenced(red
     finally:
         await r.stop()
         await client.aclose()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of the test's own (root only), unmounted afterwards."""
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _fill(path: Path) -> None:
+    """Write to `path` until the disk is full."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+async def test_an_outcome_reached_while_the_state_dir_is_full_is_recorded_after(small_disk: Path) -> None:
+    """(A read-only remount is refused while the store's files are open for writing: "locked" stands in for
+    "unwritable" in tests/unit/test_job_fencing.py.)"""
+    from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+
+    store = EmbeddedJobStore(str(small_disk / "state"))
+    work = ChildWork()
+    work.pad = "x" * 300_000  # a result that needs pages the file does not have yet
+    jobs, r = runner(store, work, "a", lease=30.0)
+    await r.start()
+    try:
+        job = await jobs.submit("copy", ADMIN, {}, ())
+        await until(lambda: work.started, "the job started")
+        _fill(small_disk / "filler")
+        work.gate.set()
+        await until(lambda: r.unwritten == 1 and not work.alive, "the job ended, its outcome kept")
+        await asyncio.sleep(1.5)  # a few tries, each refused
+        assert r.unwritten == 1
+        (small_disk / "filler").unlink()
+        started = time.monotonic()
+        await until(lambda: r.unwritten == 0, "the outcome written once the disk has room")
+        print(f"outcome written {time.monotonic() - started:.2f} s after the fault ended")
+        done = await store.get(job.job_id)
+        assert done is not None and done.state is JobState.SUCCEEDED and done.result["pad"] == work.pad
+    finally:
+        await r.stop()
+        store.close()
