@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from zfsapi.application.ports import JobStore
+from zfsapi.domain.errors import TooManyJobs
 from zfsapi.domain.jobs import Job, JobError, JobOwner, JobProgress, JobState
 
 T0 = 1_764_650_000.123456789  # no float of 14 digits: a store that rounds loses it
@@ -46,7 +47,8 @@ class JobStoreContract:
 
     async def test_add_and_get_keep_every_field_exactly(self, stores: Stores) -> None:
         job = make("job 1", error=JobError(-32010, "boom", {"stderr": "x\ny", "rate": 2 / 3}), progress=PROGRESS,
-                   result={"bytes": 10, "ratio": 0.7}, started_at=T0 + 1 / 7, cancel_requested=True, attempts=2)
+                   result={"bytes": 10, "ratio": 0.7}, started_at=T0 + 1 / 7, cancel_requested=True, attempts=2,
+                   fence=7)
         await stores.store.add(job)
         assert await stores.store.get("job 1") == job
         assert await stores.other.get("job 1") == job
@@ -83,12 +85,12 @@ class JobStoreContract:
     async def test_claim_takes_the_oldest_queued_job(self, stores: Stores) -> None:
         for job in (make("late", T0 + 2), make("b", T0 + 1), make("a", T0 + 1), make("done", T0,
                     state=JobState.SUCCEEDED, finished_at=T0 + 1), make("running", T0 - 1, state=JobState.RUNNING,
-                    lease_owner="w0", lease_until=T0 + 99, started_at=T0, attempts=1)):
+                    lease_owner="w0", lease_until=T0 + 99, started_at=T0, attempts=1, fence=1)):
             await stores.store.add(job)
         now = T0 + 10
         first = await stores.other.claim("worker 1", now, now + LEASE)
         assert first == replace(make("a", T0 + 1), state=JobState.RUNNING, started_at=now, lease_owner="worker 1",
-                                lease_until=now + LEASE, attempts=1)
+                                lease_until=now + LEASE, attempts=1, fence=1)
         assert await stores.store.get("a") == first
         assert [(await stores.store.claim("worker 2", now, now + LEASE) or make("none")).job_id
                 for _ in range(3)] == ["b", "late", "none"]
@@ -106,30 +108,30 @@ class JobStoreContract:
         assert sum(job is None for job in claims) == 10
         for job_id, worker in won.items():
             stored = await stores.store.get(job_id)
-            assert stored is not None and (stored.state, stored.lease_owner, stored.attempts) == (
-                JobState.RUNNING, worker, 1)
+            assert stored is not None and (stored.state, stored.lease_owner, stored.attempts, stored.fence) == (
+                JobState.RUNNING, worker, 1, 1)
 
     async def test_only_the_lease_holder_renews_and_finishes(self, stores: Stores) -> None:
         await stores.store.add(make("j"))
         now = T0 + 10
         claimed = await stores.store.claim("w1", now, now + LEASE)
         assert claimed is not None
-        assert await stores.other.renew("j", "w2", now + 99, PROGRESS) is None
-        assert await stores.other.finish("j", "w2", JobState.SUCCEEDED, now, progress=PROGRESS) is None
-        assert await stores.store.renew("missing", "w1", now + 99, PROGRESS) is None
+        assert await stores.other.renew("j", "w2", now + 99, PROGRESS, fence=1) is None
+        assert await stores.other.finish("j", "w2", JobState.SUCCEEDED, now, fence=1, progress=PROGRESS) is None
+        assert await stores.store.renew("missing", "w1", now + 99, PROGRESS, fence=1) is None
         assert await stores.store.get("j") == claimed
-        renewed = await stores.other.renew("j", "w1", now + 60.25, PROGRESS)
+        renewed = await stores.other.renew("j", "w1", now + 60.25, PROGRESS, fence=1)
         assert renewed == replace(claimed, lease_until=now + 60.25, progress=PROGRESS)
         assert await stores.store.get("j") == renewed
         with pytest.raises(ValueError, match="^a job cannot finish as running$"):
-            await stores.store.finish("j", "w1", JobState.RUNNING, now, progress=PROGRESS)
-        done = await stores.store.finish("j", "w1", JobState.SUCCEEDED, now + 1.5, progress=PROGRESS,
+            await stores.store.finish("j", "w1", JobState.RUNNING, now, fence=1, progress=PROGRESS)
+        done = await stores.store.finish("j", "w1", JobState.SUCCEEDED, now + 1.5, fence=1, progress=PROGRESS,
                                          result={"bytes": 1 / 3})
         assert done == replace(renewed, state=JobState.SUCCEEDED, finished_at=now + 1.5, result={"bytes": 1 / 3},
                                lease_owner=None, lease_until=None)
         assert await stores.other.get("j") == done
-        assert await stores.store.renew("j", "w1", now + 99, PROGRESS) is None  # over: the lease went with it
-        assert await stores.store.finish("j", "w1", JobState.FAILED, now, progress=PROGRESS) is None
+        assert await stores.store.renew("j", "w1", now + 99, PROGRESS, fence=1) is None  # over: the lease went with it
+        assert await stores.store.finish("j", "w1", JobState.FAILED, now, fence=1, progress=PROGRESS) is None
         assert await stores.store.get("j") == done
 
     async def test_a_failure_keeps_its_error(self, stores: Stores) -> None:
@@ -137,7 +139,7 @@ class JobStoreContract:
         claimed = await stores.store.claim("w", T0, T0 + LEASE)
         assert claimed is not None
         error = JobError(-32011, "receive failed: cannot receive", {"exit_code": 1, "ratio": 0.1 + 0.7})
-        failed = await stores.other.finish("f", "w", JobState.FAILED, T0 + 2, progress=JobProgress("receiving"),
+        failed = await stores.other.finish("f", "w", JobState.FAILED, T0 + 2, fence=1, progress=JobProgress("receiving"),
                                            error=error)
         assert failed == replace(claimed, state=JobState.FAILED, finished_at=T0 + 2, error=error,
                                  progress=JobProgress("receiving"), lease_owner=None, lease_until=None)
@@ -148,7 +150,7 @@ class JobStoreContract:
         for n, job_id in enumerate(("done", "running", "queued")):
             await s.add(make(job_id, T0 + n))
         assert await s.claim("w1", now, now + LEASE) is not None
-        done = await s.finish("done", "w1", JobState.SUCCEEDED, now + 1, progress=PROGRESS)
+        done = await s.finish("done", "w1", JobState.SUCCEEDED, now + 1, fence=1, progress=PROGRESS)
         running = await s.claim("w2", now, now + LEASE)
         assert done is not None and running is not None and running.job_id == "running"
         cancelled = await stores.other.cancel("queued", now + 2)
@@ -161,9 +163,9 @@ class JobStoreContract:
         assert asked == replace(running, cancel_requested=True)  # still running: its worker stops it
         assert await s.cancel("running", now + 4) == asked
         assert await s.get("running") == asked
-        renewed = await s.renew("running", "w2", now + 90, PROGRESS)  # how the worker learns it
+        renewed = await s.renew("running", "w2", now + 90, PROGRESS, fence=1)  # how the worker learns it
         assert renewed == replace(asked, lease_until=now + 90, progress=PROGRESS)
-        stopped = await s.finish("running", "w2", JobState.CANCELLED, now + 5, progress=PROGRESS)
+        stopped = await s.finish("running", "w2", JobState.CANCELLED, now + 5, fence=1, progress=PROGRESS)
         assert stopped == replace(renewed, state=JobState.CANCELLED, finished_at=now + 5, lease_owner=None,
                                   lease_until=None)
         assert await stores.other.cancel("done", now + 6) == done
@@ -187,8 +189,8 @@ class JobStoreContract:
             assert await stores.store.get(job.job_id) == job
         for job_id in ("edge", "alive", "queued"):  # a lease ending at `now` has not ended before it
             assert await stores.store.get(job_id) == before[job_id]
-        assert await stores.store.renew("lapsed", "w lapsed", now + LEASE, PROGRESS) is None  # too late
-        assert await stores.store.finish("lapsed", "w lapsed", JobState.SUCCEEDED, now, progress=PROGRESS) is None
+        assert await stores.store.renew("lapsed", "w lapsed", now + LEASE, PROGRESS, fence=1) is None  # too late
+        assert await stores.store.finish("lapsed", "w lapsed", JobState.FAILED, now, fence=1, progress=PROGRESS) is None
         assert await stores.other.interrupt_lapsed(now) == []
 
     async def test_requeue_only_an_interrupted_job(self, stores: Stores) -> None:
@@ -196,7 +198,7 @@ class JobStoreContract:
         await s.add(make("r", T0 + 5))
         first = await s.claim("w1", T0 + 10, T0 + 20)
         assert first is not None
-        await s.renew("r", "w1", T0 + 20, PROGRESS)
+        await s.renew("r", "w1", T0 + 20, PROGRESS, fence=1)
         [interrupted] = await s.interrupt_lapsed(T0 + 30)
         assert await s.claim("w2", T0 + 31, T0 + 40) is None  # interrupted is not queued
         requeued = await stores.other.requeue("r")
@@ -207,16 +209,16 @@ class JobStoreContract:
         await s.add(make("newer", T0 + 6))
         again = await s.claim("w2", T0 + 50, T0 + 80)  # the oldest queued: the requeued job, created first
         assert again == replace(requeued, state=JobState.RUNNING, lease_owner="w2", lease_until=T0 + 80,
-                                attempts=2, started_at=T0 + 10)
+                                attempts=2, started_at=T0 + 10, fence=2)
         assert await s.requeue("r") is None  # running
-        assert await s.finish("r", "w2", JobState.SUCCEEDED, T0 + 60, progress=PROGRESS) is not None
+        assert await s.finish("r", "w2", JobState.SUCCEEDED, T0 + 60, fence=2, progress=PROGRESS) is not None
         assert await s.requeue("r") is None  # succeeded
         assert await s.requeue("missing") is None
         # a worker that stops (server shutdown) after a cancel was asked for: interrupted, but not to resume
         stopping = await s.claim("w3", T0 + 61, T0 + 90)
         assert stopping is not None and stopping.job_id == "newer"
         await s.cancel("newer", T0 + 62)
-        await s.finish("newer", "w3", JobState.INTERRUPTED, T0 + 63, progress=PROGRESS)
+        await s.finish("newer", "w3", JobState.INTERRUPTED, T0 + 63, fence=1, progress=PROGRESS)
         assert await stores.other.requeue("newer") is None
         stored = await s.get("newer")
         assert stored is not None and (stored.state, stored.cancel_requested) == (JobState.INTERRUPTED, True)
@@ -254,7 +256,7 @@ class JobStoreContract:
                                     error=JobError(1, "no", {"f": 1e-7})))
         running = await stores.store.claim("w", T0 + 0.5, T0 + 0.75)  # "old" is not queued: "q"
         assert running is not None and running.job_id == "q"
-        renewed = await stores.store.renew("q", "w", T0 + 0.875, PROGRESS)
+        renewed = await stores.store.renew("q", "w", T0 + 0.875, PROGRESS, fence=1)
         before = await stores.store.query()
         restarted = stores.reopen()
         assert await restarted.query() == before
@@ -264,3 +266,156 @@ class JobStoreContract:
         claimed = await restarted.claim("w2", T0 + 2, T0 + 3)
         assert claimed is not None and (claimed.job_id, claimed.attempts, claimed.progress) == ("q", 2, PROGRESS)
         assert await restarted.purge(T0 + 1) == 1
+
+
+    async def test_fencing_refuses_every_write_of_a_holder_whose_token_moved(self, stores: Stores) -> None:
+        s, o = stores.store, stores.other
+        await s.add(make("j"))
+        first = await s.claim("w", T0, T0 + 10)
+        assert first is not None and first.fence == 1
+        [lapsed] = await o.interrupt_lapsed(T0 + 11)  # the holder stalled past its lease
+        assert lapsed.fence == 1 and await o.requeue("j", fence=1) is not None
+        again = await o.claim("w", T0 + 12, T0 + 40)  # the same worker id: only the token tells the runs apart
+        assert again is not None and (again.fence, again.attempts, again.lease_owner) == (2, 2, "w")
+        assert await s.renew("j", "w", T0 + 99, PROGRESS, fence=1) is None
+        for state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED):
+            assert await s.finish("j", "w", state, T0 + 13, fence=1, progress=PROGRESS, result={"old": 1}) is None
+        assert await o.get("j") == again  # nothing of the old run was written
+        await s.cancel("j", T0 + 14)
+        asked = await s.get("j")
+        assert asked is not None and asked.cancel_requested
+        assert await s.finish("j", "w", JobState.CANCELLED, T0 + 15, fence=1, progress=PROGRESS) is None
+        [lapsed2] = await s.interrupt_lapsed(T0 + 41)  # cancel requested: lapses as cancelled, never requeued
+        assert lapsed2.state is JobState.CANCELLED and await o.requeue("j", fence=2) is None
+        await s.add(make("k", T0 + 1))
+        k1 = await s.claim("w", T0 + 50, T0 + 51)
+        assert k1 is not None and k1.job_id == "k"
+        await s.interrupt_lapsed(T0 + 60)
+        assert await o.requeue("k", fence=0) is None  # a requeue under a token that is not the job's
+        assert await o.requeue("k", fence=1) is not None
+        k2 = await s.claim("w2", T0 + 61, T0 + 90)
+        assert k2 is not None and k2.fence == 2
+        assert await s.renew("k", "w2", T0 + 91, PROGRESS, fence=2) == replace(k2, lease_until=T0 + 91,
+                                                                               progress=PROGRESS)
+
+    async def test_a_late_success_counts_while_nobody_claimed_since(self, stores: Stores) -> None:
+        s, o = stores.store, stores.other
+        for n, job_id in enumerate(("interrupted", "requeued", "taken", "failed", "cancelled")):
+            await s.add(make(job_id, T0 + n))
+            assert (await s.claim("w " + job_id, T0, T0 + 10) or make("none")).job_id == job_id
+        await s.cancel("cancelled", T0 + 1)
+        assert len(await o.interrupt_lapsed(T0 + 11)) == 5  # the holders stalled (or the store was away)
+        assert await o.requeue("requeued", fence=1) is not None
+        assert await o.requeue("taken", fence=1) is not None
+        taken = await o.claim("w2", T0 + 12, T0 + 40)  # "requeued" is older: claimed first
+        assert taken is not None and taken.job_id == "requeued"
+        taken = await o.claim("w2", T0 + 12, T0 + 40)
+        assert taken is not None and taken.job_id == "taken"
+        late = await s.finish("interrupted", "w interrupted", JobState.SUCCEEDED, T0 + 20, fence=1,
+                              progress=PROGRESS, result={"size_bytes": 10})
+        assert late is not None and (late.state, late.result, late.finished_at, late.progress) == (
+            JobState.SUCCEEDED, {"size_bytes": 10}, T0 + 20, PROGRESS)
+        assert await o.get("interrupted") == late
+        assert await s.finish("taken", "w taken", JobState.SUCCEEDED, T0 + 20, fence=1, progress=PROGRESS) is None
+        assert await s.finish("failed", "w failed", JobState.FAILED, T0 + 20, fence=1, progress=PROGRESS) is None
+        assert await s.finish("cancelled", "w cancelled", JobState.SUCCEEDED, T0 + 20, fence=1,
+                              progress=PROGRESS) is None
+        stored = {j.job_id: j.state for j in (await o.query())[0]}
+        assert stored == {"interrupted": JobState.SUCCEEDED, "requeued": JobState.RUNNING, "taken": JobState.RUNNING,
+                          "failed": JobState.INTERRUPTED, "cancelled": JobState.CANCELLED}
+        await s.add(make("queued-late", T0 + 9))
+        assert await s.claim("w3", T0 + 21, T0 + 22) is not None
+        await s.interrupt_lapsed(T0 + 30)
+        assert await s.requeue("queued-late", fence=1) is not None
+        done = await o.finish("queued-late", "w3", JobState.SUCCEEDED, T0 + 31, fence=1, progress=PROGRESS)
+        assert done is not None and done.state is JobState.SUCCEEDED  # queued again, never claimed: done
+        assert await s.claim("w4", T0 + 32, T0 + 40) is None
+
+    async def test_a_lease_lapses_only_after_the_grace(self, stores: Stores) -> None:
+        await stores.store.add(make("g"))
+        claimed = await stores.store.claim("w", T0, T0 + 10)
+        assert claimed is not None
+        assert await stores.other.interrupt_lapsed(T0 + 14, grace=5) == []
+        assert await stores.other.interrupt_lapsed(T0 + 15, grace=5) == []  # ended exactly grace ago: not more
+        [lapsed] = await stores.other.interrupt_lapsed(T0 + 15.5, grace=5)
+        assert lapsed == claimed.lapse(T0 + 15.5)
+
+    async def test_queued_and_running_jobs_per_owner_are_bounded(self, stores: Stores) -> None:
+        s, o = stores.store, stores.other
+        bob = JobOwner("bob", "operator")
+        for n in range(3):
+            await s.add(make(f"a{n}", T0 + n), max_per_owner=3)
+        with pytest.raises(TooManyJobs) as refused:
+            await o.add(make("a3", T0 + 3), max_per_owner=3)
+        assert (refused.value.owner, refused.value.limit, refused.value.count) == (OWNER.name, 3, 3)
+        assert await s.get("a3") is None
+        await o.add(make("b0", T0, owner=bob), max_per_owner=3)  # another owner's bound is its own
+        await o.add(make("a-unbounded", T0 + 4))  # no bound given: none applies
+        running = await s.claim("w", T0 + 5, T0 + 50)
+        assert running is not None
+        with pytest.raises(TooManyJobs) as refused:  # running jobs count as well
+            await s.add(make("a4", T0 + 5), max_per_owner=4)
+        assert (refused.value.limit, refused.value.count) == (4, 4)
+        await s.finish(running.job_id, "w", JobState.SUCCEEDED, T0 + 6, fence=1, progress=PROGRESS)
+        await s.cancel("a1", T0 + 7)
+        await s.add(make("a4", T0 + 8), max_per_owner=4)  # finished jobs do not count (a0 done, a1 cancelled)
+        await s.add(make("a5", T0 + 9), max_per_owner=4)
+        with pytest.raises(TooManyJobs) as refused:
+            await o.add(make("a6", T0 + 9), max_per_owner=4)
+        assert refused.value.count == 4
+
+    async def test_concurrent_submits_never_pass_the_bound(self, stores: Stores) -> None:
+        async def add(n: int) -> bool:
+            try:
+                await (stores.store if n % 2 else stores.other).add(make(f"c{n:02}", T0 + n), max_per_owner=5)
+            except TooManyJobs:
+                return False
+            return True
+        admitted = await asyncio.gather(*(add(n) for n in range(20)))
+        assert sum(admitted) == 5
+        assert (await stores.store.query(owner=OWNER.name))[1] == 5
+
+    async def test_claims_are_fair_across_owners(self, stores: Stores) -> None:
+        s = stores.store
+        bob, eve = JobOwner("bob", "operator"), JobOwner("eve: x", "admin")
+        for n in range(6):  # the busy owner queued first, many
+            await s.add(make(f"ops {n}", T0 + n))
+        await s.add(make("bob 0", T0 + 10, owner=bob))
+        await s.add(make("bob 1", T0 + 11, owner=bob))
+        await s.add(make("eve 0", T0 + 12, owner=eve))
+        order = []
+        for n in range(9):
+            job = await stores.other.claim(f"w{n}", T0 + 20, T0 + 50)
+            assert job is not None
+            order.append(job.job_id)
+        # the fewest running first, then the oldest queued job among those owners
+        assert order == ["ops 0", "bob 0", "eve 0", "ops 1", "bob 1", "ops 2", "ops 3", "ops 4", "ops 5"]
+        assert await s.claim("w", T0 + 20, T0 + 50) is None
+        await s.finish("bob 0", "w1", JobState.SUCCEEDED, T0 + 21, fence=1, progress=PROGRESS)
+        await s.add(make("bob 2", T0 + 30, owner=bob))
+        await s.add(make("ops 6", T0 + 13))  # older than bob 2, but ops runs 6 jobs, bob 1
+        job = await s.claim("w", T0 + 31, T0 + 50)
+        assert job is not None and job.job_id == "bob 2"
+
+    async def test_a_scoped_query_reads_the_candidates_of_its_scope(self, stores: Stores) -> None:
+        s = stores.store
+        for job_id, names in (("a", ("tank/a b",)), ("a-snap", ("tank/a b/c@s 1",)), ("ab", ("tank/a bc",)),
+                              ("both", ("tank/a b/x", "vault/y")), ("vault", ("vault/y#bm",)), ("none", ()),
+                              ("pool", ("tank",)), ("x", ("tank/x.y:z/deep",))):
+            await s.add(Job(job_id, "send_to_file", OWNER, PARAMS, names, T0 + len(job_id)))
+        o = stores.other
+        assert await ids(o, scope=("tank/a b",)) == (["a-snap", "none", "both", "a"], 4)
+        assert await ids(o, scope=("tank/a b", "tank/x.y:z")) == (["a-snap", "none", "both", "x", "a"], 5)
+        assert await ids(o, scope=("vault",)) == (["vault", "none", "both"], 3)
+        assert await ids(o, scope=("tank",)) == (["a-snap", "pool", "none", "both", "ab", "x", "a"], 7)
+        assert await ids(o, scope=("tank/a",)) == (["none"], 1)  # "tank/a b" is not under "tank/a"
+        assert await ids(o, scope=()) == (["none"], 1)
+        assert await ids(o, scope=("tank/a b",), limit=2, offset=1) == (["none", "both"], 4)
+        assert await ids(o, scope=("tank/a b",), state=JobState.QUEUED, kind="scrub") == ([], 0)
+        claimed = await s.claim("w", T0, T0 + 1)
+        assert claimed is not None and claimed.job_id == "a"
+        assert await ids(o, scope=("tank/a b",), state=JobState.RUNNING) == (["a"], 1)
+        assert await ids(o, scope=("tank/a b",), owner="bob") == ([], 0)
+        await s.finish("a", "w", JobState.SUCCEEDED, T0 + 1, fence=1, progress=PROGRESS)
+        assert await s.purge(T0 + 2) == 1
+        assert await ids(o, scope=("tank/a b",)) == (["a-snap", "none", "both"], 3)

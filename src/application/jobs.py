@@ -13,7 +13,7 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Protocol
 
 from zfsapi.domain.authz import AccessRequest, Action, Principal, Role, authorize
 from zfsapi.domain.errors import NotFound, PermissionDenied
-from zfsapi.domain.jobs import Job, JobError, JobOwner, JobState, Origin, ProgressMeter
+from zfsapi.domain.jobs import Job, JobError, JobOwner, JobProgress, JobState, Origin, ProgressMeter
 
 from .ports import JobStore
 
@@ -69,18 +69,23 @@ class Jobs:
     """Start, find, cancel and wait for jobs. Callers see their own jobs (admins: every job), and only jobs on
     datasets their scope covers."""
 
-    def __init__(self, store: JobStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: JobStore, *, clock: Callable[[], float] = time.time,
+                 max_per_owner: int | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._max_per_owner = max_per_owner  # queued + running jobs per owner (None: no bound)
         self.submitted = asyncio.Event()  # set on every submit: wakes this process's runner at once
 
     async def submit(self, kind: str, who: Principal, params: dict[str, Any], datasets: tuple[str, ...], *,
                      origin: Origin | None = None) -> Job:
         """Queue a job. `datasets`: every name it touches, pools included; `origin`: where its owner is
-        configured (default: a token's user, else a local user)."""
+        configured (default: a token's user, else a local user).
+
+        Raises:
+            TooManyJobs: the caller has `max_per_owner` jobs queued or running already."""
         job = Job(job_id=secrets.token_hex(16), kind=kind, owner=JobOwner.of(who, origin), params=params,
                   datasets=datasets, created_at=self._clock())
-        await self._store.add(job)
+        await self._store.add(job, max_per_owner=self._max_per_owner)
         self.submitted.set()
         log.info("job queued", extra={"job_id": job.job_id, "kind": kind, "user": who.name})
         return job
@@ -97,7 +102,8 @@ class Jobs:
         owner = None if who.role is Role.ADMIN else who.name
         if who.unrestricted:
             return await self._store.query(state=state, kind=kind, owner=owner, limit=limit, offset=offset)
-        found, _ = await self._store.query(state=state, kind=kind, owner=owner, limit=1 << 30, offset=0)
+        found, _ = await self._store.query(state=state, kind=kind, owner=owner, scope=who.prefixes, limit=1 << 30,
+                                           offset=0)  # the scope's candidates only (an index), then the check
         visible = [j for j in found if j.visible_to(who)]
         return visible[offset:offset + limit], len(visible)
 
@@ -135,10 +141,27 @@ class Jobs:
 
 @dataclass(slots=True)
 class _Running:
-    job: Job
+    job: Job  # as claimed: its fence is the token of this run's writes
     task: asyncio.Task[dict[str, Any]]
     meter: ProgressMeter
+    renewed: float  # monotonic time just before the last claim or renewal the store took: the lease holds till
+    #                 renewed + lease here (the store's clock may say a little later; the others wait a grace more)
     cancelled: bool = False  # stopped on a cancel request (not because the lease was lost or we stop)
+    fenced: bool = False  # the lease is lost: children killed, nothing more written
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A job's end, kept here until the store has taken it (the store may be unreachable for a while)."""
+
+    job: Job
+    state: JobState
+    finished_at: float
+    progress: JobProgress
+    result: dict[str, Any] | None
+    error: JobError | None
+    tries: int = 0
+    next_try: float = 0.0  # monotonic
 
 
 class JobRunner:
@@ -146,24 +169,40 @@ class JobRunner:
 
     Every `lease / 3` seconds it renews each running job's lease with its progress (a renewal that shows a
     cancel request cancels the job's task, whose children are killed and reaped), marks jobs whose lease lapsed
-    (their server died) as interrupted and queues those of resumable kinds again, and purges finished jobs older
-    than `retention`.
+    more than `grace` seconds ago (their server died) as interrupted and queues those of resumable kinds again,
+    and purges finished jobs older than `retention`.
+
+    Fencing: each claim gives the job a new token, and every write of this runner carries the one its claim got.
+    A job whose renewal is refused (another worker claimed it) or whose lease ran out here without a renewal the
+    store took (a stall, the store away) is fenced: its task is cancelled and its children reaped before anything
+    else, and nothing more is written for it. A watchdog task does the second even while the loop waits on the
+    store. Since other workers take a lapsed job only `grace` seconds after its lease ended, the children of two
+    holders never run at once while clocks agree within `grace` (a process stopped outside its own control, e.g.
+    SIGSTOP, kills its children the moment it runs again).
+
+    Outcomes: a job's end is kept in memory and written with backoff until the store takes it; a success written
+    after the lease lapsed still counts while nobody claimed the job since (the store's rule).
     """
 
-    def __init__(self, store: JobStore, jobs: Jobs, *, kinds: Mapping[str, JobWork], workers: int = 4, lease: float = 30.0,
-                 retention: float = 7 * 86400.0, resumable: frozenset[str] = frozenset(), max_attempts: int = 6,
-                 describe: Describe = _internal, clock: Callable[[], float] = time.time,
-                 ended: Callable[[str, str, int], None] | None = None, owners: JobOwners | None = None,
-                 access: JobAccess = _recorded) -> None:
+    def __init__(self, store: JobStore, jobs: Jobs, *, kinds: Mapping[str, JobWork], workers: int = 4,
+                 lease: float = 30.0, retention: float = 7 * 86400.0, resumable: frozenset[str] = frozenset(),
+                 max_attempts: int = 6, describe: Describe = _internal, clock: Callable[[], float] = time.time,
+                 ended: Callable[[str, str, int], None] | None = None, grace: float | None = None,
+                 owners: JobOwners | None = None, access: JobAccess = _recorded) -> None:
         self._store, self._jobs = store, jobs
         self._workers, self._lease, self._retention = workers, lease, retention
+        self._grace = lease / 2 if grace is None else grace
         self._resumable, self._max_attempts = resumable, max_attempts
         self._describe, self._clock = describe, clock
         self._ended = ended  # (kind, end state, bytes moved) of each job run here, e.g. for a metrics counter
         self._kinds = dict(kinds)
         self._owners, self._access = owners, access  # None: jobs run with the rights recorded at submit
         self._running: dict[str, _Running] = {}
+        self._outcomes: dict[str, _Outcome] = {}
+        self._resuming: dict[str, tuple[Job, float]] = {}  # lapsed jobs to queue again at (monotonic) time
+        self._reachable = True  # the store answered the last tick
         self._loop_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self.worker_id = f"{secrets.token_hex(4)}"
         self._tick = max(0.2, min(2.0, lease / 3))
 
@@ -171,40 +210,56 @@ class JobRunner:
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def unwritten(self) -> int:
+        """Outcomes the store has not taken yet."""
+        return len(self._outcomes)
+
     async def start(self) -> None:
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="zfsapi-jobs")
+            self._watchdog = asyncio.create_task(self._watch(), name="zfsapi-jobs-watchdog")
 
     async def stop(self) -> None:
         """Stop claiming; the jobs running here are stopped (children reaped) and queued again when resumable,
-        else marked interrupted."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        else marked interrupted; outcomes not yet written get one more try (then they are logged, and lost)."""
+        for task in (self._loop_task, self._watchdog):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._loop_task = self._watchdog = None
         running = list(self._running.values())
         for r in running:
             r.task.cancel()
         await asyncio.gather(*(r.task for r in running), return_exceptions=True)
         for r in running:
             self._running.pop(r.job.job_id, None)
-            done = await self._store.finish(r.job.job_id, self.worker_id, JobState.INTERRUPTED, self._clock(),
-                                            progress=r.meter.read())
-            if done is not None:
-                await self._resume(done)
+            self._keep(r, JobState.INTERRUPTED, None, None)
+        await self._flush(force=True)
+        for job, _ in list(self._resuming.values()):  # queued again now: nobody here will be back for them
+            await asyncio.gather(self._resume(job), return_exceptions=True)
+        self._resuming.clear()
+        for o in self._outcomes.values():
+            log.error("job outcome not recorded (job store unreachable)",
+                      extra={"job_id": o.job.job_id, "state": o.state.value})
 
     async def _loop(self) -> None:
         last_sweep = 0.0
         while True:
             try:
                 await self._renew()
+                await self._flush()
                 if time.monotonic() - last_sweep >= self._tick:
                     last_sweep = time.monotonic()
                     await self._sweep()
+                    if not self._reachable:  # the store is back: our outcomes first, before others claim
+                        self._reachable = True
+                        await self._flush(force=True)
                 await self._claim()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store is unreachable for a moment: try again on the next tick
+                self._reachable = False
                 log.exception("job runner tick failed")
             self._jobs.submitted.clear()
             try:
@@ -212,15 +267,36 @@ class JobRunner:
             except TimeoutError:
                 pass
 
+    async def _watch(self) -> None:
+        """Fence every job whose lease ran out here, whatever the loop is waiting for."""
+        while True:
+            now = time.monotonic()
+            for r in list(self._running.values()):
+                if not r.task.done() and now - r.renewed >= self._lease:
+                    log.warning("job lease ran out without a renewal", extra={"job_id": r.job.job_id})
+                    await self._fence(r)
+            await asyncio.sleep(min(self._tick, 0.25))
+
+    async def _fence(self, r: _Running) -> None:
+        """The lease is lost: kill and reap the job's children (cancel its task and wait), then forget it."""
+        if r.fenced:
+            return
+        r.fenced = True
+        r.task.cancel()
+        await asyncio.gather(r.task, return_exceptions=True)
+        if self._running.get(r.job.job_id) is r:
+            del self._running[r.job.job_id]
+        log.warning("job fenced: children stopped, nothing more written", extra={"job_id": r.job.job_id})
+
     async def _claim(self) -> None:
         while len(self._running) < self._workers:
-            now = self._clock()
+            now, mono = self._clock(), time.monotonic()
             job = await self._store.claim(self.worker_id, now, now + self._lease)
             if job is None:
                 return
             work = self._kinds.get(job.kind)
             if work is None:
-                await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(),
+                await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(), fence=job.fence,
                                          progress=job.progress,
                                          error=JobError(-32601, f"no worker here runs jobs of kind {job.kind}"))
                 continue
@@ -228,9 +304,10 @@ class JobRunner:
                 continue
             meter = ProgressMeter()
             task = asyncio.ensure_future(work(job, meter))
-            self._running[job.job_id] = _Running(job, task, meter)
+            self._running[job.job_id] = _Running(job, task, meter, mono)
             task.add_done_callback(self._wake)
-            log.info("job started", extra={"job_id": job.job_id, "kind": job.kind, "attempt": job.attempts})
+            log.info("job started", extra={"job_id": job.job_id, "kind": job.kind, "attempt": job.attempts,
+                                           "fence": job.fence})
 
     async def _admit(self, job: Job) -> Job | None:
         """The claimed job with its owner's rights now (a resumed job is checked again too); None when the owner
@@ -240,7 +317,7 @@ class JobRunner:
         try:
             return rights_now(self._owners, self._access, job)
         except PermissionDenied as exc:
-            await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(),
+            await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(), fence=job.fence,
                                      progress=job.progress, error=self._describe(exc))
             log.warning("job refused at start", extra={"job_id": job.job_id, "kind": job.kind,
                                                         "user": job.owner.name, "reason": exc.reason})
@@ -252,50 +329,95 @@ class JobRunner:
         self._jobs.submitted.set()
 
     async def _renew(self) -> None:
-        for job_id, r in list(self._running.items()):
-            if r.task.done():
-                await self._finish(r)
+        for r in list(self._running.values()):
+            if r.fenced:
                 continue
-            now = self._clock()
-            stored = await self._store.renew(job_id, self.worker_id, now + self._lease, r.meter.read())
-            if stored is None:  # the lease was lost (we stalled past it): another worker may resume it
-                log.warning("job lease lost", extra={"job_id": job_id})
-                r.task.cancel()
-                await asyncio.gather(r.task, return_exceptions=True)
-                self._running.pop(job_id, None)
-            elif stored.cancel_requested and not r.cancelled:
+            if r.task.done():
+                self._done(r)
+                continue
+            now, mono = self._clock(), time.monotonic()
+            try:
+                stored = await self._store.renew(r.job.job_id, self.worker_id, now + self._lease, r.meter.read(),
+                                                 fence=r.job.fence)
+            except Exception as exc:  # the store is away: the watchdog fences the job if it stays away too long
+                self._reachable = False
+                log.warning("job lease not renewed", extra={"job_id": r.job.job_id, "reason": str(exc)})
+                continue
+            if r.fenced:
+                continue
+            if stored is None:  # another worker claimed it, or it lapsed (we stalled past it): fenced
+                log.warning("job lease lost", extra={"job_id": r.job.job_id})
+                await self._fence(r)
+                continue
+            r.renewed = max(r.renewed, mono)
+            if stored.cancel_requested and not r.cancelled:
                 r.cancelled = True
                 r.task.cancel()
 
-    async def _finish(self, r: _Running) -> None:
+    def _done(self, r: _Running) -> None:
+        """The job's task has ended: its outcome, kept until written."""
         self._running.pop(r.job.job_id, None)
-        progress = r.meter.read()
         result, error, state = None, None, JobState.SUCCEEDED
         if r.task.cancelled():
-            state = JobState.CANCELLED
+            state = JobState.CANCELLED if r.cancelled else JobState.INTERRUPTED
         elif (exc := r.task.exception()) is not None:
             state, error = JobState.FAILED, self._describe(exc)
         else:
             result = r.task.result()
-        if state is JobState.CANCELLED and not r.cancelled:
-            state = JobState.INTERRUPTED
-        await self._store.finish(r.job.job_id, self.worker_id, state, self._clock(), progress=progress,
-                                 result=result, error=error)
+        progress = self._keep(r, state, result, error).progress
         if self._ended is not None:
             self._ended(r.job.kind, state.value, progress.bytes_done or 0)
-        log.info("job finished", extra={"job_id": r.job.job_id, "kind": r.job.kind, "state": state.value,
-                                        **({"code": error.code, "reason": error.message} if error else {})})
+
+    def _keep(self, r: _Running, state: JobState, result: dict[str, Any] | None,
+              error: JobError | None) -> _Outcome:
+        outcome = _Outcome(r.job, state, self._clock(), r.meter.read(), result, error)
+        self._outcomes[r.job.job_id] = outcome
+        return outcome
+
+    async def _flush(self, *, force: bool = False) -> None:
+        """Write the outcomes that are due; one the store cannot take now is tried again later, with backoff."""
+        for job_id, o in list(self._outcomes.items()):
+            if not force and o.next_try > time.monotonic():
+                continue
+            try:
+                stored = await self._store.finish(job_id, self.worker_id, o.state, o.finished_at, fence=o.job.fence,
+                                                  progress=o.progress, result=o.result, error=o.error)
+            except Exception as exc:
+                o.tries += 1
+                o.next_try = time.monotonic() + min(30.0, 0.25 * 2 ** o.tries)
+                log.warning("job outcome not recorded yet", extra={"job_id": job_id, "state": o.state.value,
+                                                                   "tries": o.tries, "reason": str(exc)})
+                continue
+            del self._outcomes[job_id]
+            self._log_end(o, stored)
+            if stored is not None and stored.state is JobState.INTERRUPTED:
+                await self._resume(stored)
+
+    def _log_end(self, o: _Outcome, stored: Job | None) -> None:
+        error = o.error
+        extra = {"job_id": o.job.job_id, "kind": o.job.kind, "state": o.state.value, "fence": o.job.fence,
+                 **({"code": error.code, "reason": error.message} if error else {})}
+        if stored is None:
+            log.warning("job outcome refused: the job was claimed again since, or lapsed", extra=extra)
+        else:
+            log.info("job finished", extra=extra)
 
     async def _sweep(self) -> None:
+        """Lapsed jobs become interrupted, and resumable ones are queued again `grace` seconds later: a holder
+        that finished while the store was away has that long to write its success before another run starts."""
         now = self._clock()
-        for job in await self._store.interrupt_lapsed(now):
+        for job in await self._store.interrupt_lapsed(now, grace=self._grace):
             log.warning("job interrupted (its worker stopped renewing)", extra={"job_id": job.job_id})
-            await self._resume(job)
+            self._resuming[job.job_id] = (job, time.monotonic() + self._grace)
+        for job_id, (job, due) in list(self._resuming.items()):
+            if due <= time.monotonic():
+                del self._resuming[job_id]
+                await self._resume(job)
         if self._retention:
             await self._store.purge(now - self._retention)
 
     async def _resume(self, job: Job) -> None:
         if job.state is JobState.INTERRUPTED and job.kind in self._resumable and job.attempts < self._max_attempts:
-            if await self._store.requeue(job.job_id) is not None:
+            if await self._store.requeue(job.job_id, fence=job.fence) is not None:
                 log.info("job queued to resume", extra={"job_id": job.job_id, "attempt": job.attempts + 1})
                 self._jobs.submitted.set()

@@ -290,30 +290,46 @@ class StreamSessions(Protocol):
 
 class JobStore(Protocol):
     """Job records shared by every worker and server using the store (an embedded file, or Redis). Every change
-    of state is atomic; a job runs under a lease only the worker holding it may renew or finish."""
+    of state is atomic; a job runs under a lease only the worker holding it may renew or finish. Each claim gives
+    the job a new fencing token (`Job.fence`, one more than the last): the holder's writes carry the token its
+    claim got, and once another claim has moved it they are refused, whatever the holder's worker id."""
 
-    async def add(self, job: Job) -> None: ...
+    async def add(self, job: Job, *, max_per_owner: int | None = None) -> None:
+        """Store a new job.
+
+        Raises:
+            ValueError: a job with its id exists.
+            TooManyJobs: its owner has `max_per_owner` jobs queued or running already (checked atomically)."""
+        ...
 
     async def get(self, job_id: str) -> Job | None: ...
 
     async def query(self, *, state: JobState | None = None, kind: str | None = None, owner: str | None = None,
-                   limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
-        """Newest first (by created_at, then job_id), filtered; with the total that matched before the page."""
+                   scope: tuple[str, ...] | None = None, limit: int = 100,
+                   offset: int = 0) -> tuple[list[Job], int]:
+        """Newest first (by created_at, then job_id), filtered; with the total that matched before the page.
+        `scope` (dataset prefixes) keeps the jobs with a name under one of them, or with no name at all, found by
+        an index: the candidates a scoped caller may see (`Job.visible_to` decides)."""
         ...
 
     async def claim(self, worker: str, now: float, lease_until: float) -> Job | None:
-        """The oldest queued job, atomically made running and leased to `worker` (started_at set on its first
-        claim, attempts + 1); None when nothing is queued."""
+        """A queued job, atomically made running and leased to `worker` (started_at set on its first claim,
+        attempts + 1, fence + 1); None when nothing is queued. Fair across owners: the owner with the fewest
+        running jobs first, then the owner whose oldest queued job is oldest; that owner's oldest job."""
         ...
 
-    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress) -> Job | None:
+    async def renew(self, job_id: str, worker: str, lease_until: float, progress: JobProgress, *,
+                    fence: int) -> Job | None:
         """Extend the lease and store the progress; the job as stored (its cancel_requested says whether to
-        stop). None when `worker` no longer holds the lease (the job was interrupted or is gone)."""
+        stop). None when `worker` no longer holds the lease under `fence` (interrupted, claimed again, gone)."""
         ...
 
-    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, progress: JobProgress,
-                     result: dict[str, Any] | None = None, error: JobError | None = None) -> Job | None:
-        """Record the end of a job `worker` holds; None when it no longer holds the lease."""
+    async def finish(self, job_id: str, worker: str, state: JobState, now: float, *, fence: int,
+                     progress: JobProgress, result: dict[str, Any] | None = None,
+                     error: JobError | None = None) -> Job | None:
+        """Record the end of a job `worker` holds under `fence`; also a success that comes after the lease lapsed,
+        while no claim has moved the token (the job interrupted or queued again, not cancelled). None when the
+        outcome is refused."""
         ...
 
     async def cancel(self, job_id: str, now: float) -> Job | None:
@@ -321,13 +337,14 @@ class JobStore(Protocol):
         finished one is left as it is. The job as stored; None when there is no such job."""
         ...
 
-    async def interrupt_lapsed(self, now: float) -> list[Job]:
-        """Every running job whose lease ended before `now` becomes interrupted (cancelled when a cancel was
-        requested; `Job.lapse`); those jobs as stored."""
+    async def interrupt_lapsed(self, now: float, *, grace: float = 0.0) -> list[Job]:
+        """Every running job whose lease ended more than `grace` seconds before `now` becomes interrupted
+        (cancelled when a cancel was requested; `Job.lapse`); those jobs as stored."""
         ...
 
-    async def requeue(self, job_id: str) -> Job | None:
-        """An interrupted job (not cancel_requested) queued again to resume; None when it is not interrupted."""
+    async def requeue(self, job_id: str, *, fence: int | None = None) -> Job | None:
+        """An interrupted job (not cancel_requested) queued again to resume; with `fence`, only while its token is
+        still that one (no claim since). None when it is not requeued."""
         ...
 
     async def purge(self, finished_before: float) -> int:

@@ -200,7 +200,7 @@ class Container(containers.DeclarativeContainer):
         embedded=providers.Singleton(EmbeddedJobStore, settings.provided.state_dir),
         redis=providers.Singleton(RedisJobStore, redis),
     )
-    jobs = providers.Singleton(Jobs, job_store)
+    jobs = providers.Singleton(Jobs, job_store, max_per_owner=settings.provided.jobs.max_per_owner)
     # local users and rate limits, swapped whole on reload (SIGHUP)
     access = providers.Singleton(Live, providers.Callable(access_of, settings))
     # Replication: the destination side by remote (this host, SSH, another zfsapi; the remotes swapped whole on

@@ -137,6 +137,7 @@ class JobSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     lease: Annotated[float, Meta(ge=5, le=3600)] = 30.0  # a job whose worker stops renewing for this long is
     #                                                      interrupted (and resumed where it can be)
     retries: Annotated[int, Meta(ge=0, le=100)] = 5  # a cut transfer resumes from the receiver's token this often
+    max_per_owner: Annotated[int, Meta(ge=1, le=100000)] = 16  # queued + running jobs per user; more: -32000
 
 
 class RemoteSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):

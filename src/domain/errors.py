@@ -122,6 +122,16 @@ class RateLimited(ZfsApiError):
         self.retry_after = retry_after  # seconds; inf when the request can never fit the quota
 
 
+class TooManyJobs(ZfsApiError):
+    """The owner already has `limit` jobs queued or running (`count`): a new one waits until some end."""
+
+    def __init__(self, owner: str, limit: int, count: int) -> None:
+        super().__init__(f"Too many jobs: {owner} has {count} queued or running (at most {limit})")
+        self.owner = owner
+        self.limit = limit
+        self.count = count
+
+
 class ServiceUnavailable(ZfsApiError):
     """A backing service other than ZFS (the session store) cannot be reached."""
 

@@ -35,6 +35,7 @@ class JobState(Enum):
 
 
 FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED})
+ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,8 @@ class JobOwner:
 class Job:
     """One job record. `params` are the method's params as the caller sent them (the job reruns from them);
     `datasets` are the names the job touches, pools included (who may see it; a pool is named as its root dataset
-    is, so only a scope holding the whole pool covers a pool-level job); `lease_*`, `cancel_requested` and
-    `attempts` are the store's bookkeeping."""
+    is, so only a scope holding the whole pool covers a pool-level job); `lease_*`, `cancel_requested`,
+    `attempts` and `fence` are the store's bookkeeping."""
 
     job_id: str
     kind: str  # the method that runs it: "send_to_file", "migration_create", ...
@@ -96,6 +97,12 @@ class Job:
     lease_until: float | None = None
     cancel_requested: bool = False
     attempts: int = 0  # how many times a worker has claimed it
+    fence: int = 0  # the fencing token: grows on every claim; a holder's writes carry the one its claim got
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: what counts against its owner's bound."""
+        return self.state in ACTIVE
 
     def visible_to(self, who: Principal) -> bool:
         """Its owner sees it; an admin sees every job on names in its scope; nobody sees a job touching a dataset

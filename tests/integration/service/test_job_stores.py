@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import free_port
-from tests.job_store_contract import PROGRESS, T0, JobStoreContract, Stores, make
+from tests.job_store_contract import OWNER, PROGRESS, T0, JobStoreContract, Stores, ids, make
 from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
 from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
 from zfsapi.adapters.outbound.sessions.redis_store import PREFIX, connect
@@ -75,34 +75,38 @@ async def test_redis_keeps_records_until_purged_and_no_index_outlives_them(clien
     await store.add(make("d", T0 + 1))
     assert await keys(client) == {PREFIX + "job:a:b c", PREFIX + "job:d", PREFIX + "jobs", PREFIX + "jobs:state:queued",
                                   PREFIX + "jobs:kind:scrub", PREFIX + "jobs:kind:send_to_file",
-                                  PREFIX + "jobs:owner:ops: night shift"}
+                                  PREFIX + "jobs:owner:ops: night shift", PREFIX + "jobs:queued:owner:ops: night shift",
+                                  PREFIX + "jobs:queued-owners", PREFIX + "jobs:names", PREFIX + "jobs:version"}
     assert await client.ttl(PREFIX + "job:d") == -1  # no expiry: purge() decides, with the indexes
     await store.query(kind="scrub", owner="ops: night shift")  # its scratch key goes with its MULTI
     for worker in ("w1", "w2"):
         assert await store.claim(worker, T0, T0 + 1) is not None
-    assert await store.finish("a:b c", "w1", JobState.SUCCEEDED, T0 + 2, progress=PROGRESS) is not None
+    assert await store.claim("w3", T0, T0 + 1) is None  # the owner's queue is empty: its entry goes
+    assert PREFIX + "jobs:running:owner:ops: night shift" in await keys(client)
+    assert await store.finish("a:b c", "w1", JobState.SUCCEEDED, T0 + 2, fence=1, progress=PROGRESS) is not None
     assert PREFIX + "jobs:leases" in await keys(client)
     [lapsed] = await store.interrupt_lapsed(T0 + 5)
     assert lapsed.job_id == "d"
     assert await store.purge(T0 + 10) == 2
-    assert await keys(client) == set()
+    assert await keys(client) == {PREFIX + "jobs:version"}  # (the indexes cover every record)
 
 
 async def test_redis_claim_drops_a_queued_id_without_a_record(clients: list[Redis]) -> None:
     client = clients[0]
     store = RedisJobStore(client)
     await store.add(make("real", T0 + 1))
-    await client.zadd(PREFIX + "jobs:state:queued", {"ghost": T0})  # older, its record deleted by hand
+    queued = PREFIX + "jobs:queued:owner:" + OWNER.name
+    await client.zadd(queued, {"ghost": T0})  # older, its record deleted by hand
     claimed = await store.claim("w", T0 + 2, T0 + 3)
     assert claimed is not None and claimed.job_id == "real"
-    assert await client.zrange(PREFIX + "jobs:state:queued", 0, -1) == []
+    assert await client.zrange(queued, 0, -1) == []
 
 
 async def test_redis_down_is_the_job_store_unavailable() -> None:
     client = connect("127.0.0.1", free_port(), 0, None)  # nothing listens there
     store = RedisJobStore(client)
     calls = (store.get("j"), store.add(make("j")), store.query(), store.claim("w", T0, T0 + 1),
-             store.renew("j", "w", T0, PROGRESS), store.cancel("j", T0), store.interrupt_lapsed(T0),
+             store.renew("j", "w", T0, PROGRESS, fence=1), store.cancel("j", T0), store.interrupt_lapsed(T0),
              store.requeue("j"), store.purge(T0))
     for call in calls:
         with pytest.raises(ServiceUnavailable) as down:
@@ -190,3 +194,27 @@ class TestTwoWorkers:
             later = store_b.__class__(clients[0]) if isinstance(store_b, RedisJobStore) \
                 else EmbeddedJobStore(str(tmp_path))  # a restart: a new store on the same data
             assert (await later.get(job.job_id)).state is JobState.CANCELLED
+
+
+async def test_redis_data_written_before_the_owner_and_name_indexes_gets_them_once(clients: list[Redis],
+                                                                                  redis_url: str) -> None:
+    from zfsapi.domain.errors import TooManyJobs
+
+    client = clients[0]
+    old = RedisJobStore(client)
+    for n in range(3):
+        await old.add(make(f"q{n}", T0 + n))
+    assert await old.claim("w", T0, T0 + 1) is not None
+    new_keys = [PREFIX + "jobs:" + k for k in ("queued:owner:" + OWNER.name, "running:owner:" + OWNER.name,
+                                               "queued-owners", "names", "version")]
+    assert set(new_keys) <= await keys(client)
+    await client.delete(*new_keys)  # what an older version left: none of these
+    clients.append(connect("127.0.0.1", _port(redis_url), 0, None))
+    store = RedisJobStore(clients[-1])
+    with pytest.raises(TooManyJobs) as refused:  # the running and queued jobs count
+        await store.add(make("q3", T0 + 3), max_per_owner=3)
+    assert refused.value.count == 3
+    assert await ids(store, scope=("tank/a b",)) == (["q2", "q1", "q0"], 3)
+    claimed = await store.claim("w2", T0, T0 + 1)
+    assert claimed is not None and claimed.job_id == "q1"
+    assert await client.get(PREFIX + "jobs:version") == b"1"

@@ -18,6 +18,7 @@ from zfsapi.domain.errors import (
     RateLimited,
     ServiceUnavailable,
     StateConflict,
+    TooManyJobs,
     ZfsCommandFailed,
     ZfsUnavailable,
 )
@@ -103,6 +104,8 @@ _TABLE: dict[type[BaseException], tuple[int, Callable[[Any], tuple[str, dict[str
     InvalidToken: (INVALID_TOKEN, lambda e: ("Invalid token", {})),
     RateLimited: (RATE_LIMITED, lambda e: ("Rate limit exceeded", {"retry_after": retry_after(e)})),
     ServiceUnavailable: (INTERNAL_ERROR, lambda e: (e.message, {"service": e.service})),
+    TooManyJobs: (RATE_LIMITED, lambda e: ("Too many jobs", {"retry_after": None, "reason": e.message,
+                                                             "limit": e.limit, "count": e.count})),
 }
 
 

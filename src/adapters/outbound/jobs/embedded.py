@@ -30,9 +30,14 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, job_id);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at, job_id);
 CREATE INDEX IF NOT EXISTS jobs_kind ON jobs (kind, created_at, job_id);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at, job_id);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_state_owner ON jobs (state, owner, created_at, job_id);
+CREATE TABLE IF NOT EXISTS job_names (name TEXT NOT NULL, job_id TEXT NOT NULL, PRIMARY KEY (name, job_id))
+    WITHOUT ROWID
 """
+_NAMES_VERSION = 1  # PRAGMA user_version from which job_names indexes every job (older files are filled in once)
 _FINISHED = tuple(s.value for s in FINISHED)
+_QUEUED, _RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
 
 
 @contextmanager
@@ -57,6 +62,51 @@ def _records(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Jo
     return [decode_job(record) for (record,) in db.execute(sql, args)]
 
 
+def _name_rows(job: Job) -> list[tuple[str, str]]:
+    return [(name, job.job_id) for name in rules.scope_names(job)]
+
+
+def _index_names(db: sqlite3.Connection) -> None:
+    """Fill job_names for the jobs of a file written before it existed (once: user_version says so)."""
+    with _immediate(db):
+        (version,), = db.execute("PRAGMA user_version")
+        if version >= _NAMES_VERSION:
+            return
+        for (record,) in db.execute("SELECT record FROM jobs").fetchall():
+            db.executemany("INSERT OR IGNORE INTO job_names (name, job_id) VALUES (?, ?)",
+                           _name_rows(decode_job(record)))
+        db.execute(f"PRAGMA user_version = {_NAMES_VERSION}")
+
+
+def _where(state: JobState | None, kind: str | None, owner: str | None,
+           scope: tuple[str, ...] | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause of a listing and its arguments. A scope is a range of job_names' primary key per prefix
+    (the prefix itself, and names from "prefix/" up to "prefix0", "0" following "/"), plus "" (no names)."""
+    filters = {column: value for column, value in
+               (("state", None if state is None else state.value), ("kind", kind), ("owner", owner))
+               if value is not None}
+    clauses, args = [f"{column} = ?" for column in filters], list(filters.values())
+    if scope is not None:
+        ranges = " OR ".join("name = ? OR (name >= ? AND name < ?)" for _ in scope)
+        clauses.append(f"job_id IN (SELECT job_id FROM job_names WHERE name = ''{' OR ' + ranges if scope else ''})")
+        args.extend(a for p in scope for a in (p, p + "/", p + "0"))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+def _claim_next(db: sqlite3.Connection) -> Job | None:
+    """The fair pick (`rules.next_owner`) of the queued jobs, read in the caller's transaction."""
+    running = dict(db.execute("SELECT owner, count(*) FROM jobs WHERE state = ? GROUP BY owner", (_RUNNING,)))
+    heads: dict[str, tuple[float, str]] = {}
+    for (owner,) in db.execute("SELECT DISTINCT owner FROM jobs WHERE state = ?", (_QUEUED,)).fetchall():
+        (created_at, job_id), = db.execute("SELECT created_at, job_id FROM jobs WHERE state = ? AND owner = ?"
+                                           " ORDER BY created_at, job_id LIMIT 1", (_QUEUED, owner))
+        heads[owner] = (created_at, job_id)
+    owner = rules.next_owner(heads, running)
+    if owner is None:
+        return None
+    return _records(db, "SELECT record FROM jobs WHERE job_id = ?", (heads[owner][1],))[0]
+
+
 class EmbeddedJobStore(rules.ChangesByRules):
     def __init__(self, state_dir: str) -> None:
         self._state_dir = state_dir
@@ -69,7 +119,13 @@ class EmbeddedJobStore(rules.ChangesByRules):
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         try:
             if self._db is None:
-                self._db = open_state_db(self._state_dir, FILE, _SCHEMA)
+                db = open_state_db(self._state_dir, FILE, _SCHEMA)
+                try:
+                    _index_names(db)
+                except BaseException:
+                    db.close()
+                    raise
+                self._db = db
             return work(self._db)
         except sqlite3.DatabaseError as exc:  # locked past the busy timeout, I/O error, not a database
             raise ServiceUnavailable("job store", str(exc)) from None
@@ -86,15 +142,21 @@ class EmbeddedJobStore(rules.ChangesByRules):
         self._thread.shutdown()
 
     # ---- the port ----
-    async def add(self, job: Job) -> None:
+    async def add(self, job: Job, *, max_per_owner: int | None = None) -> None:
         def add(db: sqlite3.Connection) -> bool:
             with _immediate(db):
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO jobs (job_id, kind, owner, state, created_at, lease_until, finished_at,"
-                    " record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                if db.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job.job_id,)).fetchone():
+                    return False
+                (active,), = db.execute("SELECT count(*) FROM jobs WHERE state IN (?, ?) AND owner = ?",
+                                        (_QUEUED, _RUNNING, job.owner.name))
+                rules.admit(job.owner.name, active, max_per_owner)
+                db.execute(
+                    "INSERT INTO jobs (job_id, kind, owner, state, created_at, lease_until, finished_at, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (job.job_id, job.kind, job.owner.name, job.state.value, job.created_at, job.lease_until,
                      job.finished_at, encode_job(job).decode()))
-                return cur.rowcount == 1
+                db.executemany("INSERT OR IGNORE INTO job_names (name, job_id) VALUES (?, ?)", _name_rows(job))
+                return True
         if not await self._run(add):
             raise ValueError(f"job {job.job_id} exists")
 
@@ -103,12 +165,9 @@ class EmbeddedJobStore(rules.ChangesByRules):
         return found[0] if found else None
 
     async def query(self, *, state: JobState | None = None, kind: str | None = None, owner: str | None = None,
-                   limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
-        filters = {column: value for column, value in
-                   (("state", None if state is None else state.value), ("kind", kind), ("owner", owner))
-                   if value is not None}
-        where = " WHERE " + " AND ".join(f"{column} = ?" for column in filters) if filters else ""
-        args = tuple(filters.values())
+                   scope: tuple[str, ...] | None = None, limit: int = 100,
+                   offset: int = 0) -> tuple[list[Job], int]:
+        where, args = _where(state, kind, owner, scope)
 
         def query(db: sqlite3.Connection) -> tuple[list[Job], int]:
             db.execute("BEGIN")  # one snapshot for the page and the total
@@ -134,34 +193,32 @@ class EmbeddedJobStore(rules.ChangesByRules):
     async def claim(self, worker: str, now: float, lease_until: float) -> Job | None:
         def claim(db: sqlite3.Connection) -> Job | None:
             with _immediate(db):
-                oldest = _records(db, "SELECT record FROM jobs WHERE state = ? ORDER BY created_at, job_id LIMIT 1",
-                                  (JobState.QUEUED.value,))
-                if not oldest:
+                queued = _claim_next(db)
+                if queued is None:
                     return None
-                job = rules.claimed(oldest[0], worker, now, lease_until)
+                job = rules.claimed(queued, worker, now, lease_until)
                 _store(db, job)
                 return job
         return await self._run(claim)
 
-    async def interrupt_lapsed(self, now: float) -> list[Job]:
+    async def interrupt_lapsed(self, now: float, *, grace: float = 0.0) -> list[Job]:
         def interrupt(db: sqlite3.Connection) -> list[Job]:
             with _immediate(db):
-                running = _records(db, "SELECT record FROM jobs WHERE state = ? AND lease_until < ?",
-                                   (JobState.RUNNING.value, now))
-                lapsed = [new for new in (rules.lapsed(j, now) for j in running) if new is not None]
+                running = _records(db, "SELECT record FROM jobs WHERE state = ? AND lease_until + ? < ?",
+                                   (_RUNNING, grace, now))
+                lapsed = [new for new in (rules.lapsed(j, now, grace) for j in running) if new is not None]
                 for job in lapsed:
                     _store(db, job)
                 return lapsed
         return await self._run(interrupt)
-
-    async def requeue(self, job_id: str) -> Job | None:
-        return await self._change(job_id, rules.requeued)
 
     async def purge(self, finished_before: float) -> int:
         def purge(db: sqlite3.Connection) -> int:
             with _immediate(db):
                 marks = ", ".join("?" * len(_FINISHED))
                 # +state: rows are found by finished_at (its index), the state only checked
-                return db.execute(f"DELETE FROM jobs WHERE finished_at < ? AND +state IN ({marks})",
-                                  (finished_before, *_FINISHED)).rowcount
+                old = f"SELECT job_id FROM jobs WHERE finished_at < ? AND +state IN ({marks})"
+                args = (finished_before, *_FINISHED)
+                db.execute(f"DELETE FROM job_names WHERE job_id IN ({old})", args)
+                return db.execute(f"DELETE FROM jobs WHERE job_id IN ({old})", args).rowcount
         return await self._run(purge)
