@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable
 
 from zfsapi.domain.authz import Principal, Role
-from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ReceiveFailed, StateConflict, ZfsCommandFailed
+from zfsapi.domain.errors import FileFailed, InvalidArgument, NotFound, PermissionDenied, ReceiveFailed, StateConflict, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.names import DatasetName, SnapshotName
 from zfsapi.domain.transfer import (
@@ -94,6 +94,7 @@ class SendToFile:
         PermissionDenied: the caller's name cannot name a transfer subdirectory.
         NotFound: no such snapshot, bookmark or directory.
         AlreadyExists: the file exists.
+        FileFailed: the filesystem refused the file (full, read-only, I/O error), with the path as given.
     """
 
     def __init__(self, transfers: Transfers, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
@@ -103,14 +104,17 @@ class SendToFile:
                       compression: Compression, progress: ProgressMeter | None = None) -> FileResult:
         if compression.suffix and not output_file.endswith(compression.suffix):
             output_file += compression.suffix
-        where = await self._roots.locate(self._dirs, who, output_file, "output_file")
-        started = time.monotonic()
-        spec = await plan_send(self._t, spec)
-        estimate = await self._t.estimate(spec)  # validates snapshots and flags before any file exists
-        if progress is not None:
-            progress.phase("sending")
-            progress.expect(estimate)
-        size, digest = await self._p.send_to_file(spec, where.path, where.directory, compression, progress)
+        try:
+            where = await self._roots.locate(self._dirs, who, output_file, "output_file")
+            started = time.monotonic()
+            spec = await plan_send(self._t, spec)
+            estimate = await self._t.estimate(spec)  # validates snapshots and flags before any file exists
+            if progress is not None:
+                progress.phase("sending")
+                progress.expect(estimate)
+            size, digest = await self._p.send_to_file(spec, where.path, where.directory, compression, progress)
+        except FileFailed as exc:  # named as the caller named it, not as this server resolved it
+            raise exc.named(output_file) from None
         return FileResult(where.path, size, digest, time.monotonic() - started)
 
 
@@ -123,6 +127,7 @@ class ReceiveFromFile:
         PermissionDenied: the caller's name cannot name a transfer subdirectory.
         NotFound: no such file.
         AlreadyExists: the target exists (and no force), or is being received into.
+        FileFailed: the filesystem refused to open the file, with the path as given.
     """
 
     def __init__(self, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
@@ -131,12 +136,15 @@ class ReceiveFromFile:
     async def execute(self, *, who: Principal, spec: ReceiveSpec, input_file: str,
                       compression: Compression | None, progress: ProgressMeter | None = None
                       ) -> tuple[str, str | None, float]:
-        where = await self._roots.locate(self._dirs, who, input_file, "input_file")
-        started = time.monotonic()
-        if progress is not None:
-            progress.phase("receiving")
-        snapshot = await self._p.receive_from_file(spec, where.path, where.directory,
-                                                   compression or Compression.by_suffix(where.path), progress)
+        try:
+            where = await self._roots.locate(self._dirs, who, input_file, "input_file")
+            started = time.monotonic()
+            if progress is not None:
+                progress.phase("receiving")
+            snapshot = await self._p.receive_from_file(spec, where.path, where.directory,
+                                                       compression or Compression.by_suffix(where.path), progress)
+        except FileFailed as exc:
+            raise exc.named(input_file) from None
         return where.path, snapshot, time.monotonic() - started
 
 

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get
@@ -45,7 +45,8 @@ access_log = logging.getLogger("zfsapi.access")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ENCODER = msgspec.json.Encoder()
-_METRICS_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset="))
+STORE_CHECK_SECONDS = 5.0  # /health's read of the job store: a store that does not answer by then is down
+_METRICS_TYPE = _METRICS_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset="))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class HttpOptions:
     passwordless_localhost: bool = True
     local_peer: Callable[[Scope], Peer | None] = scope_peer  # who is calling on this connection
     sessions_backend: str = "memory"
+    jobs_backend: str = "embedded"  # the job store: embedded (a file under state_dir) or redis
     access: Live[Access] = field(default_factory=lambda: Live(Access()))  # local users and limits (reloadable)
 
 
@@ -183,6 +185,13 @@ def _access_line(a: Admission, ctx: CallContext | None, status: int, started: fl
     })
 
 
+def _closed_because(failed: asyncio.Future[Job] | None) -> dict[str, str]:
+    """Why an event stream ends before its job: the job store failed (`failed` holds the error), or shutdown."""
+    if failed is None:
+        return {"reason": "shutdown", "message": "the server is shutting down; follow the job again"}
+    return {"reason": "store_unavailable", "message": f"{failed.exception()}; follow the job again later"}
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What the guard decided for one request, and what it read to decide."""
@@ -194,8 +203,12 @@ class Admission:
     peer: str | None
 
 
-def create_app(container: AppContainer) -> Litestar:
-    """Build the app from the container's use cases, metrics and HTTP options."""
+Hook = Callable[[], Awaitable[None]]
+
+
+def create_app(container: AppContainer, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()) -> Litestar:
+    """Build the app from the container's use cases, metrics and HTTP options; the server's own hooks run after
+    the job runner has started and before it stops."""
     uc = container.use_cases()
     auth = container.auth()
     limiter = container.rate_limiter()
@@ -345,7 +358,8 @@ def create_app(container: AppContainer) -> Litestar:
             first = await anext(updates)
         except Exception as exc:
             error = to_rpc_error(exc, "job_events")
-            status = 404 if error.code == -32010 else 401 if error.code in (-32001, -32002) else 400
+            status = 404 if error.code == -32010 else 401 if error.code in (-32001, -32002) else \
+                503 if isinstance(exc, ServiceUnavailable) else 400
             body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message,
                                                 "data": error.data or {}}, "id": None}
             await _send(send, status, _ENCODER.encode(body), a.request_id)
@@ -359,9 +373,12 @@ def create_app(container: AppContainer) -> Litestar:
 
         gone = asyncio.ensure_future(disconnect())  # the client went away: stop following
 
-        async def event(job: Job) -> None:
-            name = b"end" if job.state.finished else b"progress"
-            data = _ENCODER.encode(record(job))
+        closing = asyncio.ensure_future(jobs.closing.wait())  # the server is shutting down: end the stream now
+
+        async def event(job: Job, closed: dict[str, str] | None = None) -> None:
+            name = b"end" if job.state.finished or closed else b"progress"
+            data = _ENCODER.encode(record(job) if closed is None else {**msgspec.to_builtins(record(job)),
+                                                                        "closed": closed})
             await send({"type": "http.response.body", "body": b"event: " + name + b"\ndata: " + data + b"\n\n",
                         "more_body": True})
 
@@ -370,17 +387,39 @@ def create_app(container: AppContainer) -> Litestar:
             await event(first)
             while not first.state.finished:
                 following = asyncio.ensure_future(anext(updates))
-                await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({following, gone, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if closing.done() or (following.done() and isinstance(following.exception(), ServiceUnavailable)):
+                    await event(first, _closed_because(following if not closing.done() else None))
+                    break  # the last record known, marked as not the job's end (follow it again later)
                 if not following.done() or following.exception() is not None:
                     break  # the client went away, or the job is gone (its record purged)
                 await event(first := following.result())
         finally:
-            tasks = [task for task in (gone, following) if task is not None]
+            tasks = [task for task in (gone, following, closing) if task is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # `updates` is not running when it is closed
             await updates.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def store_problem() -> str | None:
+        """Why the job store cannot be used right now (None: it answered), its gauge set either way."""
+        try:
+            await asyncio.wait_for(jobs.check_store(), STORE_CHECK_SECONDS)
+            problem = None
+        except TimeoutError:
+            problem = f"no answer within {STORE_CHECK_SECONDS:g} s"
+        except Exception as exc:  # ServiceUnavailable, or anything else the store raised: it is not usable
+            problem = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        metrics.store_up.labels("jobs", opts.jobs_backend).set(0 if problem else 1)
+        return problem
+
+    async def zfs_overview() -> tuple[tuple[list[Any], str], str | None]:
+        """((pools, version), None), or (([], ""), why zfs cannot be used)."""
+        try:
+            return await uc.pool_overview.execute(), None
+        except ZfsApiError as exc:
+            return ([], ""), exc.message
 
     @get("/health")
     async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -388,16 +427,21 @@ def create_app(container: AppContainer) -> Litestar:
         if a.refusal is not None:
             return _refuse(a.refusal, a.request_id)
         now = datetime.now(timezone.utc).isoformat()
-        try:
-            pools, version = await uc.pool_overview.execute()
-        except ZfsApiError as exc:
-            failing = {"status": "error", "failing": "zfs", "reason": exc.message, "timestamp": now}
+        ((pools, version), zfs), store = await asyncio.gather(zfs_overview(), store_problem())
+        job_store = {"backend": opts.jobs_backend, "status": "ok" if store is None else "error",
+                     **({"reason": store} if store else {})}
+        failures = {part: why for part, why in (("zfs", zfs), ("job_store", store)) if why is not None}
+        if failures:  # the first failing part, as before, and every one with its reason
+            part, reason = next(iter(failures.items()))
+            failing = {"status": "error", "failing": part, "reason": reason, "failures": failures,
+                       "job_store": job_store, "sessions": opts.sessions_backend, "timestamp": now}
             return Response(_ENCODER.encode(failing), status_code=503, media_type="application/json")
         body = {
             "status": "ok",
             "zfs": {"version": version},
             "pools": [{"name": p.name, "health": p.health} for p in pools],
             "sessions": opts.sessions_backend,
+            "job_store": job_store,
             "timestamp": now,
         }
         return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
@@ -417,18 +461,21 @@ def create_app(container: AppContainer) -> Litestar:
             metrics.pool_allocated.labels(p.name).set(p.allocated)
             metrics.pool_free.labels(p.name).set(p.free)
             metrics.pool_health.labels(p.name, p.health).set(1)
-        try:
-            await metrics.observe_jobs(jobs)
-        except Exception as exc:  # the job store out of reach: the job gauges are left out, the rest answers
-            log.warning("job gauges not read", extra={"reason": str(exc) or type(exc).__name__})
+        if (problem := await store_problem()) is None:
+            try:
+                await metrics.observe_jobs(jobs)
+            except Exception as exc:  # the job store went out of reach: the job gauges are left out, the rest answers
+                problem = str(exc) or type(exc).__name__
+        if problem is not None:
+            log.warning("job gauges not read", extra={"reason": problem})
         # Litestar appends "; charset=utf-8" to text types: hand it the type without one, so it appears once
         # (Prometheus 3 refuses to scrape a Content-Type with the parameter twice)
         return Response(generate_latest(metrics.registry), status_code=200, media_type=_METRICS_TYPE)
 
     app = Litestar(
         route_handlers=[jsonrpc, job_events, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
-        on_startup=[runner.start],
-        on_shutdown=[runner.stop, container.replicas().aclose],
+        on_startup=[runner.start, *on_startup],
+        on_shutdown=[*on_shutdown, runner.stop, container.replicas().aclose],
         request_max_body_size=opts.max_body_bytes,
         openapi_config=None,
         logging_config=None,

@@ -15,12 +15,13 @@ import re
 import select
 import stat
 import time
+from contextlib import contextmanager
 from functools import partial
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.application.ports import ReceivePipe, SendPipe
-from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
+from zfsapi.domain.errors import AlreadyExists, FileFailed, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
@@ -124,7 +125,8 @@ class ZfsPipelines:
             pass
         partial_path = os.path.join(os.path.dirname(path),
                                     f".{os.path.basename(path)[:200]}{PARTIAL}{os.urandom(4).hex()}")
-        fd = _create_confined(partial_path, root)
+        with file_errors("output_file", path, "create"):
+            fd = _create_confined(partial_path, root)
         ok = False
         counted = progress if compression is Compression.NONE else None
         try:
@@ -144,9 +146,8 @@ class ZfsPipelines:
                     size += len(chunk)
                     if counted is not None:
                         counted.add(len(chunk))
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    with file_errors("output_file", path, "write"):  # a full disk, a quota, an I/O error
+                        _write_all(fd, chunk)
             finally:
                 os.close(last_r)
                 if progress is not None:
@@ -154,9 +155,10 @@ class ZfsPipelines:
             _checked(pipeline.reap(), spec.snapshot.value, "snapshot")
             if pipeline.killed:
                 raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
-            os.fsync(fd)
             try:
-                os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
+                with file_errors("output_file", path, "write"):
+                    os.fsync(fd)
+                    os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
             except FileExistsError:
                 raise AlreadyExists("file", path) from None
             ok = True
@@ -182,7 +184,8 @@ class ZfsPipelines:
                       progress: ProgressMeter | None) -> tuple[str | None, int]:
         """In a worker thread: file [-> decompressor] -> zfs receive: the snapshot received and the file's size.
         The reader shares our open file, so its offset (read with lseek while it runs) is the progress."""
-        fd = _open_confined(path, root)
+        with file_errors("input_file", path, "open"):
+            fd = _open_confined(path, root)
         try:
             size = os.fstat(fd).st_size
             stdin = fd
@@ -204,6 +207,28 @@ class ZfsPipelines:
             os.close(fd)
         done = _checked(results, spec.target.value, "dataset")
         return received_snapshot(done.stdout.decode("utf-8", "replace")), size
+
+
+# What the filesystem may answer a send file's open, write or fsync with: the caller's to know, never -32603
+FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                         errno.EFBIG})
+
+
+@contextmanager
+def file_errors(param: str, path: str, operation: str) -> Iterator[None]:
+    """The filesystem's refusals (FILE_ERRNOS) of `operation` on the send file at `path` as FileFailed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in FILE_ERRNOS:
+            raise
+        raise FileFailed(param, path, operation, os.strerror(exc.errno), errno.errorcode[exc.errno]) from None
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _bytes_read(pid: int) -> int:
