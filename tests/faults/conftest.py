@@ -228,7 +228,8 @@ def transfer_dir(tmp_path: Path) -> Path:
 
 def base_config(tmp_path: Path, fake: FakeZfs, transfer_dir: Path, **sections: Any) -> dict[str, Any]:
     """A server on the fake zfs: root over loopback needs no token, no rate limits, short leases."""
-    return {"state_dir": str(tmp_path / "state"), "zfs": {"zfs": str(fake.dir / "zfs"), "zpool": str(fake.dir / "zpool")},
+    return {"state_dir": str(tmp_path / "state"),
+            "zfs": {"zfs": str(fake.dir / "zfs"), "zpool": str(fake.dir / "zpool")},
             "transfer": {"directories": [str(transfer_dir)]}, "rate_limit": {"enabled": False},
             "jobs": {"lease": 5}, **sections}
 

@@ -69,7 +69,8 @@ def test_a_killed_servers_partial_file_is_removed_at_start_and_nothing_else(tmp_
     config = base_config(tmp_path, fake, transfer_dir)
     s = Serve(tmp_path, config).start()
     try:
-        job_id = s.call("send_to_file", dataset="tank/a", snapshot="s1", output_file="big.zfs", background=True)["job_id"]
+        job_id = s.call("send_to_file", dataset="tank/a", snapshot="s1", output_file="big.zfs",
+                        background=True)["job_id"]
         partial = wait_for("the partial file appears", lambda: [p for p in transfer_dir.iterdir()
                                                                  if p.name.startswith(".big.zfs.partial-")])
         s.kill()  # SIGKILL to the server and its children: nothing tidies up

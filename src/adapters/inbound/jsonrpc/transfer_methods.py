@@ -11,6 +11,7 @@ from zfsapi.application.transfers import AbortReceive, ReceiveFromFile, SendEsti
 from zfsapi.domain.authz import Action, Carries, Principal
 from zfsapi.domain.errors import (
     AlreadyExists,
+    FileFailed,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -260,7 +261,8 @@ async def send_estimate(uc: SendEstimate, p: SendEstimateParams, ctx: CallContex
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT, "from_snapshot": SNAPSHOT},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, FileFailed, *ZFS),
+                  background=True)
 async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> SendToFileResult:
     spec = _send_spec(p, p.dataset, p.snapshot)
     compression = Compression(p.compression)
@@ -274,7 +276,8 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "force": Carries.FORCE},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True)
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, FileFailed, *ZFS),
+                  background=True)
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
     who = ctx.caller
     spec = ReceiveSpec(dataset_name(p.dataset), force=p.force, resumable=p.resumable, trusted=who.unrestricted_admin)
