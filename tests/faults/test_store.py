@@ -134,3 +134,20 @@ def test_a_hundred_readers_that_never_read_leave_fds_and_memory_at_baseline(
         print(f"fds {fds} -> {fds + 100}+ -> {_fds(pid)}; RSS {rss} KiB -> {peak} KiB -> {_rss_kib(pid)} KiB")
         assert _rss_kib(pid) < rss + 32 * 1024  # nothing per reader stays behind (32 MiB of slack for the allocator)
         assert _health(s).status_code == 200
+
+
+
+def test_an_unusable_embedded_store_is_reported_by_health(tmp_path: Path, fake: FakeZfs, transfer_dir: Path) -> None:
+    config = base_config(tmp_path, fake, transfer_dir)
+    (tmp_path / "state").mkdir()
+    store = tmp_path / "state" / "jobs.sqlite3"
+    store.write_bytes(b"not a database at all " * 4096)  # e.g. a disk error, or another program's file
+    with Serve(tmp_path, config).start() as s:
+        down = _health(s)
+        assert down.status_code == 503, down.text
+        body = down.json()
+        assert body["failing"] == "job_store" and body["job_store"]["backend"] == "embedded", body
+        assert _store_up(s).endswith(" 0.0")
+        store.unlink()  # the operator moves it away: the same server is healthy again, no restart
+        wait_for("health is ok again", lambda: _health(s).status_code == 200)
+        assert s.call("job_list")["total"] == 0
