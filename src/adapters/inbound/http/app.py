@@ -185,6 +185,16 @@ def _access_line(a: Admission, ctx: CallContext | None, status: int, started: fl
     })
 
 
+def _stream_refused(exc: Exception) -> tuple[int, bytes]:
+    """The HTTP status and JSON-RPC error body of an event stream refused before it starts (503: the store)."""
+    error = to_rpc_error(exc, "job_events")
+    status = 404 if error.code == -32010 else 401 if error.code in (-32001, -32002) else \
+        503 if isinstance(exc, ServiceUnavailable) else 400
+    body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message, "data": error.data or {}},
+            "id": None}
+    return status, _ENCODER.encode(body)
+
+
 def _closed_because(failed: asyncio.Future[Job] | None) -> dict[str, str]:
     """Why an event stream ends before its job: the job store failed (`failed` holds the error), or shutdown."""
     if failed is None:
@@ -357,12 +367,7 @@ def create_app(container: AppContainer, on_startup: Sequence[Hook] = (), on_shut
             updates = jobs.watch(principal, job_id[:64])
             first = await anext(updates)
         except Exception as exc:
-            error = to_rpc_error(exc, "job_events")
-            status = 404 if error.code == -32010 else 401 if error.code in (-32001, -32002) else \
-                503 if isinstance(exc, ServiceUnavailable) else 400
-            body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message,
-                                                "data": error.data or {}}, "id": None}
-            await _send(send, status, _ENCODER.encode(body), a.request_id)
+            await _send(send, *_stream_refused(exc), a.request_id)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
