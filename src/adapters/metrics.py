@@ -66,6 +66,8 @@ class Metrics:
             "zfsapi_job_bytes", "Bytes moved by jobs this process ran, by kind and end state", ["kind", "state"],
             registry=r,
         )
+        self.store_up = Gauge("zfsapi_store_up", "1 when the store answered its last check (/health, /metrics)",
+                              ["store", "backend"], registry=r)
         self.jobs = Gauge("zfsapi_jobs", "Jobs in the job store by state (every worker's)", ["state"], registry=r)
         self.replication_last_success = Gauge(
             "zfsapi_replication_last_success_timestamp_seconds",

@@ -5,6 +5,7 @@ with the job's progress, so that every worker sharing the store sees them and a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -75,6 +76,7 @@ class Jobs:
         self._clock = clock
         self._max_per_owner = max_per_owner  # queued + running jobs per owner (None: no bound)
         self.submitted = asyncio.Event()  # set on every submit: wakes this process's runner at once
+        self.closing = asyncio.Event()  # set when the server shuts down: long polls and event streams end first
 
     async def submit(self, kind: str, who: Principal, params: dict[str, Any], datasets: tuple[str, ...], *,
                      origin: Origin | None = None) -> Job:
@@ -89,6 +91,10 @@ class Jobs:
         self.submitted.set()
         log.info("job queued", extra={"job_id": job.job_id, "kind": kind, "user": who.name})
         return job
+
+    async def check_store(self) -> None:
+        """Read the job store once (for /health). Raises ServiceUnavailable when it cannot be used."""
+        await self._store.get("health-check")
 
     async def get(self, who: Principal, job_id: str) -> Job:
         job = await self._store.get(job_id)
@@ -121,8 +127,9 @@ class Jobs:
         """The job once it has finished, or as it is when `timeout` seconds have passed."""
         deadline = time.monotonic() + min(timeout, MAX_WAIT)
         job = await self.get(who, job_id)
-        while not job.state.finished and time.monotonic() < deadline:
-            await asyncio.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+        while not job.state.finished and time.monotonic() < deadline and not self.closing.is_set():
+            with contextlib.suppress(TimeoutError):  # a shutdown answers at once, with the job as it is
+                await asyncio.wait_for(self.closing.wait(), min(POLL, max(0.0, deadline - time.monotonic())))
             job = await self.get(who, job_id)
         return job
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable
 
 from zfsapi.domain.authz import Principal, Role
-from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ReceiveFailed, StateConflict, ZfsCommandFailed
+from zfsapi.domain.errors import FileFailed, InvalidArgument, NotFound, PermissionDenied, ReceiveFailed, StateConflict, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.names import DatasetName, SnapshotName
 from zfsapi.domain.transfer import (
@@ -102,6 +102,7 @@ class SendToFile:
         PermissionDenied: the caller's name cannot name a transfer subdirectory.
         NotFound: no such snapshot, bookmark or directory.
         AlreadyExists: the file exists.
+        FileFailed: the filesystem refused the file (full, read-only, I/O error), with the path as given.
     """
 
     def __init__(self, transfers: Transfers, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
@@ -126,12 +127,15 @@ class SendToFile:
     async def execute(self, *, who: Principal, spec: SendSpec, output_file: str,
                       compression: Compression, progress: ProgressMeter | None = None) -> FileResult:
         started = time.monotonic()
-        plan = await self._plan(who, spec, output_file, compression)
-        if progress is not None:
-            progress.phase("sending")
-            progress.expect(plan.estimate)
-        size, digest = await self._p.send_to_file(plan.spec, plan.where.path, plan.where.directory, compression,
-                                                  progress)
+        try:
+            plan = await self._plan(who, spec, output_file, compression)
+            if progress is not None:
+                progress.phase("sending")
+                progress.expect(plan.estimate)
+            size, digest = await self._p.send_to_file(plan.spec, plan.where.path, plan.where.directory, compression,
+                                                      progress)
+        except FileFailed as exc:  # named as the caller named it, not as this server resolved it
+            raise exc.named(output_file) from None
         return FileResult(plan.where.path, size, digest, time.monotonic() - started)
 
 
@@ -144,6 +148,7 @@ class ReceiveFromFile:
         PermissionDenied: the caller's name cannot name a transfer subdirectory.
         NotFound: no such file.
         AlreadyExists: the target exists (and no force), or is being received into.
+        FileFailed: the filesystem refused to open the file, with the path as given.
     """
 
     def __init__(self, pipelines: Pipelines, dirs: SendFileDirs, roots: TransferRoots) -> None:
@@ -159,12 +164,15 @@ class ReceiveFromFile:
     async def execute(self, *, who: Principal, spec: ReceiveSpec, input_file: str,
                       compression: Compression | None, progress: ProgressMeter | None = None
                       ) -> tuple[str, str | None, float]:
-        where = await self.check(who=who, input_file=input_file)
-        started = time.monotonic()
-        if progress is not None:
-            progress.phase("receiving")
-        snapshot = await self._p.receive_from_file(spec, where.path, where.directory,
-                                                   compression or Compression.by_suffix(where.path), progress)
+        try:
+            where = await self.check(who=who, input_file=input_file)
+            started = time.monotonic()
+            if progress is not None:
+                progress.phase("receiving")
+            snapshot = await self._p.receive_from_file(spec, where.path, where.directory,
+                                                       compression or Compression.by_suffix(where.path), progress)
+        except FileFailed as exc:
+            raise exc.named(input_file) from None
         return where.path, snapshot, time.monotonic() - started
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from . import create_app_from_settings
+from .containers import build_container
+from .lifecycle import serving_app
 from .logs import configure_logging
+from .service import Reloader
 from .settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -18,13 +21,22 @@ if TYPE_CHECKING:
 
 def create() -> Litestar:
     """The app of one worker: the server's settings, with users, roles, scopes and limits read again from the
-    config file (the supervisor restarts the workers on SIGHUP); a file that fails to load keeps the server's."""
+    config file (at start, and on SIGHUP, which the supervisor forwards to every worker: it reloads in place);
+    a file that fails to load keeps the server's."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app's startup installs the reload: never die of it
     settings = msgspec.json.decode(os.environ["ZFSAPI_SETTINGS_JSON"], type=Settings)
     configure_logging(settings.logging)
-    if settings.source is not None:
-        try:
-            settings = load_settings(settings.source, overrides={"server": msgspec.to_builtins(settings.server)})
-        except SettingsError as exc:
-            logging.getLogger("zfsapi").warning("reload refused, the running configuration stays",
-                                                extra={"reason": str(exc)})
-    return create_app_from_settings(settings)
+    source = settings.source
+
+    def load() -> Settings:
+        if source is None:
+            return settings
+        return load_settings(source, overrides={"server": msgspec.to_builtins(settings.server)})
+
+    try:
+        settings = load()
+    except SettingsError as exc:
+        logging.getLogger("zfsapi").warning("reload refused, the running configuration stays",
+                                            extra={"reason": str(exc)})
+    container = build_container(settings)
+    return serving_app(container, settings, Reloader(container, load))

@@ -223,14 +223,13 @@ def find_config(given: str | None, environ: Mapping[str, str]) -> str | None:
 def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     """Serve until SIGTERM/SIGINT; `reload` reads the configuration again (SIGHUP)."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from .containers import build_container
+    from .lifecycle import Supervisor, serving_app
     from .logs import configure_logging
     from .security import socket_group
     from .service import Reloader, Server, notify, watchdog_interval
 
-    from zfsapi.adapters.inbound.http.app import create_app
     from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
@@ -242,7 +241,7 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     workers = settings.server.http.workers
     try:
         container = build_container(settings)
-        app = create_app(container)  # also checks the signing key before any worker starts
+        app = serving_app(container, settings)  # also checks the signing key before any worker starts
         gid = socket_group(settings)
     except (SecretError, SettingsError) as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
@@ -281,12 +280,12 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     logging.getLogger("zfsapi").info("listening", extra={"url": f"http://{host}:{port}", "unix": unix.path})
     try:
         if workers > 1:
-            # uvicorn's supervisor restarts the workers on SIGHUP; each reads the config file again (asgi.py)
+            # the supervisor forwards SIGHUP to every worker, which reads the config file again (asgi.py)
             notify("READY=1")
             interval = watchdog_interval()
             if interval is not None:
                 threading.Thread(target=_ping_forever, args=(interval,), daemon=True).start()
-            Multiprocess(config, sockets=sockets).run()
+            Supervisor(config, sockets=sockets).run()
         else:
             # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` tidy up
             signal.signal(signal.SIGTERM, _exit_on_signal)

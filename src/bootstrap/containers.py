@@ -234,6 +234,7 @@ class Container(containers.DeclarativeContainer):
         passwordless_localhost=settings.provided.auth.passwordless_localhost,
         local_peer=local_peer,
         sessions_backend=backend,
+        jobs_backend=providers.Callable(lambda host: "redis" if host else "embedded", settings.provided.redis.host),
         access=access,
     )
 

@@ -81,6 +81,20 @@ class ZfsCommandFailed(ZfsApiError):
         self.stderr = stderr
 
 
+class FileFailed(ZfsApiError):
+    """The filesystem refused a send file (disk full, read-only, not permitted, I/O error). `param` names the
+    request parameter, `path` the file as the caller named it, `reason` the operating system's words."""
+
+    def __init__(self, param: str, path: str, operation: str, reason: str, errno_name: str | None = None) -> None:
+        super().__init__(f"Cannot {operation} {path}: {reason}")
+        self.param, self.path, self.operation = param, path, operation
+        self.reason, self.errno_name = reason, errno_name
+
+    def named(self, path: str) -> FileFailed:
+        """The same failure, with the path as the caller named it."""
+        return FileFailed(self.param, path, self.operation, self.reason, self.errno_name)
+
+
 class ZfsUnavailable(ZfsApiError):
     """ZFS cannot be used here (no binary, module not loaded, not permitted, timed out)."""
 

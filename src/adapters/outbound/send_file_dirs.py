@@ -5,17 +5,24 @@ A path is checked against its directory's real location (symlinks resolved), the
 directory's fd: its final component is never followed, and only a regular file is read or a new name written.
 Whatever the filesystem says of the path (a component that is not a directory, a symlink loop, a name too long,
 no permission) is InvalidArgument naming the parameter, never an internal error.
+
+
+Also the sweep of partial send files that a killed server left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
+import re
 import stat
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 from zfsapi.application.ports import SendFileDirs
-from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from zfsapi.domain.errors import AlreadyExists, FileFailed, InvalidArgument, NotFound
 
 # what the filesystem may say of a path that the caller named: its reason, as -32602 gives it
 _PATH_ERRORS = {errno.ENOTDIR: "a component of its path is not a directory",
@@ -23,6 +30,22 @@ _PATH_ERRORS = {errno.ENOTDIR: "a component of its path is not a directory",
                 errno.ENAMETOOLONG: "a component of its path is too long",
                 errno.EACCES: "permission denied on its path",
                 errno.EPERM: "permission denied on its path"}
+PARTIAL = ".partial-"  # a send file being written: `.name.partial-XXXXXXXX` beside its final name
+
+# What the filesystem may answer a send file's open, write or fsync with: the caller's to know, never -32603
+FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                         errno.EFBIG})
+
+
+@contextmanager
+def file_errors(param: str, path: str, operation: str) -> Iterator[None]:
+    """The filesystem's refusals (FILE_ERRNOS) of `operation` on the send file at `path` as FileFailed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in FILE_ERRNOS:
+            raise
+        raise FileFailed(param, path, operation, os.strerror(exc.errno), errno.errorcode[exc.errno]) from None
 
 
 class LocalSendFileDirs(SendFileDirs):
@@ -41,7 +64,8 @@ def _ensure(root: str, name: str, param: str) -> None:
         raise NotFound("directory", root) from None
     try:
         try:
-            os.mkdir(name, 0o700, dir_fd=dfd)
+            with file_errors(param, os.path.join(root, name), "create"):  # e.g. a read-only transfer directory
+                os.mkdir(name, 0o700, dir_fd=dfd)
         except FileExistsError:
             pass
         if not stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
@@ -134,3 +158,50 @@ def refuse_special(mode: int, param: str) -> None:
         raise InvalidArgument(param, "is a symlink")
     if not stat.S_ISREG(mode):
         raise InvalidArgument(param, "not a regular file (a FIFO, device, socket or directory)")
+
+
+# Our partial send file, exactly as ZfsPipelines names it: `.` + the final name's first 200 characters + PARTIAL +
+# 8 hex digits (4 random bytes)
+PARTIAL_NAME = re.compile(r"\.(.{1,200})" + re.escape(PARTIAL) + r"[0-9a-f]{8}", re.DOTALL)
+
+
+def sweep_partials(directories: Iterable[str], before: float, held: frozenset[str]) -> list[str]:
+    """Remove the partial send files a killed server left under `directories` (blocking: run it in a thread):
+    only files named by our exact pattern, last written before `before`, open in no process on this host, and not
+    of a final name in `held` (the output files of jobs still running somewhere). The paths removed."""
+    candidates: list[tuple[str, tuple[int, int]]] = []
+    for root in directories:
+        for parent, _, names in os.walk(root):  # never follows a symlink into a directory
+            for name in names:
+                found = PARTIAL_NAME.fullmatch(name)
+                if found is None or found.group(1) in held:
+                    continue
+                path = os.path.join(parent, name)
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    if stat.S_ISREG(st.st_mode) and st.st_mtime < before:
+                        candidates.append((path, (st.st_dev, st.st_ino)))
+    if not candidates:
+        return []
+    in_use = _open_files()
+    removed = []
+    for path, identity in candidates:
+        if identity not in in_use:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed.append(path)
+    return removed
+
+
+def _open_files() -> set[tuple[int, int]]:
+    """(device, inode) of every file some process on this host holds open (its writer, while a send runs)."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    st = os.stat(f"/proc/{pid}/fd/{fd}")
+                    found.add((st.st_dev, st.st_ino))
+    return found

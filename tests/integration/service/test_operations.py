@@ -203,7 +203,7 @@ def test_migrate_on_a_host_without_zfs_exits_1_with_the_error(tmp_path):
     assert last.startswith("zfsapi: ") and " (code -32014)" in last
 
 
-def test_sighup_with_several_workers_restarts_them_on_the_new_config(tmp_path, redis_url):
+def test_sighup_with_several_workers_reloads_each_on_the_new_config(tmp_path, redis_url):
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     config = {"redis": {"host": "127.0.0.1", "port": port}, "auth": {"users": {}},
               "rate_limit": {"enabled": False}}
@@ -223,6 +223,6 @@ def test_sighup_with_several_workers_restarts_them_on_the_new_config(tmp_path, r
         written["auth"]["users"] = {"carol": {"password_hash": FAST.hash("carol-pw"), "role": "readonly"}}
         path.write_text(yaml.safe_dump(written))
         proc.send_signal(signal.SIGHUP)
-        # every worker restarted on the new file: ten logins in a row succeed, whichever worker takes them
+        # every worker reloaded the new file in place: ten logins in a row succeed, whichever worker takes them
         wait_for("carol everywhere", lambda: all("result" in login() for _ in range(10)), log, seconds=120)
         assert proc.poll() is None, url

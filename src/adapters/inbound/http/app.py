@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get
@@ -44,6 +44,7 @@ access_log = logging.getLogger("zfsapi.access")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ENCODER = msgspec.json.Encoder()
+STORE_CHECK_SECONDS = 5.0  # /health's read of the job store: a store that does not answer by then is down
 _METRICS_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset="))
 
 
@@ -56,6 +57,7 @@ class HttpOptions:
     passwordless_localhost: bool = True
     local_peer: Callable[[Scope], Peer | None] = scope_peer  # who is calling on this connection
     sessions_backend: str = "memory"
+    jobs_backend: str = "embedded"  # the job store: embedded (a file under state_dir) or redis
     access: Live[Access] = field(default_factory=lambda: Live(Access()))  # local users and limits (reloadable)
 
 
@@ -111,7 +113,8 @@ async def _stream_refused(send: Send, exc: BaseException, request_id: str,
                           extra: list[tuple[bytes, bytes]]) -> None:
     """An event stream refused before it started: the JSON-RPC error with its HTTP status."""
     error = to_rpc_error(exc, "job_events")
-    status = {-32010: 404, -32001: 401, -32002: 401, RATE_LIMITED: 429}.get(error.code, 400)
+    status = {-32010: 404, -32001: 401, -32002: 401, RATE_LIMITED: 429}.get(
+        error.code, 503 if isinstance(exc, ServiceUnavailable) else 400)  # 503: the job store does not answer
     body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message, "data": error.data or {}},
             "id": None}
     await _send(send, status, _ENCODER.encode(body), request_id, extra if status == 429 else None)
@@ -211,8 +214,12 @@ class Admission:
     peer: str | None
 
 
-def create_app(container: AppContainer) -> Litestar:
-    """Build the app from the container's use cases, metrics and HTTP options."""
+Hook = Callable[[], Awaitable[None]]
+
+
+def create_app(container: AppContainer, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()) -> Litestar:
+    """Build the app from the container's use cases, metrics and HTTP options; the server's own hooks run after
+    the job runner has started and before it stops."""
     uc = container.use_cases()
     auth = container.auth()
     limiter = container.rate_limiter()
@@ -361,7 +368,8 @@ def create_app(container: AppContainer) -> Litestar:
         except Exception as exc:
             await _stream_refused(send, exc, a.request_id, extra)
             return
-        await follow(send, receive, a.request_id, first, updates, StreamGuard(partial(identify, a), principal))
+        await follow(send, receive, a.request_id, first, updates, StreamGuard(partial(identify, a), principal),
+                     closing=jobs.closing)
 
     async def charge_stream(a: Admission, principal: Principal | None, extra: list[tuple[bytes, bytes]]) -> None:
         """Count an event stream in its caller's rate limit, as POST / counts a request (raise RateLimited, with
@@ -379,22 +387,46 @@ def create_app(container: AppContainer) -> Litestar:
                 extra.append((b"retry-after", str(max(1, math.ceil(decision.retry_after))).encode()))
             raise RateLimited(decision.retry_after)
 
+    async def store_problem() -> str | None:
+        """Why the job store cannot be used right now (None: it answered), its gauge set either way."""
+        try:
+            await asyncio.wait_for(jobs.check_store(), STORE_CHECK_SECONDS)
+            problem = None
+        except TimeoutError:
+            problem = f"no answer within {STORE_CHECK_SECONDS:g} s"
+        except Exception as exc:  # ServiceUnavailable, or anything else the store raised: it is not usable
+            problem = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        metrics.store_up.labels("jobs", opts.jobs_backend).set(0 if problem else 1)
+        return problem
+
+    async def zfs_overview() -> tuple[tuple[list[Any], str], str | None]:
+        """((pools, version), None), or (([], ""), why zfs cannot be used)."""
+        try:
+            return await uc.pool_overview.execute(), None
+        except ZfsApiError as exc:
+            return ([], ""), exc.message
+
     @get("/health")
     async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
         a = admit(request.scope)
         if a.refusal is not None:
             return _refuse(a.refusal, a.request_id)
         now = datetime.now(timezone.utc).isoformat()
-        try:
-            pools, version = await uc.pool_overview.execute()
-        except ZfsApiError as exc:
-            failing = {"status": "error", "failing": "zfs", "reason": exc.message, "timestamp": now}
+        ((pools, version), zfs), store = await asyncio.gather(zfs_overview(), store_problem())
+        job_store = {"backend": opts.jobs_backend, "status": "ok" if store is None else "error",
+                     **({"reason": store} if store else {})}
+        failures = {part: why for part, why in (("zfs", zfs), ("job_store", store)) if why is not None}
+        if failures:  # the first failing part, as before, and every one with its reason
+            part, reason = next(iter(failures.items()))
+            failing = {"status": "error", "failing": part, "reason": reason, "failures": failures,
+                       "job_store": job_store, "sessions": opts.sessions_backend, "timestamp": now}
             return Response(_ENCODER.encode(failing), status_code=503, media_type="application/json")
         body = {
             "status": "ok",
             "zfs": {"version": version},
             "pools": [{"name": p.name, "health": p.health} for p in pools],
             "sessions": opts.sessions_backend,
+            "job_store": job_store,
             "timestamp": now,
         }
         return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
@@ -414,18 +446,21 @@ def create_app(container: AppContainer) -> Litestar:
             metrics.pool_allocated.labels(p.name).set(p.allocated)
             metrics.pool_free.labels(p.name).set(p.free)
             metrics.pool_health.labels(p.name, p.health).set(1)
-        try:
-            await metrics.observe_jobs(jobs)
-        except Exception as exc:  # the job store out of reach: the job gauges are left out, the rest answers
-            log.warning("job gauges not read", extra={"reason": str(exc) or type(exc).__name__})
+        if (problem := await store_problem()) is None:
+            try:
+                await metrics.observe_jobs(jobs)
+            except Exception as exc:  # the job store went out of reach: the job gauges are left out, the rest answers
+                problem = str(exc) or type(exc).__name__
+        if problem is not None:
+            log.warning("job gauges not read", extra={"reason": problem})
         # Litestar appends "; charset=utf-8" to text types: hand it the type without one, so it appears once
         # (Prometheus 3 refuses to scrape a Content-Type with the parameter twice)
         return Response(generate_latest(metrics.registry), status_code=200, media_type=_METRICS_TYPE)
 
     app = Litestar(
         route_handlers=[jsonrpc, job_events, health, metrics_route, stream_route(uc[StreamService], metrics, admit)],
-        on_startup=[runner.start],
-        on_shutdown=[runner.stop, container.replicas().aclose],
+        on_startup=[runner.start, *on_startup],
+        on_shutdown=[*on_shutdown, runner.stop, container.replicas().aclose],
         request_max_body_size=opts.max_body_bytes,
         openapi_config=None,
         logging_config=None,

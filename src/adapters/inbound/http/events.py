@@ -12,7 +12,7 @@ import msgspec
 from litestar.types import Receive, Send
 
 from zfsapi.domain.authz import Principal
-from zfsapi.domain.errors import InvalidToken
+from zfsapi.domain.errors import InvalidToken, ServiceUnavailable
 from zfsapi.domain.jobs import Job
 
 from ..jsonrpc.errors import AUTH_REQUIRED, INVALID_TOKEN, PERMISSION_DENIED, RpcError, to_rpc_error
@@ -72,27 +72,44 @@ async def _disconnect(receive: Receive) -> None:
         pass
 
 
-async def _progress(send: Send, job: Job) -> None:
-    await _event(send, b"end" if job.state.finished else b"progress", _ENCODER.encode(record(job)))
+async def _progress(send: Send, job: Job, closed: dict[str, str] | None = None) -> None:
+    """The record as a `progress` event, or `end` once the job is finished or the stream is closed early (then
+    `closed` says why: the record is the last one known, not the job's end)."""
+    data = record(job) if closed is None else {**msgspec.to_builtins(record(job)), "closed": closed}
+    await _event(send, b"end" if job.state.finished or closed else b"progress", _ENCODER.encode(data))
+
+
+def _closed_because(failed: BaseException | None) -> dict[str, str]:
+    """Why an event stream ends before its job: the job store failed (`failed`), or shutdown (None)."""
+    if failed is None:
+        return {"reason": "shutdown", "message": "the server is shutting down; follow the job again"}
+    return {"reason": "store_unavailable", "message": f"{failed}; follow the job again later"}
 
 
 async def follow(send: Send, receive: Receive, request_id: str, first: Job, updates: AsyncGenerator[Job, None],
-                 guard: StreamGuard) -> None:
+                 guard: StreamGuard, *, closing: asyncio.Event | None = None) -> None:
     """The response: the record now, then on every change until the job ends (`end`), the client goes away, the
-    record is gone, or the guard refuses (a last `error` event: a JSON-RPC error object saying why)."""
+    record is gone, or the guard refuses (a last `error` event: a JSON-RPC error object saying why). When the
+    server shuts down (`closing` set) or the job store stops answering, a last `end` event carries the record
+    known with `closed: {reason, message}`."""
     await send({"type": "http.response.start", "status": 200, "headers": [
         (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
         (b"x-request-id", request_id.encode())]})
     gone = asyncio.ensure_future(_disconnect(receive))  # the client went away: stop following
+    shutdown = asyncio.ensure_future((closing or asyncio.Event()).wait())  # the server is shutting down
     following: asyncio.Future[Job] | None = None
     job = first
     try:
         await _progress(send, job)
         while not job.state.finished:
             following = following or asyncio.ensure_future(anext(updates))
-            waiting: set[asyncio.Future[Any]] = {following, gone}
+            waiting: set[asyncio.Future[Any]] = {following, gone, shutdown}
             await asyncio.wait(waiting, timeout=guard.due_in(), return_when=asyncio.FIRST_COMPLETED)
-            if gone.done() or (following.done() and following.exception() is not None):
+            failed = following.exception() if following.done() else None
+            if shutdown.done() or isinstance(failed, ServiceUnavailable):
+                await _progress(send, job, _closed_because(None if shutdown.done() else failed))
+                break
+            if gone.done() or failed is not None:
                 break  # the client went away, or the job is gone (its record purged)
             fresh = following.done()
             if fresh:
@@ -106,7 +123,7 @@ async def follow(send: Send, receive: Receive, request_id: str, first: Job, upda
             if fresh:
                 await _progress(send, job)
     finally:
-        tasks = [task for task in (gone, following) if task is not None]
+        tasks = [task for task in (gone, shutdown, following) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # `updates` is not running when it is closed

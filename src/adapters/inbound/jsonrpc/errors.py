@@ -9,6 +9,7 @@ from typing import Any, Callable
 from zfsapi.domain.errors import (
     AlreadyExists,
     Busy,
+    FileFailed,
     HasDependents,
     InvalidArgument,
     InvalidCredentials,
@@ -98,6 +99,8 @@ _TABLE: dict[type[BaseException], tuple[int, Callable[[Any], tuple[str, dict[str
     Busy: (BUSY, lambda e: (e.message, {"name": e.name, "reason": e.reason, "dependents": []})),
     ZfsCommandFailed: (ZFS_FAILED,
                        lambda e: (e.message, {"command": e.command, "exit_code": e.exit_code, "stderr": e.stderr})),
+    FileFailed: (ZFS_FAILED, lambda e: (e.message, {"param": e.param, "path": e.path, "operation": e.operation,
+                                                    "reason": e.reason, "errno": e.errno_name})),
     ZfsUnavailable: (ZFS_UNAVAILABLE, lambda e: (e.message, {"reason": e.reason})),
     StateConflict: (CONFLICT, lambda e: (e.message, {"reason": e.reason, **e.details})),
     InvalidCredentials: (INVALID_CREDENTIALS, lambda e: ("Invalid credentials", {})),

@@ -11,6 +11,7 @@ from zfsapi.application.transfers import AbortReceive, ReceiveFromFile, SendEsti
 from zfsapi.domain.authz import Action, Carries, Principal
 from zfsapi.domain.errors import (
     AlreadyExists,
+    FileFailed,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -284,8 +285,8 @@ async def _check_receive_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "snapshot": SNAPSHOT, "from_snapshot": SNAPSHOT},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True,
-                  check=_check_send_file)
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, FileFailed, *ZFS),
+                  background=True, check=_check_send_file)
 async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> SendToFileResult:
     spec, compression = _send_file(p)
     r = await uc.execute(who=ctx.caller, spec=spec, output_file=p.output_file,
@@ -296,8 +297,8 @@ async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) ->
 
 
 @TRANSFERS.method(Action.CHANGE, carries={"dataset": DATASET, "force": Carries.FORCE},
-                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, *ZFS), background=True,
-                  check=_check_receive_file)
+                  errors=(InvalidArgument, PermissionDenied, NotFound, AlreadyExists, FileFailed, *ZFS),
+                  background=True, check=_check_receive_file)
 async def receive_from_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx: CallContext) -> ReceiveFromFileResult:
     who = ctx.caller
     spec, compression = _receive_file(p, who)

@@ -13,13 +13,16 @@ import math
 import os
 import re
 import select
+import stat
+import time
+from contextlib import contextmanager
 from functools import partial
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
-from zfsapi.adapters.outbound.send_file_dirs import check_path, open_in
+from zfsapi.adapters.outbound.send_file_dirs import PARTIAL, check_path, file_errors, open_in
 from zfsapi.application.ports import ReceivePipe, SendPipe
-from zfsapi.domain.errors import AlreadyExists, ZfsApiError, ZfsCommandFailed
+from zfsapi.domain.errors import AlreadyExists, FileFailed, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
@@ -28,7 +31,6 @@ from .executor import Child, Completed, Pipeline, ZfsExecutor, make_pipe
 
 T = TypeVar("T")
 READ_SIZE = 1 << 20
-PARTIAL = ".partial-"  # a send file being written: `.name.partial-XXXXXXXX` beside its final name
 COMPRESSORS = {Compression.GZIP: (["gzip", "-c", "-1"], ["gzip", "-d", "-c"]),
                Compression.ZSTD: (["zstd", "-q", "-c", "-T0", "-3"], ["zstd", "-q", "-d", "-c"])}
 _INTO = re.compile(r"^receiving .* stream of .* into (.+)$", re.M)
@@ -119,7 +121,8 @@ class ZfsPipelines:
         check_path(root, path, "output_file", exists=False)  # as before the job was queued: still a new name
         partial_path = os.path.join(os.path.dirname(path),
                                     f".{os.path.basename(path)[:200]}{PARTIAL}{os.urandom(4).hex()}")
-        fd = _create_confined(partial_path, root)
+        with file_errors("output_file", path, "create"):
+            fd = _create_confined(partial_path, root)
         ok = False
         counted = progress if compression is Compression.NONE else None
         try:
@@ -139,9 +142,8 @@ class ZfsPipelines:
                     size += len(chunk)
                     if counted is not None:
                         counted.add(len(chunk))
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    with file_errors("output_file", path, "write"):  # a full disk, a quota, an I/O error
+                        _write_all(fd, chunk)
             finally:
                 os.close(last_r)
                 if progress is not None:
@@ -149,9 +151,10 @@ class ZfsPipelines:
             _checked(pipeline.reap(), spec.snapshot.value, "snapshot")
             if pipeline.killed:
                 raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
-            os.fsync(fd)
             try:
-                os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
+                with file_errors("output_file", path, "write"):
+                    os.fsync(fd)
+                    os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
             except FileExistsError:
                 raise AlreadyExists("file", path) from None
             ok = True
@@ -177,7 +180,8 @@ class ZfsPipelines:
                       progress: ProgressMeter | None) -> tuple[str | None, int]:
         """In a worker thread: file [-> decompressor] -> zfs receive: the snapshot received and the file's size.
         The reader shares our open file, so its offset (read with lseek while it runs) is the progress."""
-        fd = _open_confined(path, root)
+        with file_errors("input_file", path, "open"):
+            fd = _open_confined(path, root)
         try:
             size = os.fstat(fd).st_size
             stdin = fd
@@ -199,6 +203,12 @@ class ZfsPipelines:
             os.close(fd)
         done = _checked(results, spec.target.value, "dataset")
         return received_snapshot(done.stdout.decode("utf-8", "replace")), size
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _bytes_read(pid: int) -> int:

@@ -1,0 +1,98 @@
+"""The serving lifecycle's pieces without a server: /health and the store gauge when the job store fails, a long
+poll answered at once on shutdown, the partial-file sweep's rules, and the filesystem's refusals as FileFailed."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import time
+from pathlib import Path
+
+import pytest
+from dependency_injector import providers
+
+from tests.conftest import http_client
+from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.send_file_dirs import sweep_partials
+from zfsapi.adapters.outbound.zfs.pipelines import file_errors
+from zfsapi.domain.authz import LOCALHOST
+from zfsapi.domain.errors import FileFailed, ServiceUnavailable
+
+
+class DownStore(MemoryJobStore):
+    async def get(self, job_id: str):  # type: ignore[override]
+        raise ServiceUnavailable("job store", "ConnectionError")
+
+
+async def test_health_is_503_naming_the_job_store_and_the_gauge_is_0(container) -> None:
+    container.job_store.override(providers.Object(DownStore()))
+    async with http_client(create_app(container)) as c:
+        h = await c.get("/health")
+        metrics = (await c.get("/metrics")).text
+        events = await c.get("/jobs/abc/events")
+    body = h.json()
+    assert h.status_code == 503 and body["failing"] == "job_store", body
+    assert body["job_store"]["status"] == "error" and "ConnectionError" in body["job_store"]["reason"]
+    assert body["failures"] == {"job_store": body["reason"]}
+    assert 'zfsapi_store_up{backend="embedded",store="jobs"} 0.0' in metrics
+    assert events.status_code == 503 and events.json()["error"]["data"] == {"service": "job store"}
+
+
+async def test_health_reports_a_working_job_store(container) -> None:
+    async with http_client(create_app(container)) as c:
+        h = await c.get("/health")
+        metrics = (await c.get("/metrics")).text
+    assert h.status_code == 200 and h.json()["job_store"] == {"backend": "embedded", "status": "ok"}
+    assert 'zfsapi_store_up{backend="embedded",store="jobs"} 1.0' in metrics
+
+
+async def test_a_long_poll_answers_at_once_when_the_server_closes(container) -> None:
+    jobs = container.jobs()
+    job = await jobs.submit("send_to_file", LOCALHOST, {}, ())
+    waiting = asyncio.ensure_future(jobs.wait(LOCALHOST, job.job_id, 300))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    jobs.closing.set()
+    record = await asyncio.wait_for(waiting, 30)
+    print(f"long poll answered {time.monotonic() - started:.3f} s after closing")
+    assert record.job_id == job.job_id and not record.state.finished
+
+
+def test_sweep_removes_only_our_stale_unheld_unopened_partials(tmp_path: Path) -> None:
+    sub = tmp_path / "alice"
+    sub.mkdir()
+    stale = [tmp_path / ".a.zfs.partial-0123abcd", sub / ".b b.zfs.gz.partial-deadbeef"]
+    kept = [tmp_path / ".held.zfs.partial-00000000",  # a running job's
+            tmp_path / ".a.zfs.partial-0123ABCD", tmp_path / ".a.zfs.partial-0123abc",
+            tmp_path / "a.zfs.partial-0123abcd",
+            tmp_path / ".a.zfs.partial-0123abcd.x", tmp_path / "final.zfs", tmp_path / ".open.zfs.partial-11111111"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+        os.utime(path, (100, 100))
+    fresh = tmp_path / ".new.zfs.partial-22222222"
+    fresh.write_bytes(b"x")  # written after the start: a send of this process
+    (tmp_path / ".link.zfs.partial-33333333").symlink_to(tmp_path / "final.zfs")
+    with open(tmp_path / ".open.zfs.partial-11111111", "rb"):
+        removed = sweep_partials([str(tmp_path)], time.time() - 60, frozenset({"held.zfs"}))
+    assert sorted(removed) == sorted(str(p) for p in stale)
+    assert all(p.exists() for p in kept) and fresh.exists() and (tmp_path / "final.zfs").exists()
+    assert (tmp_path / ".link.zfs.partial-33333333").is_symlink()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EIO])
+def test_the_filesystems_refusals_are_file_failed(code: int) -> None:
+    with pytest.raises(FileFailed) as caught:
+        with file_errors("output_file", "/srv/t/alice/x.zfs", "write"):
+            raise OSError(code, os.strerror(code))
+    e = caught.value.named("x.zfs")
+    assert (e.param, e.path, e.operation, e.reason, e.errno_name) == (
+        "output_file", "x.zfs", "write", os.strerror(code), errno.errorcode[code])
+    assert "/srv" not in e.message
+
+
+def test_other_os_errors_pass_through() -> None:
+    with pytest.raises(FileNotFoundError):
+        with file_errors("output_file", "x", "write"):
+            raise FileNotFoundError(errno.ENOENT, "gone")
