@@ -1,6 +1,7 @@
 """Imports point inward: domain imports nothing of ours; application only domain; adapters application and
 domain (inbound never outbound, outbound never inbound); only bootstrap (and `python -m zfsapi`) imports
-bootstrap. domain and application import the standard library only (no framework, no driver, no subprocess).
+bootstrap. domain and application import the standard library only (no framework, no driver, no subprocess; the
+domain may also use croniter, pure date arithmetic).
 Every import counts: relative ones, `from zfsapi import x`, and those inside functions or TYPE_CHECKING blocks."""
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ ALLOWED = {
     "bootstrap": {"domain", "application", "adapters", "adapters.inbound", "adapters.outbound", "bootstrap", "root"},
 }
 PURE = {"domain", "application"}  # standard library only
+# ...and these pure-computation libraries (no I/O, no framework): croniter reads cron expressions for
+# domain/schedules.py (issue 19: a maintained cron library rather than our own parser)
+PURE_LIBRARIES = {"domain": {"croniter"}}
 
 
 def layer(module: str) -> str:
@@ -68,7 +72,8 @@ def violations(root: Path) -> list[str]:
             if top == PACKAGE:
                 bad = layer(name) not in ALLOWED[source]
             else:
-                bad = source in PURE and (top not in sys.stdlib_module_names or top == "subprocess")
+                bad = source in PURE and (top not in sys.stdlib_module_names or top == "subprocess") \
+                    and top not in PURE_LIBRARIES.get(source, set())
             if bad:
                 out.append(f"{path.relative_to(root)}: {source} imports {name}")
     return out
