@@ -257,9 +257,15 @@ class Pipelines(Protocol):
         ...
 
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
-                           progress: ProgressMeter | None = None) -> tuple[int, str]:
+                           progress: ProgressMeter | None = None, mark: str | None = None) -> tuple[int, str]:
         """Write the send (compressed) to a new file at `path` inside `root`: (size, sha256 hex). A failed send
-        leaves no file. `progress` counts the send's own (uncompressed) bytes."""
+        leaves no file. `progress` counts the send's own (uncompressed) bytes. `mark` (a job's id) is recorded
+        with the complete file, for `sent_file` to find when that job runs again."""
+        ...
+
+    async def sent_file(self, path: str, root: str, mark: str) -> tuple[int, str] | None:
+        """(size, sha256 hex) of the complete file at `path` inside `root` that a `send_to_file` with this `mark`
+        wrote, unchanged since; None when there is none (no file, another writer's, or changed)."""
         ...
 
     async def receive_from_file(self, spec: ReceiveSpec, path: str, root: str, compression: Compression,

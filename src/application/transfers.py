@@ -61,6 +61,12 @@ class SendEstimate:
         return Estimate(spec, await self._t.estimate(spec))
 
 
+def _suffixed(output_file: str, compression: Compression) -> str:
+    """The send file's name with its compression's suffix (`.gz`, `.zst`) added unless the caller gave it."""
+    return output_file + compression.suffix if compression.suffix and not output_file.endswith(compression.suffix) \
+        else output_file
+
+
 @dataclass(frozen=True, slots=True)
 class FileResult:
     path: str
@@ -112,11 +118,15 @@ class SendToFile:
         """Every check of the file `execute` makes before the first byte (where it lies, that it is a new name
         the filesystem can take), without asking zfs: a call queued as a job is refused now rather than by its
         job, and still answered at once. Where the file lies."""
-        if compression.suffix and not output_file.endswith(compression.suffix):
-            output_file += compression.suffix
-        where = await self._roots.locate(self._dirs, who, output_file, "output_file")
+        where = await self._roots.locate(self._dirs, who, _suffixed(output_file, compression), "output_file")
         await self._dirs.check(where.directory, where.path, "output_file", exists=False)
         return where
+
+    async def _done_before(self, who: Principal, output_file: str, compression: Compression,
+                           mark: str) -> FileResult | None:
+        where = await self._roots.locate(self._dirs, who, _suffixed(output_file, compression), "output_file")
+        found = await self._p.sent_file(where.path, where.directory, mark)
+        return None if found is None else FileResult(where.path, found[0], found[1], 0.0)
 
     async def _plan(self, who: Principal, spec: SendSpec, output_file: str, compression: Compression) -> _PlannedSend:
         where = await self.check(who=who, output_file=output_file, compression=compression)
@@ -124,16 +134,20 @@ class SendToFile:
         estimate = await self._t.estimate(spec)  # validates snapshots and flags before any file exists
         return _PlannedSend(where, spec, estimate)
 
-    async def execute(self, *, who: Principal, spec: SendSpec, output_file: str,
-                      compression: Compression, progress: ProgressMeter | None = None) -> FileResult:
+    async def execute(self, *, who: Principal, spec: SendSpec, output_file: str, compression: Compression,
+                      progress: ProgressMeter | None = None, mark: str | None = None) -> FileResult:
+        """The file written. `mark`: the job this send runs as; a run of that job that finds the complete file
+        an earlier run of it wrote (its outcome lost to a crash or a store outage) answers that file, unsent."""
         started = time.monotonic()
         try:
+            if mark is not None and (done := await self._done_before(who, output_file, compression, mark)):
+                return done
             plan = await self._plan(who, spec, output_file, compression)
             if progress is not None:
                 progress.phase("sending")
                 progress.expect(plan.estimate)
             size, digest = await self._p.send_to_file(plan.spec, plan.where.path, plan.where.directory, compression,
-                                                      progress)
+                                                      progress, mark)
         except FileFailed as exc:  # named as the caller named it, not as this server resolved it
             raise exc.named(output_file) from None
         return FileResult(plan.where.path, size, digest, time.monotonic() - started)

@@ -219,7 +219,7 @@ class Container(containers.DeclarativeContainer):
         kinds=providers.Callable(lambda registry, replicate: {**job_kinds(registry), **migration_work(replicate)},
                                  registry, replicate),
         workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
-        retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create"}),
+        retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create", "send_to_file"}),
         max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),
         describe=describe, ended=metrics.provided.job_ended,
         # each job runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)

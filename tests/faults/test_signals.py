@@ -4,6 +4,7 @@ server exits promptly, no zfs child remains and the job is recorded as interrupt
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -15,6 +16,8 @@ import httpx
 import yaml
 
 from tests.integration.service.conftest import FAST
+from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+from zfsapi.domain.jobs import JobState
 
 from .conftest import FakeZfs, RedisServer, Serve, base_config, wait_for
 
@@ -67,7 +70,7 @@ def _follow(url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
                 events.append((name, json.loads(line[6:])))
 
 
-def test_sigterm_ends_streams_and_long_polls_first_then_interrupts_the_job(tmp_path: Path, fake: FakeZfs,
+def test_sigterm_ends_streams_and_long_polls_first_then_stops_the_job_and_queues_it_again(tmp_path: Path, fake: FakeZfs,
                                                                           transfer_dir: Path) -> None:
     fake.set(send_bytes=64 << 20, send_seconds=300)
     config = base_config(tmp_path, fake, transfer_dir)
@@ -96,6 +99,11 @@ def test_sigterm_ends_streams_and_long_polls_first_then_interrupts_the_job(tmp_p
         assert not [p for p in transfer_dir.iterdir() if p.name.startswith(".long.zfs")]
     finally:
         s.stop()
-    with Serve(tmp_path, config, name="after").start() as again:
-        record = again.job(job_id)
-        assert record["state"] == "interrupted", record  # recorded by the stopping server, not left to lapse
+    # send_to_file is resumable: the stopping server queued it again itself (not left for its lease to lapse)
+    store = EmbeddedJobStore(config["state_dir"])
+    left = asyncio.run(store.get(job_id))
+    store.close()
+    assert left is not None and left.state is JobState.QUEUED and left.attempts == 1, left
+    with Serve(tmp_path, config, name="after").start() as again:  # and the next server runs it again
+        wait_for("the next server sends again", lambda: len(fake.sends()) == 2)
+        assert again.job(job_id)["attempts"] == 2

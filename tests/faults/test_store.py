@@ -81,7 +81,7 @@ def test_two_servers_on_redis_one_killed_every_job_final_none_run_twice(
         wait_for("some jobs run", lambda: sum(b.job(j)["state"] == "running" for j in ids) >= 2)
         a.kill()
         final = {"succeeded", "failed", "interrupted", "cancelled"}
-        records = wait_for("every job final", lambda: all((r := b.job(j))["state"] in final for j in ids)
+        records = wait_for("every job final", lambda: all(b.job(j)["state"] in final for j in ids)
                            and [b.job(j) for j in ids], seconds=120)
         states = [r["state"] for r in records]
         print("end states:", {s: states.count(s) for s in set(states)})

@@ -38,7 +38,10 @@ class GatedStub(StubZfs):
     def __init__(self) -> None:
         self.gate = threading.Event()
 
-    async def send_to_file(self, spec, path, root, compression, progress=None):
+    async def sent_file(self, path, root, mark):  # no earlier run of a job wrote the file
+        return None
+
+    async def send_to_file(self, spec, path, root, compression, progress=None, mark=None):
         if "fail" in os.path.basename(path):
             raise InvalidArgument("output_file", "the stub fails it")
         if progress is not None:

@@ -265,3 +265,29 @@ async def test_a_cancel_ends_a_relay_paced_at_the_slowest_limit(tmp_path):
     print(f"cancelled during a {pauses[0]:.0f} s pause: ended after {time.monotonic() - cancelled_at:.3f} s")
     assert task.cancelled()
     assert not alive(int(send_pid.read_text())) and not alive(int(receive_pid.read_text()))
+
+
+async def test_a_send_file_is_recognised_by_the_job_that_wrote_it_and_by_no_one_else(tmp_path):
+    """A job that runs again (its outcome lost) finds the complete file its earlier run wrote: by its id, recorded
+    in the file's extended attribute with its size and mtime. Another job, an unmarked file, a file changed since
+    and a symlink to it are not that file."""
+    zfs = script(tmp_path, "zfs", 'if [ "$1" = send ]; then printf "%05000d" 7; fi\n')
+    pipelines = ZfsPipelines(ZfsExecutor(zfs=zfs))
+    root = str(tmp_path)
+    marked, unmarked = str(tmp_path / "marked.zfs"), str(tmp_path / "unmarked.zfs")
+    written = await pipelines.send_to_file(SPEC, marked, root, Compression.NONE, mark="job1")
+    await pipelines.send_to_file(SPEC, unmarked, root, Compression.NONE)
+    os.symlink(marked, tmp_path / "link.zfs")
+    found = {"same job": await pipelines.sent_file(marked, root, "job1"),
+             "another job": await pipelines.sent_file(marked, root, "job2"),
+             "unmarked": await pipelines.sent_file(unmarked, root, "job1"),
+             "symlink": await pipelines.sent_file(str(tmp_path / "link.zfs"), root, "job1"),
+             "missing": await pipelines.sent_file(str(tmp_path / "none.zfs"), root, "job1"),
+             "outside": await pipelines.sent_file(marked, str(tmp_path / "sub"), "job1")}
+    print(found)
+    assert written == (5000, hashlib.sha256(b"0" * 4999 + b"7").hexdigest())
+    assert found == {"same job": written, "another job": None, "unmarked": None, "symlink": None, "missing": None,
+                     "outside": None}
+    with open(marked, "ab") as f:
+        f.write(b"x")
+    assert await pipelines.sent_file(marked, root, "job1") is None

@@ -4,6 +4,7 @@ lease interrupted and resumed, owners and scopes, background calls over the wire
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import pytest
@@ -308,7 +309,7 @@ async def test_embedders_start_follow_and_cancel_jobs_without_http(stub_app):
         assert bad.value.param == "output_file"
         stub = stub_app.pipelines()
 
-        async def made_meanwhile(spec, path, root, compression, progress=None):
+        async def made_meanwhile(spec, path, root, compression, progress=None, mark=None):
             raise AlreadyExists("file", path)
 
         stub.send_to_file = made_meanwhile  # what only the job can find: the file made after the call
@@ -325,3 +326,65 @@ async def test_a_scoped_embedder_is_checked_like_a_caller(stub_app):
     async with open_jobs(container=stub_app, who=ALICE) as jobs:
         with pytest.raises(PermissionDenied):
             await jobs.start("send_to_file", dataset="tank/bob/b", snapshot="s1", output_file="z")
+
+
+class _StallsAfterTheFile:
+    """Pipelines whose send_to_file writes the file whole (the real adapter), then stalls: the server is stopped
+    before the job's outcome is recorded."""
+
+    def __init__(self, real) -> None:
+        self.real, self.written = real, asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def send_to_file(self, *args, **kw):
+        result = await self.real.send_to_file(*args, **kw)
+        self.written.set()
+        await asyncio.Event().wait()  # cancelled by the stop
+        return result
+
+
+async def test_a_send_to_file_run_again_after_its_outcome_was_lost_answers_the_file_its_first_run_wrote(tmp_path):
+    """The first server writes the file whole and is stopped before recording the job's end: the job is queued
+    again, and the second server's run finds the complete file the first wrote (marked with the job's id) and
+    answers it, without sending again. A new job naming the same file is refused (the name is taken)."""
+    zfs = tmp_path / "zfs"
+    zfs.write_text(f'#!/bin/sh\n[ "$1" = get ] && {{ echo off; exit 0; }}\n[ "$1" = send ] || exit 1\nfor a; do [ "$a" = -n ] && {{ printf "size\\t8192\\n"; '
+                   f'exit 0; }}; done\necho send >> {tmp_path}/sends\nhead -c 8192 /dev/urandom\n')
+    zfs.chmod(0o755)
+    (tmp_path / "files").mkdir()
+    settings = load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path / "files")]},
+                                                     "state_dir": str(tmp_path / "state"), "zfs": {"zfs": str(zfs)}})
+    first, second = build_container(settings), build_container(settings)  # two servers on one embedded store
+    stalling = _StallsAfterTheFile(first.pipelines())
+    first.pipelines.override(providers.Object(stalling))
+    runner_ = first.job_runner()
+    await runner_.start()
+    try:
+        async with http_client(create_app(first)) as client:
+            job_id = (await Rpc(client)("send_to_file", dataset="tank/a", snapshot="s1", output_file="x.zfs",
+                                        background=True))["job_id"]
+            await until(stalling.written.is_set, "the first run wrote the file")
+    finally:
+        await runner_.stop()  # the outcome is never recorded: the job is queued again (send_to_file resumes)
+    requeued = await first.job_store().get(job_id)
+    assert requeued is not None and requeued.state is JobState.QUEUED, requeued
+    again = second.job_runner()
+    await again.start()
+    try:
+        async with http_client(create_app(second)) as client:
+            rpc = Rpc(client)
+            done = await rpc("job_wait", job_id=job_id, timeout=30)
+            while done["state"] in ("queued", "running"):
+                done = await rpc("job_wait", job_id=job_id, timeout=30)
+            other = await rpc("send_to_file", error=True, dataset="tank/a", snapshot="s1", output_file="x.zfs",
+                              background=True)
+    finally:
+        await again.stop()
+    data = next((tmp_path / "files").rglob("x.zfs")).read_bytes()
+    print("attempts:", done["attempts"], "sends:", (tmp_path / "sends").read_text().split())
+    assert done["state"] == "succeeded" and done["attempts"] == 2, done
+    assert done["result"]["size_bytes"] == 8192 and done["result"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "sends").read_text().split() == ["send"]  # sent once: the second run found the file
+    assert other["code"] == -32011 and other["data"]["kind"] == "file", other

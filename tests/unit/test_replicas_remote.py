@@ -22,7 +22,6 @@ from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor
 from zfsapi.bootstrap import build_container, load_settings
-from zfsapi.bootstrap.settings import SettingsError
 from zfsapi.domain.errors import (
     AlreadyExists,
     Busy,

@@ -282,7 +282,10 @@ class StubZfs:
     async def abort_receive(self, dataset):
         return None
 
-    async def send_to_file(self, spec, path, root, compression, progress=None):
+    async def sent_file(self, path, root, mark):  # no earlier run of a job wrote the file
+        return None
+
+    async def send_to_file(self, spec, path, root, compression, progress=None, mark=None):
         return 10, "ab" * 32
 
     async def receive_from_file(self, spec, path, root, compression, progress=None):

@@ -177,7 +177,7 @@ def _runner(method: Method) -> JobWork:
     async def work(job: Job, meter: ProgressMeter) -> dict[str, Any]:
         args = msgspec.convert(job.params, method.params)
         ctx = CallContext(request_id=job.job_id, peer="job", principal=job.owner.principal(), via="job",
-                          progress=meter)
+                          progress=meter, job_id=job.job_id)
         result: dict[str, Any] = msgspec.to_builtins(await method.handler(args, ctx))
         return result
 

@@ -45,6 +45,7 @@ class CallContext:
     auth_error: BaseException | None = None  # why the presented credentials were not accepted
     via: str = "none"  # how the principal was established: "token", "tcp uid N", "unix uid N" (for the audit)
     progress: ProgressMeter | None = None  # set when the call runs as a job: where it reports its progress
+    job_id: str | None = None  # set when the call runs as a job: its id
     calls: list[tuple[str, int | None]] = field(default_factory=list)  # (method, error code) as each finishes
 
     @property

@@ -290,7 +290,7 @@ async def _check_receive_file(uc: ReceiveFromFile, p: ReceiveFromFileParams, ctx
 async def send_to_file(uc: SendToFile, p: SendToFileParams, ctx: CallContext) -> SendToFileResult:
     spec, compression = _send_file(p)
     r = await uc.execute(who=ctx.caller, spec=spec, output_file=p.output_file,
-                         compression=compression, progress=ctx.progress)
+                         compression=compression, progress=ctx.progress, mark=ctx.job_id)
     return SendToFileResult(dataset=spec.snapshot.dataset.value, snapshot=spec.snapshot.short,
                             from_snapshot=p.from_snapshot, output_file=r.path, compression=compression.value,
                             size_bytes=r.size_bytes, sha256=r.sha256, duration_seconds=round(r.duration, 3))

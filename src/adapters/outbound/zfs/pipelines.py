@@ -8,21 +8,19 @@ reaped on cancel."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
 import re
 import select
-import stat
-import time
-from contextlib import contextmanager
 from functools import partial
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.send_file_dirs import PARTIAL, check_path, file_errors, open_in
 from zfsapi.application.ports import ReceivePipe, SendPipe
-from zfsapi.domain.errors import AlreadyExists, FileFailed, InvalidArgument, NotFound, ZfsApiError, ZfsCommandFailed
+from zfsapi.domain.errors import AlreadyExists, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeSend, SendSpec
 
@@ -96,11 +94,14 @@ class ZfsPipelines:
 
     # ---- send files ----
     async def send_to_file(self, spec: SendSpec, path: str, root: str, compression: Compression,
-                           progress: ProgressMeter | None = None) -> tuple[int, str]:
-        size, digest = await self._in_worker(self._send_file, spec, path, root, compression, progress)
+                           progress: ProgressMeter | None = None, mark: str | None = None) -> tuple[int, str]:
+        size, digest = await self._in_worker(self._send_file, spec, path, root, compression, progress, mark)
         if self._file_bytes is not None:
             self._file_bytes.labels("send").inc(size)
         return size, digest
+
+    async def sent_file(self, path: str, root: str, mark: str) -> tuple[int, str] | None:
+        return await asyncio.to_thread(_sent_file, path, root, mark)
 
     async def _in_worker(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(pipeline, *args)` in the pipeline's worker thread; the pipeline is closed after it."""
@@ -112,12 +113,13 @@ class ZfsPipelines:
 
     @staticmethod
     def _send_file(pipeline: Pipeline, spec: SendSpec, path: str, root: str, compression: Compression,
-                   progress: ProgressMeter | None) -> tuple[int, str]:
+                   progress: ProgressMeter | None, mark: str | None) -> tuple[int, str]:
         """In a worker thread: zfs send [| compressor] -> we read, hash and write the new file. Progress counts
         the send's bytes: ours when we read them, else what the compressor has read.
 
         The bytes go to a hidden partial file beside it (`.name.partial-XXXX`), linked to its name only once the
-        send has succeeded and is on disk, so a file under the name is always complete, even after a crash."""
+        send has succeeded and is on disk, so a file under the name is always complete, even after a crash.
+        `mark` (a job id) is written into the file's extended attribute SENT_MARK before that."""
         check_path(root, path, "output_file", exists=False)  # as before the job was queued: still a new name
         partial_path = os.path.join(os.path.dirname(path),
                                     f".{os.path.basename(path)[:200]}{PARTIAL}{os.urandom(4).hex()}")
@@ -151,6 +153,8 @@ class ZfsPipelines:
             _checked(pipeline.reap(), spec.snapshot.value, "snapshot")
             if pipeline.killed:
                 raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
+            if mark is not None:
+                _mark(fd, mark, size, digest.hexdigest())
             try:
                 with file_errors("output_file", path, "write"):
                     os.fsync(fd)
@@ -203,6 +207,36 @@ class ZfsPipelines:
             os.close(fd)
         done = _checked(results, spec.target.value, "dataset")
         return received_snapshot(done.stdout.decode("utf-8", "replace")), size
+
+
+# A complete send file's record of what wrote it: "<job id> <size> <mtime ns> <sha256 hex>"
+SENT_MARK = "user.zfsapi.sent"
+
+
+def _mark(fd: int, mark: str, size: int, digest: str) -> None:
+    """Record who wrote the file (best effort: a filesystem without user xattrs keeps no mark, and a job that runs
+    again then finds the name taken, as any caller would)."""
+    with contextlib.suppress(OSError):
+        os.setxattr(fd, SENT_MARK, f"{mark} {size} {os.fstat(fd).st_mtime_ns} {digest}".encode())
+
+
+def _sent_file(path: str, root: str, mark: str) -> tuple[int, str] | None:
+    """(size, sha256) of the file at `path` if `mark` wrote it whole and it is unchanged since (same size and
+    mtime), else None. Opened as a send file is (confined to `root`, never through a symlink)."""
+    try:
+        fd = _open_confined(path, root)
+    except (ZfsApiError, OSError):  # none there, or not a file this server could have written
+        return None
+    try:
+        fields = os.getxattr(fd, SENT_MARK).decode("ascii").split(" ")
+        st = os.fstat(fd)
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        os.close(fd)
+    if len(fields) != 4 or fields[0] != mark or fields[1] != str(st.st_size) or fields[2] != str(st.st_mtime_ns):
+        return None
+    return st.st_size, fields[3]
 
 
 def _write_all(fd: int, chunk: bytes) -> None:
