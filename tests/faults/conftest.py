@@ -243,3 +243,15 @@ def need_root(what: str) -> None:
 
 def is_regular(path: Path) -> bool:
     return stat.S_ISREG(path.lstat().st_mode)
+
+
+def read_events(url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """GET a job's event stream until the server ends it, keeping (event, data) of each (run in a thread)."""
+    with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=300)) as r:
+        assert r.status_code == 200, r.status_code
+        name = ""
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))

@@ -106,7 +106,8 @@ async def test_a_stopped_holder_is_fenced_and_kills_its_child_when_it_runs_again
         start = time.monotonic()
         child_b = int(wait_for("second holder took the job and started its child after SIGSTOP",
                                lambda: _read(tmp_path / "child-b-2")))
-        print(f"second holder's child after {time.monotonic() - start:.1f} s (lease {LEASE} s, grace {GRACE} s); the first's child meanwhile: {proc_state(child_a)}")
+        print(f"second holder's child after {time.monotonic() - start:.1f} s (lease {LEASE} s, grace {GRACE} s);"
+              f" the first's child meanwhile: {proc_state(child_a)}")
         running = [sum(proc_state(p) not in (None, "T", "Z") for p in (child_a, child_b)) for _ in _samples(0.5)]
         print(f"children running at once, over {len(running)} samples while the first is stopped: {max(running)}")
         if stopped == "with its children":  # (stopped alone, its child runs on until it runs again: see README)

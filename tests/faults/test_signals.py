@@ -5,21 +5,19 @@ server exits promptly, no zfs child remains and the job is recorded as interrupt
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from tests.integration.service.conftest import FAST
 from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
 from zfsapi.domain.jobs import JobState
 
-from .conftest import FakeZfs, RedisServer, Serve, base_config, wait_for
+from .conftest import FakeZfs, RedisServer, Serve, base_config, read_events, wait_for
 
 
 def _children(pid: int) -> set[int]:
@@ -58,20 +56,8 @@ def test_sighup_with_two_workers_reloads_in_place_and_the_running_job_succeeds(
         assert len(fake.sends()) == 1  # and the send ran once
 
 
-def _follow(url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-    """GET the event stream until the server ends it, keeping (event, data) of each."""
-    with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=300)) as r:
-        assert r.status_code == 200
-        name = ""
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line[6:])))
-
-
-def test_sigterm_ends_streams_and_long_polls_first_then_stops_the_job_and_queues_it_again(tmp_path: Path, fake: FakeZfs,
-                                                                          transfer_dir: Path) -> None:
+def test_sigterm_ends_streams_and_long_polls_first_then_stops_the_job_and_queues_it_again(
+        tmp_path: Path, fake: FakeZfs, transfer_dir: Path) -> None:
     fake.set(send_bytes=64 << 20, send_seconds=300)
     config = base_config(tmp_path, fake, transfer_dir)
     s = Serve(tmp_path, config).start()
@@ -81,7 +67,7 @@ def test_sigterm_ends_streams_and_long_polls_first_then_stops_the_job_and_queues
         wait_for("the send runs", lambda: _running(s, job_id) and fake.running())
         events: list[tuple[str, dict[str, Any]]] = []
         polled: list[dict[str, Any]] = []
-        threads = [threading.Thread(target=_follow, args=(f"{s.url}/jobs/{job_id}/events", events)),
+        threads = [threading.Thread(target=read_events, args=(f"{s.url}/jobs/{job_id}/events", events)),
                    threading.Thread(target=lambda: polled.append(s.rpc("job_wait", timeout=330, job_id=job_id)))]
         for t in threads:
             t.start()

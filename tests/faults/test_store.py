@@ -5,7 +5,6 @@ twice. 100 event-stream readers that never read: the server's fds and memory com
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import FakeZfs, RedisServer, Serve, base_config, wait_for
+from .conftest import FakeZfs, RedisServer, Serve, base_config, read_events, wait_for
 
 
 def _health(s: Serve) -> httpx.Response:
@@ -24,16 +23,6 @@ def _health(s: Serve) -> httpx.Response:
 def _store_up(s: Serve) -> str:
     text = httpx.get(s.url + "/metrics", timeout=30).text
     return next(line for line in text.splitlines() if line.startswith("zfsapi_store_up{"))
-
-
-def _read_events(url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-    with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=120)) as r:
-        name = ""
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line[6:])))
 
 
 def test_redis_down_is_reported_streams_get_503_or_an_end_and_the_server_recovers(
@@ -47,7 +36,7 @@ def test_redis_down_is_reported_streams_get_503_or_an_end_and_the_server_recover
         job_id = s.call("send_to_file", dataset="tank/a", snapshot="s1", output_file="outage.zfs",
                         background=True)["job_id"]
         events: list[tuple[str, dict[str, Any]]] = []
-        reader = threading.Thread(target=_read_events, args=(f"{s.url}/jobs/{job_id}/events", events))
+        reader = threading.Thread(target=read_events, args=(f"{s.url}/jobs/{job_id}/events", events))
         reader.start()
         wait_for("the stream is open", lambda: events)
         redis_server.stop()
