@@ -19,7 +19,7 @@ from tests.fakes import FakeZfs, FixedClock
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.guard import is_loopback_address
 from zfsapi.adapters.inbound.http.peer import SCOPE_KEY, Peer
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.bootstrap import build_container, load_settings
 
 pytest.register_assert_rewrite("tests.job_store_contract")  # a suite outside test_*.py: detailed failures too

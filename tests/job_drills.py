@@ -7,13 +7,26 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Any, Awaitable, Callable, Mapping
 
+from zfsapi.application.job_kinds import JobContext, JobKind, JobKinds
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import Job, ProgressMeter
 
 CHILD = [sys.executable, "-c", "import time; time.sleep(600)"]
+Work = Callable[[Job, ProgressMeter], Awaitable[dict[str, Any]]]
+
+
+def toy_kinds(works: Mapping[str, Work], resumable: frozenset[str] = frozenset()) -> JobKinds:
+    """Job kinds for tests: the spec is the params dict, and each work takes the job's record (as it was claimed,
+    the owner with the rights they have now) and its meter."""
+    def row(name: str, work: Work) -> JobKind[dict[str, Any]]:
+        async def run(spec: dict[str, Any], ctx: JobContext, meter: ProgressMeter) -> dict[str, Any]:
+            return await work(ctx.job, meter)
+        return JobKind(name, dict, run, resumable=name in resumable)
+
+    return JobKinds(row(name, work) for name, work in works.items())
 
 
 class ChildWork:
@@ -101,5 +114,5 @@ class Faulty:
 
 def runner(store: Any, work: ChildWork, name: str, *, lease: float = 1.0, grace: float = 0.5) -> tuple[Jobs, JobRunner]:
     jobs = Jobs(store)
-    return jobs, JobRunner(store, jobs, kinds={"copy": work.kind(name)}, lease=lease, grace=grace,
-                           resumable=frozenset({"copy"}))
+    return jobs, JobRunner(store, jobs, kinds=toy_kinds({"copy": work.kind(name)}, frozenset({"copy"})),
+                           lease=lease, grace=grace)

@@ -46,7 +46,7 @@ class JobStoreContract:
     """The cases; a subclass provides the `stores` fixture."""
 
     async def test_add_and_get_keep_every_field_exactly(self, stores: Stores) -> None:
-        job = make("job 1", error=JobError(-32010, "boom", {"stderr": "x\ny", "rate": 2 / 3}), progress=PROGRESS,
+        job = make("job 1", error=JobError("boom", {"stderr": "x\ny", "rate": 2 / 3}, error="NotFound"), progress=PROGRESS,
                    result={"bytes": 10, "ratio": 0.7}, started_at=T0 + 1 / 7, cancel_requested=True, attempts=2,
                    fence=7)
         await stores.store.add(job)
@@ -138,7 +138,7 @@ class JobStoreContract:
         await stores.store.add(make("f"))
         claimed = await stores.store.claim("w", T0, T0 + LEASE)
         assert claimed is not None
-        error = JobError(-32011, "receive failed: cannot receive", {"exit_code": 1, "ratio": 0.1 + 0.7})
+        error = JobError("receive failed: cannot receive", {"exit_code": 1, "ratio": 0.1 + 0.7}, error="ReceiveFailed")
         failed = await stores.other.finish("f", "w", JobState.FAILED, T0 + 2, fence=1, progress=JobProgress("receiving"),
                                            error=error)
         assert failed == replace(claimed, state=JobState.FAILED, finished_at=T0 + 2, error=error,
@@ -253,7 +253,7 @@ class JobStoreContract:
         await stores.store.add(make("q", T0 + 1 / 3))
         await stores.store.add(make("r", T0 + 2 / 3))
         await stores.store.add(make("old", T0, state=JobState.FAILED, finished_at=T0 + 0.1,
-                                    error=JobError(1, "no", {"f": 1e-7})))
+                                    error=JobError("no", {"f": 1e-7}, error="Busy")))
         running = await stores.store.claim("w", T0 + 0.5, T0 + 0.75)  # "old" is not queued: "q"
         assert running is not None and running.job_id == "q"
         renewed = await stores.store.renew("q", "w", T0 + 0.875, PROGRESS, fence=1)

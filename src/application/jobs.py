@@ -10,18 +10,27 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping, Protocol
+from typing import Any, AsyncGenerator, Callable, Mapping, Protocol
 
-from zfsapi.domain.authz import AccessRequest, Action, Principal, Role, authorize
+from zfsapi.domain.authz import AccessRequest, Principal, Role, authorize
 from zfsapi.domain.errors import NotFound, PermissionDenied
-from zfsapi.domain.jobs import Job, JobError, JobOwner, JobProgress, JobState, Origin, ProgressMeter
+from zfsapi.domain.jobs import (
+    UNKNOWN_KIND,
+    Job,
+    JobError,
+    JobOwner,
+    JobProgress,
+    JobState,
+    Origin,
+    ProgressMeter,
+)
 
+from .job_kinds import JobKinds
 from .ports import JobStore
 
 log = logging.getLogger("zfsapi.jobs")
 
-# What a job kind runs: the job (its params and owner) and the meter it reports to -> its result.
-JobWork = Callable[[Job, ProgressMeter], Awaitable[dict[str, Any]]]
+# A failure as a job's record keeps it: the domain error's type, message and data (see JobError).
 Describe = Callable[[BaseException], JobError]
 # What a job asks of its owner's rights, as the dispatcher checks the call it runs (method, action, names...).
 JobAccess = Callable[[Job], AccessRequest]
@@ -31,7 +40,7 @@ MAX_WAIT = 300.0
 
 
 def _internal(exc: BaseException) -> JobError:
-    return JobError(-32603, "Internal error")
+    return JobError("Internal error")
 
 
 class JobOwners(Protocol):
@@ -40,10 +49,6 @@ class JobOwners(Protocol):
     def current(self, owner: JobOwner) -> Principal | None:
         """The owner with its current role and scope, or None when it is no longer configured."""
         ...
-
-
-def _recorded(job: Job) -> AccessRequest:
-    return AccessRequest(job.kind, Action.CHANGE, job.datasets)
 
 
 def rights_now(owners: JobOwners, access: JobAccess, job: Job) -> Job:
@@ -78,14 +83,15 @@ class Jobs:
         self.submitted = asyncio.Event()  # set on every submit: wakes this process's runner at once
         self.closing = asyncio.Event()  # set when the server shuts down: long polls and event streams end first
 
-    async def submit(self, kind: str, who: Principal, params: dict[str, Any], datasets: tuple[str, ...], *,
+    async def submit(self, kind: str, who: Principal, spec: Mapping[str, Any], datasets: tuple[str, ...], *,
                      origin: Origin | None = None) -> Job:
-        """Queue a job. `datasets`: every name it touches, pools included; `origin`: where its owner is
-        configured (default: a token's user, else a local user).
+        """Queue a job of `kind` whose spec is `spec` as encoded once by the caller (the kind's row decodes it when
+        the job runs). `datasets`: every name it touches, pools included; `origin`: where its owner is configured
+        (default: a token's user, else a local user).
 
         Raises:
             TooManyJobs: the caller has `max_per_owner` jobs queued or running already."""
-        job = Job(job_id=secrets.token_hex(16), kind=kind, owner=JobOwner.of(who, origin), params=params,
+        job = Job(job_id=secrets.token_hex(16), kind=kind, owner=JobOwner.of(who, origin), params=dict(spec),
                   datasets=datasets, created_at=self._clock())
         await self._store.add(job, max_per_owner=self._max_per_owner)
         self.submitted.set()
@@ -171,8 +177,52 @@ class _Outcome:
     next_try: float = 0.0  # monotonic
 
 
+class _Outcomes:
+    """The ends of jobs run here, written to the store with backoff until it takes them."""
+
+    def __init__(self, store: JobStore, worker_id: str) -> None:
+        self._store, self._worker_id = store, worker_id
+        self.pending: dict[str, _Outcome] = {}
+
+    def keep(self, outcome: _Outcome) -> None:
+        self.pending[outcome.job.job_id] = outcome
+
+    async def flush(self, *, force: bool = False) -> list[Job]:
+        """Write the outcomes that are due (one the store cannot take now is tried again later, with backoff);
+        the jobs the store recorded as interrupted (to queue again when resumable)."""
+        interrupted = []
+        for job_id, o in list(self.pending.items()):
+            if not force and o.next_try > time.monotonic():
+                continue
+            try:
+                stored = await self._store.finish(job_id, self._worker_id, o.state, o.finished_at,
+                                                  fence=o.job.fence, progress=o.progress, result=o.result,
+                                                  error=o.error)
+            except Exception as exc:
+                o.tries += 1
+                o.next_try = time.monotonic() + min(30.0, 0.25 * 2 ** o.tries)
+                log.warning("job outcome not recorded yet", extra={"job_id": job_id, "state": o.state.value,
+                                                                   "tries": o.tries, "reason": str(exc)})
+                continue
+            del self.pending[job_id]
+            _log_end(o, stored)
+            if stored is not None and stored.state is JobState.INTERRUPTED:
+                interrupted.append(stored)
+        return interrupted
+
+
+def _log_end(o: _Outcome, stored: Job | None) -> None:
+    error = o.error
+    extra = {"job_id": o.job.job_id, "kind": o.job.kind, "state": o.state.value, "fence": o.job.fence,
+             **({"error": error.error, "reason": error.message} if error else {})}
+    if stored is None:
+        log.warning("job outcome refused: the job was claimed again since, or lapsed", extra=extra)
+    else:
+        log.info("job finished", extra=extra)
+
+
 class JobRunner:
-    """Runs queued jobs of the store in this process.
+    """Runs queued jobs of the store in this process, each by its kind's row in `kinds`.
 
     Every `lease / 3` seconds it renews each running job's lease with its progress (a renewal that shows a
     cancel request cancels the job's task, whose children are killed and reaped), marks jobs whose lease lapsed
@@ -191,26 +241,22 @@ class JobRunner:
     after the lease lapsed still counts while nobody claimed the job since (the store's rule).
     """
 
-    def __init__(self, store: JobStore, jobs: Jobs, *, kinds: Mapping[str, JobWork], workers: int = 4,
-                 lease: float = 30.0, retention: float = 7 * 86400.0, resumable: frozenset[str] = frozenset(),
-                 max_attempts: int = 6, describe: Describe = _internal, clock: Callable[[], float] = time.time,
-                 ended: Callable[[str, str, int], None] | None = None, grace: float | None = None,
-                 owners: JobOwners | None = None, access: JobAccess = _recorded) -> None:
-        self._store, self._jobs = store, jobs
+    def __init__(self, store: JobStore, jobs: Jobs, *, kinds: JobKinds, workers: int = 4, lease: float = 30.0,
+                 retention: float = 7 * 86400.0, max_attempts: int = 6, describe: Describe = _internal,
+                 clock: Callable[[], float] = time.time, ended: Callable[[str, str, int], None] | None = None,
+                 grace: float | None = None, owners: JobOwners | None = None) -> None:
+        self._store, self._jobs, self._kinds = store, jobs, kinds
         self._workers, self._lease, self._retention = workers, lease, retention
         self._grace = lease / 2 if grace is None else grace
-        self._resumable, self._max_attempts = resumable, max_attempts
-        self._describe, self._clock = describe, clock
+        self._max_attempts, self._describe, self._clock = max_attempts, describe, clock
         self._ended = ended  # (kind, end state, bytes moved) of each job run here, e.g. for a metrics counter
-        self._kinds = dict(kinds)
-        self._owners, self._access = owners, access  # None: jobs run with the rights recorded at submit
+        self._owners = owners  # None: jobs run with the rights recorded at submit
         self._running: dict[str, _Running] = {}
-        self._outcomes: dict[str, _Outcome] = {}
         self._resuming: dict[str, tuple[Job, float]] = {}  # lapsed jobs to queue again at (monotonic) time
         self._reachable = True  # the store answered the last tick
-        self._loop_task: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        self._tasks: tuple[asyncio.Task[None], ...] = ()  # the loop and the watchdog
         self.worker_id = f"{secrets.token_hex(4)}"
+        self._outcomes = _Outcomes(store, self.worker_id)
         self._tick = max(0.2, min(2.0, lease / 3))
 
     @property
@@ -220,21 +266,20 @@ class JobRunner:
     @property
     def unwritten(self) -> int:
         """Outcomes the store has not taken yet."""
-        return len(self._outcomes)
+        return len(self._outcomes.pending)
 
     async def start(self) -> None:
-        if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._loop(), name="zfsapi-jobs")
-            self._watchdog = asyncio.create_task(self._watch(), name="zfsapi-jobs-watchdog")
+        if not self._tasks:
+            self._tasks = (asyncio.create_task(self._loop(), name="zfsapi-jobs"),
+                           asyncio.create_task(self._watch(), name="zfsapi-jobs-watchdog"))
 
     async def stop(self) -> None:
         """Stop claiming; the jobs running here are stopped (children reaped) and queued again when resumable,
         else marked interrupted; outcomes not yet written get one more try (then they are logged, and lost)."""
-        for task in (self._loop_task, self._watchdog):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._loop_task = self._watchdog = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = ()
         running = list(self._running.values())
         for r in running:
             r.task.cancel()
@@ -246,7 +291,7 @@ class JobRunner:
         for job, _ in list(self._resuming.values()):  # queued again now: nobody here will be back for them
             await asyncio.gather(self._resume(job), return_exceptions=True)
         self._resuming.clear()
-        for o in self._outcomes.values():
+        for o in self._outcomes.pending.values():
             log.error("job outcome not recorded (job store unreachable)",
                       extra={"job_id": o.job.job_id, "state": o.state.value})
 
@@ -269,10 +314,8 @@ class JobRunner:
                 self._reachable = False
                 log.exception("job runner tick failed")
             self._jobs.submitted.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._jobs.submitted.wait(), timeout=min(self._tick, 1.0))
-            except TimeoutError:
-                pass
 
     async def _watch(self) -> None:
         """Fence every job whose lease ran out here, whatever the loop is waiting for."""
@@ -301,36 +344,36 @@ class JobRunner:
             job = await self._store.claim(self.worker_id, now, now + self._lease)
             if job is None:
                 return
-            work = self._kinds.get(job.kind)
-            if work is None:
-                await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(), fence=job.fence,
-                                         progress=job.progress,
-                                         error=JobError(-32601, f"no worker here runs jobs of kind {job.kind}"))
-                continue
             if (job := await self._admit(job)) is None:
                 continue
             meter = ProgressMeter()
-            task = asyncio.ensure_future(work(job, meter))
+            task = asyncio.ensure_future(self._kinds[job.kind].start(job, meter))
             self._running[job.job_id] = _Running(job, task, meter, mono)
             task.add_done_callback(self._wake)
             log.info("job started", extra={"job_id": job.job_id, "kind": job.kind, "attempt": job.attempts,
                                            "fence": job.fence})
 
     async def _admit(self, job: Job) -> Job | None:
-        """The claimed job with its owner's rights now (a resumed job is checked again too); None when the owner
-        lost the right to run it: then it has failed with the refusal (-32004 naming why), and nothing ran."""
-        if self._owners is None:
+        """The claimed job with its owner's rights now (a resumed job is checked again too); None when it may not
+        run: then it has failed, and nothing ran. It fails when no worker here runs its kind (UNKNOWN_KIND), or
+        when its owner lost the right to run it (the refusal naming why)."""
+        kind = self._kinds.get(job.kind)
+        if kind is None:
+            error = JobError(f"no worker here runs jobs of kind {job.kind}", error=UNKNOWN_KIND)
+        elif self._owners is None:
             return job
-        try:
-            return rights_now(self._owners, self._access, job)
-        except PermissionDenied as exc:
-            await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(), fence=job.fence,
-                                     progress=job.progress, error=self._describe(exc))
-            log.warning("job refused at start", extra={"job_id": job.job_id, "kind": job.kind,
-                                                        "user": job.owner.name, "reason": exc.reason})
-            if self._ended is not None:
-                self._ended(job.kind, JobState.FAILED.value, 0)
-            return None
+        else:
+            try:
+                return rights_now(self._owners, kind.request, job)
+            except PermissionDenied as exc:
+                error = self._describe(exc)
+                log.warning("job refused at start", extra={"job_id": job.job_id, "kind": job.kind,
+                                                            "user": job.owner.name, "reason": exc.reason})
+        await self._store.finish(job.job_id, self.worker_id, JobState.FAILED, self._clock(), fence=job.fence,
+                                 progress=job.progress, error=error)
+        if self._ended is not None and kind is not None:
+            self._ended(job.kind, JobState.FAILED.value, 0)
+        return None
 
     def _wake(self, _task: object) -> None:
         self._jobs.submitted.set()
@@ -378,36 +421,12 @@ class JobRunner:
     def _keep(self, r: _Running, state: JobState, result: dict[str, Any] | None,
               error: JobError | None) -> _Outcome:
         outcome = _Outcome(r.job, state, self._clock(), r.meter.read(), result, error)
-        self._outcomes[r.job.job_id] = outcome
+        self._outcomes.keep(outcome)
         return outcome
 
     async def _flush(self, *, force: bool = False) -> None:
-        """Write the outcomes that are due; one the store cannot take now is tried again later, with backoff."""
-        for job_id, o in list(self._outcomes.items()):
-            if not force and o.next_try > time.monotonic():
-                continue
-            try:
-                stored = await self._store.finish(job_id, self.worker_id, o.state, o.finished_at, fence=o.job.fence,
-                                                  progress=o.progress, result=o.result, error=o.error)
-            except Exception as exc:
-                o.tries += 1
-                o.next_try = time.monotonic() + min(30.0, 0.25 * 2 ** o.tries)
-                log.warning("job outcome not recorded yet", extra={"job_id": job_id, "state": o.state.value,
-                                                                   "tries": o.tries, "reason": str(exc)})
-                continue
-            del self._outcomes[job_id]
-            self._log_end(o, stored)
-            if stored is not None and stored.state is JobState.INTERRUPTED:
-                await self._resume(stored)
-
-    def _log_end(self, o: _Outcome, stored: Job | None) -> None:
-        error = o.error
-        extra = {"job_id": o.job.job_id, "kind": o.job.kind, "state": o.state.value, "fence": o.job.fence,
-                 **({"code": error.code, "reason": error.message} if error else {})}
-        if stored is None:
-            log.warning("job outcome refused: the job was claimed again since, or lapsed", extra=extra)
-        else:
-            log.info("job finished", extra=extra)
+        for job in await self._outcomes.flush(force=force):
+            await self._resume(job)
 
     async def _sweep(self) -> None:
         """Lapsed jobs become interrupted, and resumable ones are queued again `grace` seconds later: a holder
@@ -424,7 +443,8 @@ class JobRunner:
             await self._store.purge(now - self._retention)
 
     async def _resume(self, job: Job) -> None:
-        if job.state is JobState.INTERRUPTED and job.kind in self._resumable and job.attempts < self._max_attempts:
+        if (job.state is JobState.INTERRUPTED and job.kind in self._kinds.resumable
+                and job.attempts < self._max_attempts):
             if await self._store.requeue(job.job_id, fence=job.fence) is not None:
                 log.info("job queued to resume", extra={"job_id": job.job_id, "attempt": job.attempts + 1})
                 self._jobs.submitted.set()

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any, Callable, Iterable, Mapping, get_type_hints
 
 from dependency_injector import containers, providers
-
 from zfsapi.adapters.inbound.http.app import HttpOptions
 from zfsapi.adapters.inbound.http.live import Live
 from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.api import build_registry
-from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, job_access, job_kinds
-from zfsapi.adapters.inbound.jsonrpc.replication_methods import migration_work
-from zfsapi.adapters.outbound.replicas.local import LocalReplica
-from zfsapi.adapters.outbound.replicas.sides import Minter, RemoteConfig, ReplicaSides, Secret
-from zfsapi.application.auth import UserDirectory
-from zfsapi.application.replication import Replicate, StartMigration
-from zfsapi.domain.authz import Principal
-from zfsapi.domain.errors import InvalidArgument
-from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
+from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, method_kinds
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
@@ -28,25 +20,44 @@ from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.adapters.outbound.auth.tokens import JwtTokens
 from zfsapi.adapters.outbound.auth.users import ConfigUsers
 from zfsapi.adapters.outbound.clock import SystemClock
-from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
-from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
-from zfsapi.adapters.outbound.sessions.embedded import EmbeddedRevocations
-from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
-from zfsapi.adapters.outbound.sessions.redis_store import (
+from zfsapi.adapters.outbound.replicas.local import LocalReplica
+from zfsapi.adapters.outbound.replicas.sides import (
+    Minter,
+    RemoteConfig,
+    ReplicaSides,
+    Secret,
+)
+from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
+from zfsapi.adapters.outbound.state.memory.sessions import (
+    MemoryRateLimiter,
+    MemoryRevocations,
+    MemoryStreamSessions,
+)
+from zfsapi.adapters.outbound.state.redis.client import connect
+from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
+from zfsapi.adapters.outbound.state.redis.sessions import (
     RedisRateLimiter,
     RedisRevocations,
     RedisStreamSessions,
-    connect,
 )
-from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
-from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
+from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
+from zfsapi.adapters.outbound.state.sqlite.revocations import EmbeddedRevocations
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
+from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.application import pools as p
 from zfsapi.application import transfers as t
-from zfsapi.application.auth import Authenticate, AuthUseCases, Login, Logout
+from zfsapi.application.auth import (
+    Authenticate,
+    AuthUseCases,
+    Login,
+    Logout,
+    UserDirectory,
+)
 from zfsapi.application.catalog import UseCases
+from zfsapi.application.job_kinds import JobKinds
 from zfsapi.application.jobs import JobRunner, Jobs
+from zfsapi.application.migrations import migration_kind
 from zfsapi.application.ports import (
     Bookmarks,
     Clock,
@@ -58,11 +69,14 @@ from zfsapi.application.ports import (
     StreamSessions,
     Transfers,
 )
+from zfsapi.application.replication import Replicate, StartMigration
+from zfsapi.domain.authz import Principal
+from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
 
 from .owners import ConfiguredOwners
 from .security import access_of, revocation_store, signing_key, user_records
 from .settings import Settings, SettingsError
-
 
 Ports = Mapping[type[Any], "providers.Provider[Any]"]
 
@@ -214,17 +228,17 @@ class Container(containers.DeclarativeContainer):
     start_migration = providers.Singleton(StartMigration, jobs, replicate)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
                                    start_migration)
+    # every kind of job this process runs: the background methods' handlers, and migrations
+    job_kinds = providers.Singleton(JobKinds, providers.Callable(method_kinds, registry),
+                                    providers.List(providers.Callable(migration_kind, replicate)))
     job_runner = providers.Singleton(
-        JobRunner, job_store, jobs,
-        kinds=providers.Callable(lambda registry, replicate: {**job_kinds(registry), **migration_work(replicate)},
-                                 registry, replicate),
+        JobRunner, job_store, jobs, kinds=job_kinds,
         workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
-        retention=settings.provided.jobs.retention, resumable=frozenset({"migration_create", "send_to_file"}),
-        max_attempts=providers.Callable(lambda retries: retries + 1, settings.provided.jobs.retries),
+        retention=settings.provided.jobs.retention,
+        max_attempts=providers.Callable(operator.add, settings.provided.jobs.retries, 1),
         describe=describe, ended=metrics.provided.job_ended,
         # each job runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
-        owners=providers.Singleton(ConfiguredOwners, users, access, settings.provided.auth.passwordless_localhost),
-        access=providers.Callable(job_access, registry))
+        owners=providers.Singleton(ConfiguredOwners, users, access, settings.provided.auth.passwordless_localhost))
 
     local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
     http_options = providers.Singleton(

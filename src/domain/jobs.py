@@ -49,9 +49,18 @@ class JobProgress:
 
 @dataclass(frozen=True, slots=True)
 class JobError:
-    code: int
+    """Why a job failed: `error` names the domain error (its type, e.g. "PermissionDenied", "NotFound"; the type
+    of an unexpected one, reported as "Internal error"), with the message and data a call would have got. How a
+    protocol numbers it is the inbound adapter's business. `code`: only in records written by versions that
+    stored the JSON-RPC code itself (they have no `error`)."""
+
     message: str
     data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    code: int | None = None
+
+
+UNKNOWN_KIND = "UnknownJobKind"  # JobError.error of a job whose kind no worker here runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +85,8 @@ class JobOwner:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One job record. `params` are the method's params as the caller sent them (the job reruns from them);
+    """One job record. `params`: its kind's spec, encoded once when it was submitted (the params of the call that
+    started it; the job reruns from them, as its kind decodes them);
     `datasets` are the names the job touches, pools included (who may see it; a pool is named as its root dataset
     is, so only a scope holding the whole pool covers a pool-level job); `lease_*`, `cancel_requested`,
     `attempts` and `fence` are the store's bookkeeping."""

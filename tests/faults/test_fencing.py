@@ -24,9 +24,10 @@ LEASE, GRACE = 2.0, 1.0
 
 HOLDER = textwrap.dedent("""
     import asyncio, logging, os, sys
-    from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
-    from zfsapi.adapters.outbound.sessions.redis_store import connect
+    from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
+    from zfsapi.adapters.outbound.state.redis.client import connect
     from zfsapi.application.jobs import JobRunner, Jobs
+    from tests.job_drills import toy_kinds
 
     async def main(port, name, out):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -47,8 +48,8 @@ HOLDER = textwrap.dedent("""
                 await proc.wait()
                 open(os.path.join(out, "reaped-" + mark), "w").close()
 
-        runner = JobRunner(store, Jobs(store), kinds={"copy": work}, lease=float(sys.argv[4]),
-                           grace=float(sys.argv[5]), resumable=frozenset({"copy"}))
+        runner = JobRunner(store, Jobs(store), kinds=toy_kinds({"copy": work}, frozenset({"copy"})),
+                           lease=float(sys.argv[4]), grace=float(sys.argv[5]))
         await runner.start()
         with open(os.path.join(out, "worker-" + name), "w") as f:
             f.write(runner.worker_id)
@@ -86,8 +87,8 @@ def holder(port: int, name: str, out: Path) -> subprocess.Popen[bytes]:
 @pytest.mark.parametrize("stopped", ["with its children", "alone"])
 async def test_a_stopped_holder_is_fenced_and_kills_its_child_when_it_runs_again(
         redis_url: str, tmp_path: Path, stopped: str) -> None:
-    from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
-    from zfsapi.adapters.outbound.sessions.redis_store import connect
+    from zfsapi.adapters.outbound.state.redis.client import connect
+    from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
     from zfsapi.application.jobs import Jobs
     from zfsapi.domain.authz import Principal, Role
     from zfsapi.domain.jobs import JobState

@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import free_port
 from tests.job_drills import ChildWork, runner
 from tests.unit.test_jobs import ADMIN, until
-from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
-from zfsapi.adapters.outbound.sessions.redis_store import connect
+from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
+from zfsapi.adapters.outbound.state.redis.client import connect
 from zfsapi.domain.jobs import JobState
 
 
@@ -147,7 +147,7 @@ def _fill(path: Path) -> None:
 async def test_an_outcome_reached_while_the_state_dir_is_full_is_recorded_after(small_disk: Path) -> None:
     """(A read-only remount is refused while the store's files are open for writing: "locked" stands in for
     "unwritable" in tests/unit/test_job_fencing.py.)"""
-    from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+    from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
 
     store = EmbeddedJobStore(str(small_disk / "state"))
     work = ChildWork()

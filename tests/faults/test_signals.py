@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from tests.integration.service.conftest import FAST
-from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
 from zfsapi.domain.jobs import JobState
 
 from .conftest import FakeZfs, RedisServer, Serve, base_config, read_events, wait_for

@@ -263,7 +263,7 @@ async def test_a_number_too_large_for_json_is_a_parse_error_not_an_internal_one(
 async def test_job_list_takes_the_largest_offset_on_the_embedded_store(tmp_path):
     """The bound is one SQLite can bind: the largest offset answers an empty page, not -32603."""
     from zfsapi.adapters.inbound.jsonrpc.registry import MAX_OFFSET
-    from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+    from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
     store = EmbeddedJobStore(str(tmp_path))
     try:
         assert await store.query(limit=1000, offset=MAX_OFFSET) == ([], 0)
@@ -346,7 +346,7 @@ async def files_rpc(tmp_path):
     from tests.conftest import Rpc, http_client
     from tests.unit.test_transfers_unit import StubZfs
     from zfsapi.adapters.inbound.http.app import create_app
-    from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+    from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
     from zfsapi.bootstrap import build_container, load_settings
 
     (tmp_path / "files").mkdir()

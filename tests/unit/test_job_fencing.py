@@ -13,9 +13,9 @@ import pytest
 
 from tests.job_drills import ChildWork, Faulty, Sampler, runner
 from tests.unit.test_jobs import ADMIN, until
-from zfsapi.adapters.outbound import sqlite_file
-from zfsapi.adapters.outbound.jobs.embedded import FILE, EmbeddedJobStore
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.state.sqlite import file as sqlite_file
+from zfsapi.adapters.outbound.state.sqlite.jobs import FILE, EmbeddedJobStore
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.domain.jobs import JobProgress, JobState
 
 

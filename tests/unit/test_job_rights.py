@@ -15,13 +15,14 @@ from dependency_injector import providers
 
 from tests.conftest import http_client
 from tests.fakes import FakeZfs, FixedClock
+from tests.job_drills import toy_kinds
 from tests.unit.test_auth import FAST, KEY
 from tests.unit.test_jobs import Work, until
 from tests.unit.test_transfers_unit import StubZfs
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.events import StreamGuard
-from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, error_code
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings, open_jobs
 from zfsapi.bootstrap.service import Reloader
@@ -44,8 +45,8 @@ class Owners:
         return self.now.get(owner.name)
 
 
-def runner(store, jobs, work, owners, **kw) -> JobRunner:
-    return JobRunner(store, jobs, kinds={"copy": work}, describe=describe, owners=owners, **kw)
+def runner(store, jobs, work, owners, resumable=frozenset(), **kw) -> JobRunner:
+    return JobRunner(store, jobs, kinds=toy_kinds({"copy": work}, resumable), describe=describe, owners=owners, **kw)
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -67,7 +68,7 @@ async def test_a_queued_job_whose_owner_lost_the_right_fails_naming_why_and_neve
     finally:
         await r.stop()
     assert done.state is JobState.FAILED and work.runs == []
-    assert (done.error.code, done.error.data["method"], done.error.data["reason"]) == (-32004, "copy", reason)
+    assert (error_code(done.error), done.error.data["method"], done.error.data["reason"]) == (-32004, "copy", reason)
     assert ended == [("copy", "failed", 0)]
 
 
@@ -87,7 +88,7 @@ async def test_a_resumed_job_is_checked_again_when_it_starts_again():
         done = await until(lambda: _finished(store, job.job_id), "the resumed job ended")
     finally:
         await second.stop()
-    assert (done.state, done.error.code, done.attempts) == (JobState.FAILED, -32004, 2)
+    assert (done.state, error_code(done.error), done.attempts) == (JobState.FAILED, -32004, 2)
     assert done.error.data["reason"] == "owner removed: alice is no longer configured"
     assert work.runs == [job.job_id]  # the first run only
 
@@ -107,7 +108,7 @@ async def test_a_job_runs_with_its_owners_rights_as_they_are_when_it_starts():
 
     job = await jobs.submit("copy", ALICE, {}, ("tank/alice/a",))
     owners.now["alice"] = Principal("alice", Role.ADMIN, ("tank/alice", "tank/shared"))  # promoted meanwhile
-    r = JobRunner(store, jobs, kinds={"copy": record_owner}, describe=describe, owners=owners)
+    r = JobRunner(store, jobs, kinds=toy_kinds({"copy": record_owner}), describe=describe, owners=owners)
     await r.start()
     try:
         assert (await jobs.wait(ALICE, job.job_id, 30)).state is JobState.SUCCEEDED
@@ -211,7 +212,7 @@ async def test_a_reload_before_the_queued_send_and_migration_start_fails_both(wi
             await runner_.stop()
         after = await rpc(client, "job_list", token)
     for job, kind in zip(done, ("send_to_file", "migration_create")):
-        assert (job.state, job.error.code) == (JobState.FAILED, -32004), job
+        assert (job.state, error_code(job.error)) == (JobState.FAILED, -32004), job
         name = job.error.data["dataset"]
         assert name is None or name.startswith("tank/ops/a")
         assert job.error.data == {"method": kind, "dataset": name, "reason": reason.format(dataset=name)}
@@ -231,7 +232,7 @@ async def test_a_local_user_removed_by_a_reload_has_its_job_refused_even_with_a_
         job = await wired.jobs().wait(Principal("root", Role.ADMIN), started["result"]["job_id"], 30)
     finally:
         await runner_.stop()
-    assert (job.state, job.error.code) == (JobState.FAILED, -32004)
+    assert (job.state, error_code(job.error)) == (JobState.FAILED, -32004)
     assert job.error.data["reason"] == "owner removed: root is no longer configured"
 
 

@@ -12,9 +12,9 @@ from typing import Iterator
 import pytest
 
 from tests.job_store_contract import JobStoreContract, Stores, make
-from zfsapi.adapters.outbound.jobs.codec import decode_job, encode_job
-from zfsapi.adapters.outbound.jobs.embedded import FILE, EmbeddedJobStore
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.state.job_codec import decode_job, encode_job
+from zfsapi.adapters.outbound.state.sqlite.jobs import FILE, EmbeddedJobStore
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import JobError, JobProgress, JobState
 
@@ -44,7 +44,7 @@ class TestEmbeddedJobStore(JobStoreContract):
 def test_codec_round_trips_every_field() -> None:
     job = make("c", 0.1 + 0.2, state=JobState.FAILED, started_at=1 / 3, finished_at=2 / 3, attempts=3,
                progress=JobProgress("x", 1, 2, 5e-324, 1.7976931348623157e308), result={"r": [0.3, {"s": None}]},
-               error=JobError(7, "m", {"d": 1e22}), lease_owner="w", lease_until=1e-9, cancel_requested=True)
+               error=JobError("m", {"d": 1e22}, code=7), lease_owner="w", lease_until=1e-9, cancel_requested=True)
     assert decode_job(encode_job(job)) == job
     assert decode_job(encode_job(job).decode()) == job
 

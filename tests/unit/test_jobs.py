@@ -11,10 +11,11 @@ import pytest
 from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
+from tests.job_drills import toy_kinds
 from tests.unit.test_transfers_unit import StubZfs
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, error_code
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.domain.authz import Principal, Role
@@ -76,8 +77,8 @@ class Work:
 
 def runner(store, work, *, workers=4, lease=30.0, resumable=frozenset(), ended=None):
     jobs = Jobs(store)
-    return jobs, JobRunner(store, jobs, kinds={"copy": work}, workers=workers, lease=lease, resumable=resumable,
-                           describe=describe, ended=ended)
+    return jobs, JobRunner(store, jobs, kinds=toy_kinds({"copy": work}, resumable), workers=workers,
+                           lease=lease, describe=describe, ended=ended)
 
 
 async def test_a_job_runs_once_reports_progress_and_keeps_its_result():
@@ -132,7 +133,7 @@ async def test_a_failure_is_recorded_with_the_code_a_call_would_get():
         work.gate(job.job_id).set()
         done = await jobs.wait(ADMIN, job.job_id, 30)
         assert done.state is JobState.FAILED
-        assert (done.error.code, done.error.data) == (-32010, {"kind": "snapshot", "name": "tank/a@gone"})
+        assert (error_code(done.error), done.error.data) == (-32010, {"kind": "snapshot", "name": "tank/a@gone"})
     finally:
         await r.stop()
 

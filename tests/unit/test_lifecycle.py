@@ -14,7 +14,7 @@ from dependency_injector import providers
 
 from tests.conftest import http_client
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.adapters.outbound.send_file_dirs import sweep_partials
 from zfsapi.adapters.outbound.zfs.pipelines import file_errors
 from zfsapi.domain.authz import LOCALHOST

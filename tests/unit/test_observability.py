@@ -15,7 +15,7 @@ from tests.unit.test_executor import SPEC, script
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters import metrics as metrics_module
 from zfsapi.adapters.metrics import Metrics
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.application.jobs import Jobs

@@ -18,7 +18,7 @@ from tests.conftest import http_client
 from tests.fakes import FakeZfs
 from tests.unit.test_replication import World
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
+from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
 from zfsapi.adapters.outbound.replicas.sides import RemoteConfig, ReplicaSides, Secret
 from zfsapi.adapters.outbound.replicas.ssh import SshReplica

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakes import CHUNK, FakeStreams, FakeZfs, FixedClock
 from zfsapi.adapters.outbound.replicas.local import LocalReplica
-from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
+from zfsapi.adapters.outbound.state.memory.sessions import MemoryStreamSessions
 from zfsapi.application import replication as repl
 from zfsapi.application.ports import ReplicaSide
 from zfsapi.application.replication import Pacer, Replicate

@@ -11,7 +11,7 @@ import time
 from tests.conftest import http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.outbound.sessions.embedded import FILE, EmbeddedRevocations
+from zfsapi.adapters.outbound.state.sqlite.revocations import FILE, EmbeddedRevocations
 
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from zfsapi.adapters.outbound.jobs import embedded
-from zfsapi.adapters.outbound.sqlite_file import open_state_db
+from zfsapi.adapters.outbound.state.sqlite import jobs as embedded
+from zfsapi.adapters.outbound.state.sqlite.file import open_state_db
 
 
 def test_connections_opening_a_new_file_at_once_all_get_it(tmp_path: Path) -> None:

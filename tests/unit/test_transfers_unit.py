@@ -15,8 +15,8 @@ from dependency_injector import providers
 from tests.conftest import Rpc, http_client
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.streams import _discard
-from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
-from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
+from zfsapi.adapters.outbound.state.memory.sessions import MemoryStreamSessions
+from zfsapi.adapters.outbound.state.redis.sessions import decode_session, encode_session
 from zfsapi.adapters.outbound.zfs import commands, parsers
 from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_size
 from zfsapi.adapters.outbound.zfs.pipelines import received_snapshot

@@ -14,14 +14,18 @@ import time
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import free_port
 from tests.job_store_contract import OWNER, PROGRESS, T0, JobStoreContract, Stores, ids, make
-from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
-from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
-from zfsapi.adapters.outbound.sessions.redis_store import PREFIX, connect
+from tests.unit.test_job_kinds import OLD, RENDERED
+from zfsapi.adapters.inbound.jsonrpc.job_methods import record
+from zfsapi.adapters.outbound.state.job_codec import decode_job
+from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
+from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
+from zfsapi.adapters.outbound.state.redis.client import PREFIX, connect
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import JobState
 
@@ -66,6 +70,15 @@ class TestSharedEmbeddedJobStore(JobStoreContract):
 
 async def keys(client: Redis) -> set[str]:
     return {k.decode() if isinstance(k, bytes) else k for k in await client.keys(PREFIX + "*")}
+
+
+async def test_redis_reads_a_record_the_version_before_wrote(clients: list[Redis]) -> None:
+    """A record with the JSON-RPC code in its error and the wire params (as the version before wrote it)."""
+    store = RedisJobStore(clients[0])
+    await store.add(decode_job(json.dumps({**OLD, "state": "queued", "error": None})))
+    await clients[0].set(PREFIX + "job:" + OLD["job_id"], json.dumps(OLD))
+    job = await store.get(OLD["job_id"])
+    assert job is not None and msgspec.to_builtins(record(job)) == RENDERED
 
 
 async def test_redis_keeps_records_until_purged_and_no_index_outlives_them(clients: list[Redis]) -> None:
@@ -117,7 +130,7 @@ async def test_redis_down_is_the_job_store_unavailable() -> None:
 
 CLAIMER = textwrap.dedent("""
     import asyncio, json, os, sys
-    from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+    from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
 
     async def main(state_dir, name):
         store = EmbeddedJobStore(state_dir)

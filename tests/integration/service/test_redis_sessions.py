@@ -14,13 +14,8 @@ from redis.asyncio import Redis
 from tests.conftest import free_port, http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.outbound.sessions.redis_store import (
-    PREFIX,
-    RedisRateLimiter,
-    RedisRevocations,
-    RedisStreamSessions,
-    connect,
-)
+from zfsapi.adapters.outbound.state.redis.client import PREFIX, connect
+from zfsapi.adapters.outbound.state.redis.sessions import RedisRateLimiter, RedisRevocations, RedisStreamSessions
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Quota
 from zfsapi.domain.names import DatasetName, SnapshotName

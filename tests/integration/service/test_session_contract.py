@@ -14,13 +14,9 @@ from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 import pytest
 
-from zfsapi.adapters.outbound.sessions.memory import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
-from zfsapi.adapters.outbound.sessions.redis_store import (
-    RedisRateLimiter,
-    RedisRevocations,
-    RedisStreamSessions,
-    connect,
-)
+from zfsapi.adapters.outbound.state.memory.sessions import MemoryRateLimiter, MemoryRevocations, MemoryStreamSessions
+from zfsapi.adapters.outbound.state.redis.client import connect
+from zfsapi.adapters.outbound.state.redis.sessions import RedisRateLimiter, RedisRevocations, RedisStreamSessions
 from zfsapi.application.auth import Revocations
 from zfsapi.application.ports import RateLimiter, StreamSessions
 from zfsapi.domain.ratelimit import Decision, Quota

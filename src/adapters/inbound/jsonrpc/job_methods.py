@@ -1,5 +1,6 @@
 """Jobs on the wire: job_list, job_get, job_cancel, job_wait (one row each), `background: true` on the methods
-that allow it (the call becomes a job running the same handler), and the work each job kind runs."""
+that allow it (the call becomes a job of the method's kind, whose row runs the same handler), and a job's error
+as a call would have got it (its JSON-RPC code added here, where the record is rendered)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,33 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
-
-from zfsapi.application.jobs import JobAccess, JobWork, Jobs
+from zfsapi.application.job_kinds import JobContext, JobKind
+from zfsapi.application.jobs import Jobs
 from zfsapi.domain.authz import AccessRequest, Action
-from zfsapi.domain.errors import NotFound
-from zfsapi.domain.jobs import Job, JobError, JobState, Origin, ProgressMeter
+from zfsapi.domain.errors import NotFound, ZfsApiError
+from zfsapi.domain.jobs import (
+    UNKNOWN_KIND,
+    Job,
+    JobError,
+    JobState,
+    Origin,
+    ProgressMeter,
+)
 
 from .access import access_request
-from .errors import to_rpc_error
+from .errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError, code_of, to_rpc_error
 from .methods import iso
-from .registry import ID_PATTERN, MAX_OFFSET, CallContext, JobStarted, Method, Params, Registry, Result, Table
+from .registry import (
+    ID_PATTERN,
+    MAX_OFFSET,
+    CallContext,
+    JobStarted,
+    Method,
+    Params,
+    Registry,
+    Result,
+    Table,
+)
 
 JOBS = Table()
 
@@ -65,7 +83,7 @@ def record(job: Job) -> JobRecord:
         finished_at=None if job.finished_at is None else iso(job.finished_at), params=job.params,
         progress=ProgressOut(phase=p.phase, bytes_done=p.bytes_done, bytes_total=p.bytes_total,
                              rate_bytes_per_s=rate, eta_seconds=eta),
-        result=job.result, error=None if e is None else ErrorOut(code=e.code, message=e.message, data=e.data),
+        result=job.result, error=None if e is None else error_out(e),
         cancel_requested=job.cancel_requested, attempts=job.attempts)
 
 
@@ -152,39 +170,57 @@ async def submit(jobs: Jobs, method: Method, args: Any, ctx: CallContext) -> Job
     return JobStarted(job_id=job.job_id)
 
 
-def job_access(registry: Registry) -> JobAccess:
-    """What a job asks of its owner's rights: its method's access request from the params it runs with, as the
-    dispatcher builds it for the call (a kind no method runs: a change of the names the job recorded)."""
-    def access(job: Job) -> AccessRequest:
-        method = registry.get(job.kind)
-        try:
-            if method is not None:
-                return access_request(method, msgspec.convert(job.params, method.params))
-        except msgspec.ValidationError:  # params this version no longer takes: the job fails on them as it runs
-            pass
-        return AccessRequest(job.kind, Action.CHANGE, job.datasets)
-
-    return access
+def method_kinds(registry: Registry) -> list[JobKind[Any]]:
+    """A job kind for every background method: its params as the spec, its own handler as the work (run as the
+    job's owner, reporting to the job's meter), its access request as the call's."""
+    return [_kind(m) for m in registry if m.background]
 
 
-def job_kinds(registry: Registry) -> dict[str, JobWork]:
-    """The work of every background method's jobs: its own handler, run as the job's owner, reporting to the
-    job's meter."""
-    return {m.name: _runner(m) for m in registry if m.background}
+def _kind(method: Method) -> JobKind[Any]:
+    def decode(params: Any) -> Any:
+        return msgspec.convert(params, method.params)
 
-
-def _runner(method: Method) -> JobWork:
-    async def work(job: Job, meter: ProgressMeter) -> dict[str, Any]:
-        args = msgspec.convert(job.params, method.params)
-        ctx = CallContext(request_id=job.job_id, peer="job", principal=job.owner.principal(), via="job",
-                          progress=meter, job_id=job.job_id)
+    async def run(args: Any, job: JobContext, meter: ProgressMeter) -> dict[str, Any]:
+        ctx = CallContext(request_id=job.job.job_id, peer="job", principal=job.who, via="job", progress=meter,
+                          job_id=job.job.job_id)
         result: dict[str, Any] = msgspec.to_builtins(await method.handler(args, ctx))
         return result
 
-    return work
+    def access(args: Any) -> AccessRequest:
+        return access_request(method, args)
+
+    return JobKind(method.name, decode, run, access, resumable=method.name in RESUMABLE)
+
+
+RESUMABLE = frozenset({"send_to_file"})  # its work recognises the file an interrupted run wrote
 
 
 def describe(exc: BaseException) -> JobError:
-    """A job's failure as its record's `error`: the same code, message and data a call would get."""
+    """A job's failure as its record keeps it: the error's type, and the message and data a call would get."""
     error = to_rpc_error(exc, "job")
-    return JobError(error.code, error.message, dict(error.data or {}))
+    if isinstance(exc, RpcError):  # already in wire form: its code kept, as records of before keep theirs
+        return JobError(error.message, dict(error.data or {}), code=error.code)
+    name = type(exc).__name__ if isinstance(exc, ZfsApiError) else "InternalError"
+    return JobError(error.message, dict(error.data or {}), error=name)
+
+
+def _error_types(root: type[BaseException]) -> dict[str, type[BaseException]]:
+    found = {root.__name__: root}
+    for sub in root.__subclasses__():
+        found.update(_error_types(sub))
+    return found
+
+
+def error_code(error: JobError) -> int:
+    """The JSON-RPC code of a job's error: the one a call failing with that error type gets (a record written by a
+    version that stored the code keeps it)."""
+    if error.code is not None:
+        return error.code
+    if error.error == UNKNOWN_KIND:
+        return METHOD_NOT_FOUND
+    found = _error_types(ZfsApiError).get(error.error or "")
+    return INTERNAL_ERROR if found is None else code_of(found)
+
+
+def error_out(error: JobError) -> ErrorOut:
+    return ErrorOut(code=error_code(error), message=error.message, data=error.data)

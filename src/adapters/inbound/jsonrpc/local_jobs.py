@@ -15,7 +15,7 @@ from zfsapi.domain.jobs import Job, JobProgress, JobState
 from .access import require_permission
 from .dispatcher import param_error
 from .errors import RpcError
-from .job_methods import submit
+from .job_methods import error_code, submit
 from .registry import CallContext, Registry
 
 
@@ -25,7 +25,7 @@ class JobFailed(ZfsApiError):
     def __init__(self, job: Job) -> None:
         self.job = job
         error = job.error
-        self.code = None if error is None else error.code
+        self.code = None if error is None else error_code(error)
         self.data = {} if error is None else error.data
         super().__init__(f"job {job.job_id} {job.state.value}" + (f": {error.message}" if error else ""))
 

@@ -7,12 +7,18 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
-
-from zfsapi.application.jobs import JobWork, Jobs
-from zfsapi.application.replication import Replicate, StartMigration
+from zfsapi.application.jobs import Jobs
+from zfsapi.application.migrations import replication_spec
+from zfsapi.application.replication import StartMigration
 from zfsapi.domain.authz import Action, Carries
-from zfsapi.domain.errors import InvalidArgument, NotFound, PermissionDenied, ZfsCommandFailed, ZfsUnavailable
-from zfsapi.domain.jobs import Job, JobState, ProgressMeter
+from zfsapi.domain.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ZfsCommandFailed,
+    ZfsUnavailable,
+)
+from zfsapi.domain.jobs import Job, JobState
 from zfsapi.domain.replication import MAX_LIMIT, MIN_LIMIT, ReplicationSpec
 
 from .job_methods import ErrorOut, ProgressOut, origin_of, record
@@ -64,11 +70,9 @@ class MigrationCreated(Result, frozen=True, kw_only=True):
 
 
 def spec_of(p: MigrationCreate) -> ReplicationSpec:
-    """The replication the params ask for, every name and number validated (errors name the param). `lz4` (the
-    old server's word) is served by zstd, one program on both sides; on this host there is no wire to compress."""
-    return ReplicationSpec.parse(source=p.source, destination=p.destination, remote=p.remote, limit=p.limit,
-                                 compression="zstd" if p.compression == "lz4" else p.compression,
-                                 recursive=p.recursive, sync=p.sync)
+    """The replication the params ask for, every name and number validated (errors name the param), as the job
+    reads them back from its record."""
+    return replication_spec(msgspec.to_builtins(p))
 
 
 @REPLICATION.method(Action.CHANGE, carries={"source": Carries.DATASET, "destination": Carries.DATASET},
@@ -169,15 +173,3 @@ async def migration_progress(uc: Jobs, p: TaskParams, ctx: CallContext) -> Migra
 def register_replication(registry: Registry, jobs: Jobs, start: StartMigration) -> None:
     registry.include(REPLICATION, lambda use_case: start if use_case is StartMigration else jobs)
 
-
-def migration_work(replicate: Replicate) -> dict[str, JobWork]:
-    """The work of migration jobs: the params as migration_create took them, run by `Replicate` as the job's
-    owner. A resumed job (after its server died) continues from the destination's resume token."""
-
-    async def work(job: Job, meter: ProgressMeter) -> dict[str, Any]:
-        spec = spec_of(msgspec.convert(job.params, MigrationCreate))
-        done = await replicate.execute(who=job.owner.principal(), spec=spec, progress=meter)
-        result: dict[str, Any] = msgspec.to_builtins(done)
-        return result
-
-    return {KIND: work}

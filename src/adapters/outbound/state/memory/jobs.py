@@ -8,7 +8,7 @@ from typing import Callable
 
 from zfsapi.domain.jobs import Job, JobState
 
-from . import rules
+from .. import job_rules as rules
 
 
 class MemoryJobStore(rules.ChangesByRules):

@@ -1,4 +1,4 @@
-"""The one way this server opens a SQLite file under state_dir (the embedded session and job stores)."""
+"""The one way this server opens a SQLite file under state_dir (the SQLite revocation and job stores)."""
 
 from __future__ import annotations
 

@@ -17,12 +17,11 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
-
-from zfsapi.adapters.outbound.sessions.redis_store import PREFIX, guarded
 from zfsapi.domain.jobs import Job, JobState
 
-from . import rules
-from .codec import decode_job, encode_job
+from .. import job_rules as rules
+from ..job_codec import decode_job, encode_job
+from .client import PREFIX, guarded
 
 T = TypeVar("T")
 Writes = Callable[[Pipeline], None]  # queues commands after MULTI

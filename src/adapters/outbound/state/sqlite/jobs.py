@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from zfsapi.adapters.outbound.sqlite_file import open_state_db
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import FINISHED, Job, JobState
 
-from . import rules
-from .codec import decode_job, encode_job
+from .. import job_rules as rules
+from ..job_codec import decode_job, encode_job
+from .file import open_state_db
 
 T = TypeVar("T")
 FILE = "jobs.sqlite3"

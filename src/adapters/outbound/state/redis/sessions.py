@@ -14,19 +14,20 @@ import logging
 import math
 import time
 from dataclasses import replace
-from typing import Awaitable, Callable, TypeVar, cast
+from typing import Callable, cast
 
 import msgspec
 import msgspec.structs
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-
 from zfsapi.application.auth import Revocations
 from zfsapi.application.ports import RateLimiter
-from zfsapi.domain.errors import ServiceUnavailable
-from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName, parse_snapshot_or_bookmark
+from zfsapi.domain.names import (
+    BookmarkName,
+    DatasetName,
+    SnapshotName,
+    parse_snapshot_or_bookmark,
+)
 from zfsapi.domain.ratelimit import Decision, Quota
 from zfsapi.domain.transfer import (
     Operation,
@@ -38,11 +39,10 @@ from zfsapi.domain.transfer import (
     StreamState,
 )
 
-from .memory import MemoryRateLimiter
+from ..memory.sessions import MemoryRateLimiter
+from .client import PREFIX, guarded
 
 log = logging.getLogger("zfsapi.sessions")
-T = TypeVar("T")
-PREFIX = "zfsapi:"
 
 # KEYS[1] = the limiter key; ARGV = interval (ms), period (ms), cost.
 # Returns {allowed (0/1), remaining, retry_after_ms, reset_ms}. Times in integer microseconds from TIME.
@@ -69,12 +69,6 @@ local remaining = math.floor((period - (new_tat - now)) / interval)
 if remaining < 0 then remaining = 0 end
 return {1, remaining, 0, new_tat - now}
 """
-
-
-def connect(host: str, port: int, db: int, password: str | None) -> aioredis.Redis:
-    # one quick retry, no backoff: a request must not wait seconds on a Redis that is down
-    return aioredis.Redis(host=host, port=port, db=db, password=password, socket_timeout=2.0,
-                          socket_connect_timeout=1.0, health_check_interval=30, retry=Retry(NoBackoff(), 1))
 
 
 class RedisRateLimiter(RateLimiter):
@@ -106,14 +100,6 @@ class RedisRateLimiter(RateLimiter):
             self._degraded = False
         retry = math.inf if int(retry_us) < 0 else int(retry_us) / 1e6
         return Decision(bool(allowed), int(remaining), retry, int(reset_us) / 1e6)
-
-
-async def guarded(awaitable: Awaitable[T], service: str = "session store") -> T:
-    """A Redis call whose failure is the store being unavailable (fail closed)."""
-    try:
-        return await awaitable
-    except (RedisError, OSError) as exc:
-        raise ServiceUnavailable(service, type(exc).__name__) from None
 
 
 # KEYS[1] = the user's not-before key; ARGV = the mark, TTL (ms). Keeps the later mark if another server wrote one.

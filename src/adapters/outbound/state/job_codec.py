@@ -5,7 +5,6 @@ values, tuples are arrays; fields a later version adds are ignored by this one."
 from __future__ import annotations
 
 import msgspec
-
 from zfsapi.domain.jobs import Job
 
 _encoder = msgspec.json.Encoder()

@@ -14,10 +14,10 @@ import sqlite3
 import threading
 import time
 
-from zfsapi.adapters.outbound.sqlite_file import open_state_db
 from zfsapi.application.auth import Revocations
 
-from .memory import MemoryRevocations
+from ..memory.sessions import MemoryRevocations
+from .file import open_state_db
 
 FILE = "sessions.sqlite3"
 _SCHEMA = "CREATE TABLE IF NOT EXISTS revocations (key TEXT PRIMARY KEY, value REAL NOT NULL, expires_at REAL NOT NULL)"

@@ -1,0 +1,2 @@
+"""State held in this process: token revocations, rate limits, stream sessions and jobs (tests, embedders, and
+the session state of a server without Redis)."""
