@@ -1,6 +1,7 @@
 """Jobs: long work that outlives the request. `Jobs` starts, lists, cancels and waits for jobs in the job store;
-`JobRunner` runs the store's queued jobs in this process (at most `workers` at once), under a lease it renews
-with the job's progress, so that every worker sharing the store sees them and a job runs exactly once."""
+`JobRunner` runs the store's queued jobs in this process (at most `workers` at once), each by its kind's row
+(see job_kinds), under a lease it renews with the job's progress, so that every worker sharing the store sees
+them and a job runs exactly once."""
 
 from __future__ import annotations
 
@@ -221,6 +222,34 @@ def _log_end(o: _Outcome, stored: Job | None) -> None:
         log.info("job finished", extra=extra)
 
 
+class _Requeue:
+    """Interrupted jobs of resumable kinds queued again (at most `max_attempts` runs in all): at once, or `grace`
+    seconds after their lease lapsed, so that a holder that finished while the store was away has that long to
+    write its success before another run starts."""
+
+    def __init__(self, store: JobStore, jobs: Jobs, resumable: frozenset[str], max_attempts: int,
+                 grace: float) -> None:
+        self._store, self._jobs, self._resumable = store, jobs, resumable
+        self._max_attempts, self._grace = max_attempts, grace
+        self._due: dict[str, tuple[Job, float]] = {}  # lapsed jobs to queue again at (monotonic) time
+
+    def later(self, job: Job) -> None:
+        self._due[job.job_id] = (job, time.monotonic() + self._grace)
+
+    async def due(self, *, everything: bool = False) -> None:
+        """Queue the jobs whose grace has passed (`everything`: all of them now, nobody here will be back)."""
+        for job_id, (job, due) in list(self._due.items()):
+            if everything or due <= time.monotonic():
+                del self._due[job_id]
+                await asyncio.gather(self.now(job), return_exceptions=everything)
+
+    async def now(self, job: Job) -> None:
+        if job.state is JobState.INTERRUPTED and job.kind in self._resumable and job.attempts < self._max_attempts:
+            if await self._store.requeue(job.job_id, fence=job.fence) is not None:
+                log.info("job queued to resume", extra={"job_id": job.job_id, "attempt": job.attempts + 1})
+                self._jobs.submitted.set()
+
+
 class JobRunner:
     """Runs queued jobs of the store in this process, each by its kind's row in `kinds`.
 
@@ -248,11 +277,11 @@ class JobRunner:
         self._store, self._jobs, self._kinds = store, jobs, kinds
         self._workers, self._lease, self._retention = workers, lease, retention
         self._grace = lease / 2 if grace is None else grace
-        self._max_attempts, self._describe, self._clock = max_attempts, describe, clock
+        self._describe, self._clock = describe, clock
         self._ended = ended  # (kind, end state, bytes moved) of each job run here, e.g. for a metrics counter
         self._owners = owners  # None: jobs run with the rights recorded at submit
         self._running: dict[str, _Running] = {}
-        self._resuming: dict[str, tuple[Job, float]] = {}  # lapsed jobs to queue again at (monotonic) time
+        self._requeue = _Requeue(store, jobs, kinds.resumable, max_attempts, self._grace)
         self._reachable = True  # the store answered the last tick
         self._tasks: tuple[asyncio.Task[None], ...] = ()  # the loop and the watchdog
         self.worker_id = f"{secrets.token_hex(4)}"
@@ -288,9 +317,7 @@ class JobRunner:
             self._running.pop(r.job.job_id, None)
             self._keep(r, JobState.INTERRUPTED, None, None)
         await self._flush(force=True)
-        for job, _ in list(self._resuming.values()):  # queued again now: nobody here will be back for them
-            await asyncio.gather(self._resume(job), return_exceptions=True)
-        self._resuming.clear()
+        await self._requeue.due(everything=True)
         for o in self._outcomes.pending.values():
             log.error("job outcome not recorded (job store unreachable)",
                       extra={"job_id": o.job.job_id, "state": o.state.value})
@@ -426,25 +453,14 @@ class JobRunner:
 
     async def _flush(self, *, force: bool = False) -> None:
         for job in await self._outcomes.flush(force=force):
-            await self._resume(job)
+            await self._requeue.now(job)
 
     async def _sweep(self) -> None:
-        """Lapsed jobs become interrupted, and resumable ones are queued again `grace` seconds later: a holder
-        that finished while the store was away has that long to write its success before another run starts."""
+        """Lapsed jobs become interrupted (resumable ones are queued again after the grace); old ones purged."""
         now = self._clock()
         for job in await self._store.interrupt_lapsed(now, grace=self._grace):
             log.warning("job interrupted (its worker stopped renewing)", extra={"job_id": job.job_id})
-            self._resuming[job.job_id] = (job, time.monotonic() + self._grace)
-        for job_id, (job, due) in list(self._resuming.items()):
-            if due <= time.monotonic():
-                del self._resuming[job_id]
-                await self._resume(job)
+            self._requeue.later(job)
+        await self._requeue.due()
         if self._retention:
             await self._store.purge(now - self._retention)
-
-    async def _resume(self, job: Job) -> None:
-        if (job.state is JobState.INTERRUPTED and job.kind in self._kinds.resumable
-                and job.attempts < self._max_attempts):
-            if await self._store.requeue(job.job_id, fence=job.fence) is not None:
-                log.info("job queued to resume", extra={"job_id": job.job_id, "attempt": job.attempts + 1})
-                self._jobs.submitted.set()

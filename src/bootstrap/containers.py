@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import operator
-from typing import Any, Callable, Iterable, Mapping, get_type_hints
+from typing import Any, Callable, ClassVar, Iterable, Mapping, get_type_hints
 
 from dependency_injector import containers, providers
 from zfsapi.adapters.inbound.http.app import HttpOptions
@@ -52,6 +52,9 @@ from zfsapi.application.auth import (
     AuthUseCases,
     Login,
     Logout,
+    PasswordHasher,
+    Revocations,
+    TokenCodec,
     UserDirectory,
 )
 from zfsapi.application.catalog import UseCases
@@ -62,8 +65,10 @@ from zfsapi.application.ports import (
     Bookmarks,
     Clock,
     Datasets,
+    JobStore,
     Pipelines,
     Pools,
+    Replicas,
     SendFileDirs,
     Snapshots,
     StreamSessions,
@@ -81,18 +86,27 @@ from .settings import Settings, SettingsError
 Ports = Mapping[type[Any], "providers.Provider[Any]"]
 
 
-def wired(use_case: type[Any], ports: Ports) -> providers.Singleton[Any]:
-    """A provider of `use_case`, each constructor parameter filled with the port provider of its annotated type
-    (parameters with defaults and no port keep their defaults)."""
+def wired(use_case: type[Any], ports: Ports, **given: Any) -> providers.Singleton[Any]:
+    """A provider of `use_case`, each constructor parameter filled with the port provider of its annotated type,
+    or with `given[name]` (settings and the like; it wins over a port). Parameters with defaults and neither
+    keep their defaults.
+
+    Raises:
+        TypeError: a parameter without a default that neither fills, or a `given` name the class does not take.
+    """
     hints = get_type_hints(use_case.__init__)
-    ports_by_param = {}
-    for name, param in inspect.signature(use_case).parameters.items():
+    params = inspect.signature(use_case).parameters
+    unknown = set(given) - set(params)
+    if unknown:
+        raise TypeError(f"{use_case.__name__} takes no parameter {', '.join(sorted(unknown))}")
+    filled = dict(given)
+    for name, param in params.items():
         port = ports.get(hints[name]) if name in hints else None
-        if port is not None:
-            ports_by_param[name] = port
-        elif param.default is inspect.Parameter.empty:
+        if name not in filled and port is not None:
+            filled[name] = port
+        elif name not in filled and param.default is inspect.Parameter.empty:
             raise TypeError(f"{use_case.__name__}: no port provides its parameter {name}: {hints.get(name)}")
-    return providers.Singleton(use_case, **ports_by_param)
+    return providers.Singleton(use_case, **filled)
 
 
 def by_method(rows: Iterable[Row], ports: Ports) -> dict[str, providers.Provider[Any]]:
@@ -104,6 +118,16 @@ def by_method(rows: Iterable[Row], ports: Ports) -> dict[str, providers.Provider
             built[row.use_case] = wired(row.use_case, ports)
         out[row.name] = built[row.use_case]
     return out
+
+
+def session_backend(redis_host: str | None) -> str:
+    """Where sessions (rate limits, stream sessions) live: Redis when configured, else this process."""
+    return "redis" if redis_host else "memory"
+
+
+def job_backend(redis_host: str | None) -> str:
+    """Where jobs live: Redis when configured, else a file under state_dir (records outlive the process)."""
+    return "redis" if redis_host else "embedded"
 
 
 def remote_config(settings: Settings) -> RemoteConfig:
@@ -141,6 +165,9 @@ def owner_tokens(settings: Settings, users: UserDirectory) -> Minter:
 
 
 class Container(containers.DeclarativeContainer):
+    """Adapters first, then the ports they fill, then every use case built from those ports by `wired` (its
+    constructor's annotations), settings given by name."""
+
     settings = providers.Dependency(instance_of=Settings)
 
     metrics = providers.Singleton(Metrics)
@@ -158,7 +185,7 @@ class Container(containers.DeclarativeContainer):
     zfs = providers.Singleton(ZfsCliGateway, executor=executor)
 
     # Session state: in this process, or in Redis shared by every worker and server using it.
-    backend = providers.Callable(lambda host: "redis" if host else "memory", settings.provided.redis.host)
+    backend = providers.Callable(session_backend, settings.provided.redis.host)
     redis = providers.Singleton(connect, settings.provided.redis.host, settings.provided.redis.port,
                                 settings.provided.redis.db, settings.provided.redis.password)
     revocations = providers.Selector(
@@ -172,7 +199,6 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryRateLimiter),
         redis=providers.Singleton(RedisRateLimiter, redis),
     )
-
     stream_sessions = providers.Selector(
         backend,
         memory=providers.Singleton(MemoryStreamSessions),
@@ -180,64 +206,60 @@ class Container(containers.DeclarativeContainer):
     )
     pipelines = providers.Singleton(ZfsPipelines, executor, metrics=metrics)
 
-    # Every method's use case (core and transfers), each built from these ports by its constructor's annotations.
-    use_cases = providers.Singleton(UseCases, providers.Dict({
-        **by_method([*CORE, *TRANSFERS], {
-            Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Transfers: zfs, Clock: clock,
-            Pipelines: pipelines, StreamSessions: stream_sessions,
-            SendFileDirs: providers.Singleton(LocalSendFileDirs),
-            t.TransferRoots: providers.Singleton(t.TransferRoots, providers.Callable(
-                tuple, settings.provided.transfer.directories)),
-            t.StreamLimits: providers.Singleton(t.StreamLimits, max_ttl=settings.provided.transfer.stream_max_ttl,
-                                                retain=settings.provided.transfer.stream_retain),
-        }),
-        "pool_overview": providers.Singleton(p.PoolOverview, zfs, max_age=settings.provided.zfs.pool_cache_seconds),
-    }))
-
     users = providers.Singleton(ConfigUsers, providers.Callable(user_records, settings),
                                 config_file=settings.provided.source)
     passwords = providers.Singleton(Argon2Passwords, workers=settings.provided.auth.password_workers,
                                     profile=settings.provided.auth.password_profile)
     tokens = providers.Singleton(JwtTokens, key=providers.Callable(signing_key, settings),
                                  lifetime=settings.provided.auth.token_lifetime)
-    auth = providers.Singleton(
-        AuthUseCases,
-        login=providers.Singleton(Login, users, passwords, tokens, enabled=settings.provided.auth.enabled),
-        logout=providers.Singleton(Logout, revocations, tokens),
-        authenticate=providers.Singleton(Authenticate, users, tokens, revocations),
-    )
 
-    # Jobs: records in the job store, run by this process's runner (kinds: every background method's handler).
-    # (a file under state_dir by default, so records outlive the process; Redis shared by every worker and server)
+    # Jobs: records in the job store (a file under state_dir by default, so records outlive the process; Redis
+    # shared by every worker and server)
     job_store = providers.Selector(
-        providers.Callable(lambda host: "redis" if host else "embedded", settings.provided.redis.host),
+        providers.Callable(job_backend, settings.provided.redis.host),
         embedded=providers.Singleton(EmbeddedJobStore, settings.provided.state_dir),
         redis=providers.Singleton(RedisJobStore, redis),
     )
-    jobs = providers.Singleton(Jobs, job_store, max_per_owner=settings.provided.jobs.max_per_owner)
     # local users and rate limits, swapped whole on reload (SIGHUP)
     access = providers.Singleton(Live, providers.Callable(access_of, settings))
     # Replication: the destination side by remote (this host, SSH, another zfsapi; the remotes swapped whole on
-    # reload), and the use cases
+    # reload)
     replicas = providers.Singleton(
         ReplicaSides, providers.Singleton(LocalReplica, zfs, zfs, pipelines), executor,
         ssh_options=settings.provided.replication.ssh_options,
         config=providers.Callable(remote_config, settings), mint=providers.Callable(owner_tokens, settings, users))
-    replicate = providers.Singleton(Replicate, zfs, zfs, zfs, pipelines, replicas, clock,
-                                    retries=settings.provided.jobs.retries)
-    start_migration = providers.Singleton(StartMigration, jobs, replicate)
+
+    ports: ClassVar[Ports] = {
+        Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Transfers: zfs, Clock: clock,
+        Pipelines: pipelines, StreamSessions: stream_sessions, SendFileDirs: providers.Singleton(LocalSendFileDirs),
+        t.TransferRoots: providers.Singleton(t.TransferRoots, providers.Callable(
+            tuple, settings.provided.transfer.directories)),
+        t.StreamLimits: providers.Singleton(t.StreamLimits, max_ttl=settings.provided.transfer.stream_max_ttl,
+                                            retain=settings.provided.transfer.stream_retain),
+        UserDirectory: users, PasswordHasher: passwords, TokenCodec: tokens, Revocations: revocations,
+        JobStore: job_store, Replicas: replicas,
+    }
+
+    # Every method's use case (core and transfers), by method name.
+    use_cases = providers.Singleton(UseCases, **by_method([*CORE, *TRANSFERS], ports), pool_overview=wired(
+        p.PoolOverview, ports, max_age=settings.provided.zfs.pool_cache_seconds))
+    auth = wired(AuthUseCases, ports,
+                 login=wired(Login, ports, enabled=settings.provided.auth.enabled),
+                 logout=wired(Logout, ports), authenticate=wired(Authenticate, ports))
+    jobs = wired(Jobs, ports, max_per_owner=settings.provided.jobs.max_per_owner)
+    replicate = wired(Replicate, ports, retries=settings.provided.jobs.retries)
+    start_migration = wired(StartMigration, ports, jobs=jobs, replicate=replicate)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
                                    start_migration)
-    # every kind of job this process runs: the background methods' handlers, and migrations
+    # Jobs run by this process's runner: every kind of job it runs (the background methods' handlers, and
+    # migrations); each runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
     job_kinds = providers.Singleton(JobKinds, providers.Callable(method_kinds, registry),
                                     providers.List(providers.Callable(migration_kind, replicate)))
-    job_runner = providers.Singleton(
-        JobRunner, job_store, jobs, kinds=job_kinds,
-        workers=settings.provided.jobs.workers, lease=settings.provided.jobs.lease,
-        retention=settings.provided.jobs.retention,
+    job_runner = wired(
+        JobRunner, ports, jobs=jobs, kinds=job_kinds, workers=settings.provided.jobs.workers,
+        lease=settings.provided.jobs.lease, retention=settings.provided.jobs.retention,
         max_attempts=providers.Callable(operator.add, settings.provided.jobs.retries, 1),
         describe=describe, ended=metrics.provided.job_ended,
-        # each job runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
         owners=providers.Singleton(ConfiguredOwners, users, access, settings.provided.auth.passwordless_localhost))
 
     local_peer = providers.Object(scope_peer)  # the kernel's word on who is calling (tests stand in for it)
@@ -248,7 +270,7 @@ class Container(containers.DeclarativeContainer):
         passwordless_localhost=settings.provided.auth.passwordless_localhost,
         local_peer=local_peer,
         sessions_backend=backend,
-        jobs_backend=providers.Callable(lambda host: "redis" if host else "embedded", settings.provided.redis.host),
+        jobs_backend=providers.Callable(job_backend, settings.provided.redis.host),
         access=access,
     )
 

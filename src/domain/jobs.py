@@ -49,10 +49,10 @@ class JobProgress:
 
 @dataclass(frozen=True, slots=True)
 class JobError:
-    """Why a job failed: `error` names the domain error (its type, e.g. "PermissionDenied", "NotFound"; the type
-    of an unexpected one, reported as "Internal error"), with the message and data a call would have got. How a
-    protocol numbers it is the inbound adapter's business. `code`: only in records written by versions that
-    stored the JSON-RPC code itself (they have no `error`)."""
+    """Why a job failed: `error` names the domain error (its type, e.g. "PermissionDenied", "NotFound"; an
+    unexpected one is "InternalError"), with the message and data a call would have got. How a protocol numbers
+    it is the inbound adapter's business. `code`: what records of earlier versions hold instead of `error`, the
+    number their adapter answered with (rendered as it is)."""
 
     message: str
     data: dict[str, Any] = field(default_factory=dict)

@@ -13,8 +13,6 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from tests.unit.test_jobs import until
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, error_code, record
 from zfsapi.adapters.outbound.state.job_codec import decode_job, encode_job
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
@@ -24,7 +22,16 @@ from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.migrations import migration_kind
 from zfsapi.domain.authz import AccessRequest, Action, Principal, Role
 from zfsapi.domain.errors import NotFound, PermissionDenied
-from zfsapi.domain.jobs import UNKNOWN_KIND, Job, JobError, JobOwner, JobState, ProgressMeter
+from zfsapi.domain.jobs import (
+    UNKNOWN_KIND,
+    Job,
+    JobError,
+    JobOwner,
+    JobState,
+    ProgressMeter,
+)
+
+from tests.unit.test_jobs import until
 
 ALICE = Principal("alice", Role.OPERATOR, ("tank/alice",))
 

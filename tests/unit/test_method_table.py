@@ -4,19 +4,25 @@ rpc.discover describes the result Structs, the container builds each row's use c
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import get_type_hints
 
 import msgspec
 import pytest
 from dependency_injector import providers
-
 from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.access import require_permission
 from zfsapi.adapters.inbound.jsonrpc.auth_methods import AUTH
 from zfsapi.adapters.inbound.jsonrpc.errors import code_of, to_rpc_error
-from zfsapi.adapters.inbound.jsonrpc.methods import CORE, DatasetCreateResult, DatasetOnly
+from zfsapi.adapters.inbound.jsonrpc.methods import (
+    CORE,
+    DatasetCreateResult,
+    DatasetOnly,
+)
 from zfsapi.adapters.inbound.jsonrpc.openrpc import RPC, document
 from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, Method, Table
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
+from zfsapi.application.auth import Login
 from zfsapi.application.catalog import UseCases
 from zfsapi.application.datasets import CreateDataset, ListDatasets
 from zfsapi.application.ports import Clock, Snapshots
@@ -216,9 +222,22 @@ def test_wired_fills_constructor_params_by_port_type(fake_zfs):
         wired(CreateAutoSnapshot, {Snapshots: providers.Object(fake_zfs)})
 
 
-def test_use_cases_by_class_are_typed_and_checked():
+def test_use_cases_by_class_are_typed_and_checked(container):
     listing = ListDatasets(None)  # type: ignore[arg-type]
-    uc = UseCases({"dataset_list": listing})
+    uc = replace(container.use_cases(), dataset_list=listing, volume_list=listing)
     assert uc[ListDatasets] is listing and uc.dataset_list is listing
     with pytest.raises(KeyError):
-        uc[CreateDataset]
+        uc[Login]
+
+
+def test_every_method_row_has_a_typed_use_case_of_its_class():
+    hints = get_type_hints(UseCases)
+    assert {row.name: hints[row.name] for row in (*CORE, *TRANSFERS)} == {
+        row.name: row.use_case for row in (*CORE, *TRANSFERS)}
+
+
+def test_wired_takes_settings_by_name_and_refuses_names_the_class_lacks(fake_zfs):
+    built = wired(CreateAutoSnapshot, {Snapshots: providers.Object(fake_zfs)}, clock=providers.Object("given"))()
+    assert (built._snapshots, built._clock) == (fake_zfs, "given")
+    with pytest.raises(TypeError, match="no parameter retries"):
+        wired(CreateAutoSnapshot, {Snapshots: providers.Object(fake_zfs), Clock: providers.Object("c")}, retries=1)
