@@ -162,16 +162,11 @@ class RateLimiter(Protocol):
 
 
 class SendPipe(Protocol):
-    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded), or `forward` them."""
+    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded). An adapter's pipe may
+    also offer its adapters a faster way to move the bytes between themselves (splicing); the application moves
+    them only through these methods."""
 
     async def read(self) -> bytes: ...
-
-    async def forward(self, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
-                      moved: Callable[[int], None]) -> None:
-        """`first`, then the rest of the stream until its end, into the socket `target` (a file descriptor that
-        stays open until this returns), each chunk written between `head(size)` and `tail`; `moved(size)` after
-        each chunk, from any thread. Raises OSError when the socket's peer went away."""
-        ...
 
     async def finish(self) -> None:
         """Wait for the process; raise the classified error when it failed."""
@@ -183,16 +178,10 @@ class SendPipe(Protocol):
 
 
 class ReceivePipe(Protocol):
-    """A running `zfs receive`: write chunks (or `forward_from` a socket), then `finish` (end of input, wait,
-    raise on failure)."""
+    """A running `zfs receive`: write chunks, then `finish` (end of input, wait, raise on failure). As a SendPipe,
+    it may offer adapters a faster way in."""
 
     async def write(self, data: bytes) -> None: ...
-
-    async def forward_from(self, source: int, size: int, moved: Callable[[int], None]) -> None:
-        """Exactly `size` bytes from the socket `source` (a file descriptor that stays open until this returns)
-        into the receive; `moved(n)` as they go, from any thread. Raises ConnectionResetError when the socket
-        ends first, ZfsCommandFailed when the receive stopped reading."""
-        ...
 
     async def finish(self) -> str | None:
         """End of input: wait, raise the classified error on failure, else the snapshot received."""

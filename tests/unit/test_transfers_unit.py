@@ -14,7 +14,7 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.inbound.http.streams import _discard
+from zfsapi.adapters.inbound.http.stream_bodies import discard as _discard
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
 from zfsapi.adapters.outbound.zfs import commands, parsers
