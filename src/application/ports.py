@@ -347,6 +347,48 @@ class JobStore(Protocol):
         ...
 
 
+class ReplicaSender(Protocol):
+    """Where a replication comes from (this host): its snapshots and bookmarks, its sends, and the holds and
+    bookmarks that keep the next incremental's base. With ReplicaSide, the one interface a replication's steps use
+    on each side."""
+
+    async def snapshots(self, dataset: DatasetName, *, recursive: bool = False) -> list[Snapshot]:
+        """Oldest first, with guid and createtxg. Raises NotFound for a missing dataset."""
+        ...
+
+    async def bookmarks(self, dataset: DatasetName) -> list[Bookmark]:
+        """The dataset's own bookmarks with their snapshots' guid and createtxg, oldest first."""
+        ...
+
+    async def plan_send(self, spec: SendSpec) -> SendSpec:
+        """The send as it will run (raw for an encrypted dataset)."""
+        ...
+
+    async def estimate(self, spec: SendSpec) -> int: ...
+
+    async def decode_resume_token(self, token: ResumeToken) -> ResumeTokenContents: ...
+
+    async def open_send(self, source: SendSpec | ResumeSend) -> SendPipe: ...
+
+    async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
+        """As Pipelines.relay."""
+        ...
+
+    async def hold(self, snapshot: SnapshotName, tag: HoldTag, *, recursive: bool) -> None:
+        """Hold (a hold already there with this tag is fine)."""
+        ...
+
+    async def release(self, snapshot: SnapshotName, tag: HoldTag, *, recursive: bool) -> None:
+        """Release (no such hold or snapshot is fine)."""
+        ...
+
+    async def bookmark(self, snapshot: SnapshotName, mark: BookmarkName) -> None:
+        """Bookmark (a bookmark already there by this name is fine)."""
+        ...
+
+    async def destroy_bookmark(self, mark: BookmarkName) -> None: ...
+
+
 class ReplicaSide(Protocol):
     """Where a replication lands: datasets on this host, on an SSH host (`zfs` run there) or on another zfsapi
     (its JSON-RPC methods and POST /stream). Names are the destination's."""

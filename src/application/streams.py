@@ -249,7 +249,7 @@ class StreamService:
 
     def __init__(self, transfers: Transfers, pipelines: Pipelines, snapshots: Snapshots, sessions: StreamSessions,
                  limits: StreamLimits) -> None:
-        self._p = pipelines
+        self._p, self._sessions = pipelines, sessions
         self._book = LiveStreams(sessions)
         self._opener = StreamOpener(transfers, snapshots, sessions, limits)
         self._receive = StreamReceive(transfers, pipelines, self._book)
