@@ -109,12 +109,15 @@ def main(mib: int, rounds: int) -> None:
             results["recv_ours"].append(took)
 
         med = {k: statistics.median(v) for k, v in results.items()}
-        mbps = lambda t: size / t / 1e6
+
+        def mbps(seconds: float) -> float:
+            return size / seconds / 1e6
+
         print(f"stream of {size / 1e6:.1f} MB, {rounds} rounds, medians (stand-in zfs)")
-        print(f"GET  /stream  {mbps(med['send_ours']):7.1f} MB/s   zfs send | cat        {mbps(med['send_base']):7.1f} MB/s"
-              f"   ratio {med['send_base'] / med['send_ours']:.2f}")
-        print(f"POST /stream  {mbps(med['recv_ours']):7.1f} MB/s   cat file | zfs receive {mbps(med['recv_base']):7.1f} MB/s"
-              f"   ratio {med['recv_base'] / med['recv_ours']:.2f}")
+        print(f"GET  /stream  {mbps(med['send_ours']):7.1f} MB/s   zfs send | cat        "
+              f"{mbps(med['send_base']):7.1f} MB/s   ratio {med['send_base'] / med['send_ours']:.2f}")
+        print(f"POST /stream  {mbps(med['recv_ours']):7.1f} MB/s   cat file | zfs receive "
+              f"{mbps(med['recv_base']):7.1f} MB/s   ratio {med['recv_base'] / med['recv_ours']:.2f}")
     finally:
         if server is not None:
             server.terminate()
