@@ -162,16 +162,11 @@ class RateLimiter(Protocol):
 
 
 class SendPipe(Protocol):
-    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded), or `forward` them."""
+    """A running `zfs send`: read chunks until b"" (then `finish` says whether it succeeded). An adapter's pipe may
+    also offer its adapters a faster way to move the bytes between themselves (splicing); the application moves
+    them only through these methods."""
 
     async def read(self) -> bytes: ...
-
-    async def forward(self, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
-                      moved: Callable[[int], None]) -> None:
-        """`first`, then the rest of the stream until its end, into the socket `target` (a file descriptor that
-        stays open until this returns), each chunk written between `head(size)` and `tail`; `moved(size)` after
-        each chunk, from any thread. Raises OSError when the socket's peer went away."""
-        ...
 
     async def finish(self) -> None:
         """Wait for the process; raise the classified error when it failed."""
@@ -183,16 +178,10 @@ class SendPipe(Protocol):
 
 
 class ReceivePipe(Protocol):
-    """A running `zfs receive`: write chunks (or `forward_from` a socket), then `finish` (end of input, wait,
-    raise on failure)."""
+    """A running `zfs receive`: write chunks, then `finish` (end of input, wait, raise on failure). As a SendPipe,
+    it may offer adapters a faster way in."""
 
     async def write(self, data: bytes) -> None: ...
-
-    async def forward_from(self, source: int, size: int, moved: Callable[[int], None]) -> None:
-        """Exactly `size` bytes from the socket `source` (a file descriptor that stays open until this returns)
-        into the receive; `moved(n)` as they go, from any thread. Raises ConnectionResetError when the socket
-        ends first, ZfsCommandFailed when the receive stopped reading."""
-        ...
 
     async def finish(self) -> str | None:
         """End of input: wait, raise the classified error on failure, else the snapshot received."""
@@ -356,6 +345,48 @@ class JobStore(Protocol):
     async def purge(self, finished_before: float) -> int:
         """Delete finished jobs that finished before the time; how many."""
         ...
+
+
+class ReplicaSender(Protocol):
+    """Where a replication comes from (this host): its snapshots and bookmarks, its sends, and the holds and
+    bookmarks that keep the next incremental's base. With ReplicaSide, the one interface a replication's steps use
+    on each side."""
+
+    async def snapshots(self, dataset: DatasetName, *, recursive: bool = False) -> list[Snapshot]:
+        """Oldest first, with guid and createtxg. Raises NotFound for a missing dataset."""
+        ...
+
+    async def bookmarks(self, dataset: DatasetName) -> list[Bookmark]:
+        """The dataset's own bookmarks with their snapshots' guid and createtxg, oldest first."""
+        ...
+
+    async def plan_send(self, spec: SendSpec) -> SendSpec:
+        """The send as it will run (raw for an encrypted dataset)."""
+        ...
+
+    async def estimate(self, spec: SendSpec) -> int: ...
+
+    async def decode_resume_token(self, token: ResumeToken) -> ResumeTokenContents: ...
+
+    async def open_send(self, source: SendSpec | ResumeSend) -> SendPipe: ...
+
+    async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
+        """As Pipelines.relay."""
+        ...
+
+    async def hold(self, snapshot: SnapshotName, tag: HoldTag, *, recursive: bool) -> None:
+        """Hold (a hold already there with this tag is fine)."""
+        ...
+
+    async def release(self, snapshot: SnapshotName, tag: HoldTag, *, recursive: bool) -> None:
+        """Release (no such hold or snapshot is fine)."""
+        ...
+
+    async def bookmark(self, snapshot: SnapshotName, mark: BookmarkName) -> None:
+        """Bookmark (a bookmark already there by this name is fine)."""
+        ...
+
+    async def destroy_bookmark(self, mark: BookmarkName) -> None: ...
 
 
 class ReplicaSide(Protocol):

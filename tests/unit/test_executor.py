@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import select
 import stat
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
+from zfsapi.adapters.splicing import spliceable
 from zfsapi.domain.errors import NotFound, ZfsCommandFailed, ZfsUnavailable
 from zfsapi.domain.names import DatasetName, SnapshotName
 from zfsapi.domain.transfer import Compression, ReceiveSpec, SendSpec
@@ -291,3 +293,45 @@ async def test_a_send_file_is_recognised_by_the_job_that_wrote_it_and_by_no_one_
     with open(marked, "ab") as f:
         f.write(b"x")
     assert await pipelines.sent_file(marked, root, "job1") is None
+
+
+async def test_a_spliced_receive_that_stops_reading_raises_its_own_error(tmp_path):
+    """The HTTP adapter splices into a receive's fileno() in its in_thread; a receive that exits without reading
+    its input makes that a classified failure of the receive, not a bare BrokenPipeError."""
+    zfs = script(tmp_path, "zfs", 'echo "cannot receive: destination exists" >&2; exit 1\n')
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_receive(ReceiveSpec(DatasetName.parse("t/b")))
+
+    def work(stop: int) -> None:
+        fd = pipe.fileno()
+        os.set_blocking(fd, True)
+        while True:
+            os.write(fd, b"x" * 65536)
+
+    with pytest.raises(ZfsCommandFailed) as failed:
+        await pipe.in_thread(work)
+    assert (failed.value.exit_code, failed.value.stderr) == (1, "cannot receive: destination exists")
+    await pipe.kill()
+
+
+async def test_cancelling_a_spliced_send_kills_it_wakes_the_work_and_waits_for_it(tmp_path):
+    pidfile = tmp_path / "pid"
+    zfs = script(tmp_path, "zfs", f"echo $$ > {pidfile}; exec sleep 30\n")
+    pipe = await ZfsPipelines(ZfsExecutor(zfs=zfs)).open_send(SPEC)
+    assert spliceable(pipe) is pipe
+    running, finished = threading.Event(), threading.Event()
+
+    def work(stop: int) -> None:  # waits on its stop pipe, as a relay waiting for a socket does
+        running.set()
+        try:
+            select.select([stop], [], [], 60)
+        finally:
+            finished.set()
+
+    task = asyncio.create_task(pipe.in_thread(work))
+    await started(pidfile, "zfs send never started")
+    assert await asyncio.to_thread(running.wait, 30), "the work never ran"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+    assert finished.is_set() and not alive(int(pidfile.read_text()))
+    await pipe.kill()

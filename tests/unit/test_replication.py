@@ -30,7 +30,7 @@ from zfsapi.domain.replication import (
     plan_package_retry,
     plan_replication,
 )
-from zfsapi.domain.transfer import Compression, SendSpec, StreamState
+from zfsapi.domain.transfer import Compression, ReceiveSpec, SendSpec, StreamState
 
 FULL, INCREMENTAL, UP_TO_DATE = ReplicationMode.FULL, ReplicationMode.INCREMENTAL, ReplicationMode.UP_TO_DATE
 
@@ -420,3 +420,70 @@ async def test_a_send_stream_is_consumed_once_and_ends_done():
     await stream.aclose()
     [listed] = await service.list(LOCALHOST)
     assert (listed.state, listed.bytes) == (StreamState.DONE, len(got)) and got == world.streams.streams[-1]
+
+
+async def test_a_drained_send_stream_hands_its_pipe_over_counts_what_moved_and_ends_done():
+    world = World()
+    service, stream_id, stream = await _send_stream(world)
+    got: list[bytes] = []
+
+    async def into(first, pipe, moved):
+        chunk = first
+        while chunk:
+            got.append(chunk)
+            moved(len(chunk))
+            chunk = await pipe.read()
+
+    await stream.drain(into)
+    with pytest.raises(RuntimeError, match="consumed once"):
+        await stream.drain(into)
+    [listed] = await service.list(LOCALHOST)
+    assert b"".join(got) == world.streams.streams[-1] and world.streams.pipes[-1].killed
+    assert (listed.state, listed.bytes) == (StreamState.DONE, len(b"".join(got)))
+
+
+async def test_a_send_stream_cancelled_while_drained_is_said_cancelled():
+    world = World()
+    service, stream_id, stream = await _send_stream(world)
+    world.streams.gate = asyncio.Event()  # the send waits after its first chunk
+
+    async def into(first, pipe, moved):
+        moved(len(first))
+        await service.cancel(LOCALHOST, stream_id)
+        await asyncio.sleep(0)  # the watcher kills the send
+        world.streams.gate.set()
+        while chunk := await pipe.read():
+            moved(len(chunk))
+
+    with pytest.raises(StateConflict, match="stream cancelled"):
+        await stream.drain(into)
+    [listed] = await service.list(LOCALHOST)
+    assert listed.state is StreamState.CANCELLED and world.streams.pipes[-1].killed
+
+
+async def test_a_received_stream_is_filled_by_the_adapter_and_finished_here():
+    world = World()
+    await world.zfs.create_dataset(DatasetName.parse("tank/a"), properties={}, parents=False)
+    await world.snapshot("tank/a@s1")
+    data = world.streams._stream(SendSpec(SnapshotName.parse("tank/a@s1")))
+    opened: list[Compression] = []
+    real_receive = world.streams.open_receive
+
+    async def open_receive(spec, compression=Compression.NONE):  # the Pipelines port's, compression included
+        opened.append(compression)
+        return await real_receive(spec)
+
+    world.streams.open_receive = open_receive  # type: ignore[method-assign,assignment]
+    service = StreamService(world.streams, world.streams, world.zfs, MemoryStreamSessions(), StreamLimits())
+    session = await service.init(LOCALHOST, ReceiveSpec(DatasetName.parse("backup/a")), 60)
+
+    async def fill(pipe, moved):
+        for i in range(0, len(data), 1000):
+            await pipe.write(data[i:i + 1000])
+            moved(len(data[i:i + 1000]))
+
+    received = await service.receive(session.stream_id, fill, Compression.GZIP)
+    assert opened == [Compression.GZIP]
+    [listed] = await service.list(LOCALHOST)
+    assert (received.target.value, received.snapshot, received.bytes) == ("backup/a", "backup/a@s1", len(data))
+    assert (listed.state, listed.bytes) == (StreamState.DONE, len(data))

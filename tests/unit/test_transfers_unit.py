@@ -1,10 +1,12 @@
 """Send/receive pieces without ZFS: send flags, the path rule, resume tokens, parsers on captured OpenZFS 2.3.2
 output, stream sessions in memory (single use, expiry) and as stored in Redis (one record, parsed back), the
-stream routes' and stream_init's refusals."""
+stream routes' and stream_init's refusals, and the stream bodies (spliced, or through ASGI)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
 import threading
 import time
@@ -14,12 +16,15 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.inbound.http.streams import _discard
+from zfsapi.adapters.inbound.http.peer import BODY_KEY, SOCKET_KEY
+from zfsapi.adapters.inbound.http.stream_bodies import RequestBody, ResponseBody
+from zfsapi.adapters.inbound.http.stream_bodies import discard as _discard
 from zfsapi.adapters.outbound.state.memory.sessions import MemoryStreamSessions
 from zfsapi.adapters.outbound.state.redis.sessions import decode_session, encode_session
 from zfsapi.adapters.outbound.zfs import commands, parsers
 from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_size
-from zfsapi.adapters.outbound.zfs.pipelines import received_snapshot
+from zfsapi.adapters.outbound.zfs.pipelines import ZfsReceivePipe, ZfsSendPipe, received_snapshot
+from zfsapi.adapters.splicing import Spliceable, spliceable
 from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
 from zfsapi.application.transfers import ReceiveFromFile, TransferRoots
 from zfsapi.bootstrap import build_container, load_settings
@@ -336,3 +341,175 @@ def test_discarding_the_rest_of_a_body_reads_exactly_what_is_left():
         b.shutdown(socket.SHUT_WR)
         _discard(a.fileno(), 1000, 60)  # returns at the end of input, 990 bytes short
         assert a.recv(10) == b""
+
+
+# ---- the stream bodies: spliced between a Spliceable pipe and the connection's socket, else through ASGI ----
+
+class _SplicedPipe:
+    """A pipe end as the pipelines adapter's pipes offer it (Spliceable), over an os.pipe; `read`/`write` too."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.killed = False
+
+    def fileno(self) -> int:
+        return self.fd
+
+    async def in_thread(self, work):
+        stop_r, stop_w = os.pipe()
+        try:
+            return await asyncio.to_thread(work, stop_r)
+        finally:
+            os.close(stop_r)
+            os.close(stop_w)
+
+    async def read(self) -> bytes:
+        raise AssertionError("a spliced send is not read through the loop")
+
+    async def write(self, data: bytes) -> None:
+        raise AssertionError("a spliced receive is written through the loop only before the socket's bytes")
+
+    async def finish(self) -> None: ...
+
+    async def kill(self) -> None:
+        self.killed = True
+
+
+class _ReadPipe:
+    """A send pipe that cannot be spliced (no fileno/in_thread): read in chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def read(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    async def finish(self) -> None: ...
+
+    async def kill(self) -> None: ...
+
+
+def _unchunk(raw: bytes) -> bytes:
+    """An HTTP/1.1 chunked body (without its terminator) decoded; every chunk framed right, or it fails."""
+    out, rest = b"", raw
+    while rest:
+        size_line, rest = rest.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        assert size > 0 and rest[size:size + 2] == b"\r\n", "a chunk framed wrong"
+        out, rest = out + rest[:size], rest[size + 2:]
+    return out
+
+
+def _drain(sock: socket.socket, into: list[bytes]) -> threading.Thread:
+    def run() -> None:
+        while chunk := sock.recv(1 << 20):
+            into.append(chunk)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+async def test_a_spliceable_send_goes_into_the_socket_as_http_chunks_and_counts_every_byte():
+    data = os.urandom(3 * (1 << 20) + 17)  # several splices, the last one short
+    r, w = os.pipe()
+    feeder = threading.Thread(target=lambda: (os.write(w, data) and None, os.close(w)))
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    messages, moved, counted, got = [], [], [], []
+    reader = _drain(client, got)
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {"extensions": {SOCKET_KEY: lambda: os.dup(server.fileno())}}
+    feeder.start()
+    await ResponseBody(scope, send, "rid", counted.append)(b"first", _SplicedPipe(r), moved.append)
+    feeder.join()
+    server.close()
+    reader.join(60)
+    os.close(r)
+    client.close()
+    assert _unchunk(b"".join(got)) == b"first" + data
+    assert sum(moved) == sum(counted) == len(data) + 5
+    assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+    assert messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_a_send_that_cannot_be_spliced_goes_through_asgi_and_the_socket_is_left_alone():
+    messages, moved = [], []
+
+    async def send(message):
+        messages.append(message)
+
+    def never() -> int:
+        raise AssertionError("the socket is taken only for a pipe that can be spliced")
+
+    await ResponseBody({"extensions": {SOCKET_KEY: never}}, send, "rid", lambda n: None)(
+        b"a", _ReadPipe([b"bc", b"d"]), moved.append)
+    bodies = [m["body"] for m in messages if m["type"] == "http.response.body"]
+    assert bodies == [b"a", b"bc", b"d", b""] and moved == [1, 2, 1]
+
+
+async def test_a_request_body_handed_over_is_spliced_from_the_socket_into_the_receive():
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    rest = os.urandom(2 * (1 << 20) + 3)
+    r, w = os.pipe()
+    got: list[bytes] = []
+    written: list[bytes] = []
+
+    class Receive(_SplicedPipe):
+        async def write(self, data: bytes) -> None:  # the bytes uvicorn had read already
+            written.append(data)
+
+    def reader() -> None:
+        while chunk := os.read(r, 1 << 20):
+            got.append(chunk)
+
+    collecting = threading.Thread(target=reader)
+    collecting.start()
+    sending = threading.Thread(target=client.sendall, args=(rest,))
+    sending.start()
+    moved, counted = [], []
+    body = RequestBody({"extensions": {BODY_KEY: lambda: (os.dup(server.fileno()), b"head", len(rest))}},
+                       _no_receive, counted.append)
+    await body(Receive(w), moved.append)
+    assert body.rest() is None  # nothing left unread
+    body.close()
+    os.close(w)
+    sending.join(60)
+    collecting.join(60)
+    os.close(r)
+    server.close()
+    client.close()
+    assert written == [b"head"] and b"".join(got) == rest
+    assert sum(moved) == sum(counted) == len(rest) + 4
+
+
+async def test_a_request_body_cut_short_raises_connection_reset_and_leaves_its_rest_to_discard():
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    r, w = os.pipe()
+    client.sendall(b"x" * 10)
+    client.shutdown(socket.SHUT_WR)
+    body = RequestBody({"extensions": {BODY_KEY: lambda: (os.dup(server.fileno()), b"", 100)}}, _no_receive,
+                       lambda n: None)
+    with pytest.raises(ConnectionResetError, match="10 of 100 bytes"):
+        await body(_SplicedPipe(w), lambda n: None)
+    assert body.rest() is not None
+    body.close()
+    for fd in (r, w):
+        os.close(fd)
+    server.close()
+    client.close()
+
+
+async def _no_receive():
+    raise AssertionError("a body handed over is not read through ASGI")
+
+
+def test_the_pipelines_pipes_are_the_ones_the_http_adapter_splices():
+    """The adapters agree on splicing by duck typing: the pipelines' pipes must keep offering it."""
+    assert issubclass(ZfsSendPipe, Spliceable) and issubclass(ZfsReceivePipe, Spliceable)
+    assert spliceable(_ReadPipe([])) is None

@@ -8,7 +8,9 @@
 
 uvicorn's httptools protocol is extended to do the lookup once per connection (`connection_made`) and to hand the
 result to the app in every request's scope (`scope["extensions"]["zfsapi.peer"]`); an app served any other way
-(tests, another server) falls back to a lookup per request from the scope's addresses.
+(tests, another server) falls back to a lookup per request from the scope's addresses. The protocol also hands a
+stream's socket over for splicing (see stream_bodies), through uvicorn internals (the request cycle's state and
+body, the flow control): pyproject.toml bounds uvicorn to releases tests/unit/test_uvicorn_internals.py checks.
 """
 
 from __future__ import annotations

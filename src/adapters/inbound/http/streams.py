@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import select
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import msgspec
 from litestar import asgi
@@ -23,7 +21,7 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from zfsapi.adapters.metrics import Metrics
-from zfsapi.application.transfers import SocketBody, StreamService
+from zfsapi.application.transfers import StreamService
 from zfsapi.domain.errors import (
     InvalidArgument,
     NotFound,
@@ -36,20 +34,15 @@ from zfsapi.domain.errors import (
 from zfsapi.domain.transfer import Compression
 
 from ..jsonrpc.errors import to_rpc_error
-from .peer import BODY_KEY, SOCKET_KEY
+from .stream_bodies import ClientGone, RequestBody, ResponseBody
 
 log = logging.getLogger("zfsapi.stream")
 _ID = re.compile(r"[0-9a-f]{32}")
 _ENCODER = msgspec.json.Encoder()
-COALESCE = 256 * 1024  # request body chunks are gathered to at least this much per pipe write
 LINGER = 30.0  # seconds an error answer waits for the rest of a spliced body to be read and dropped
 # a POST body's Content-Encoding: decompressed by a gzip/zstd child in front of zfs receive
 ENCODINGS = {"": Compression.NONE, "identity": Compression.NONE, "gzip": Compression.GZIP,
              "x-gzip": Compression.GZIP, "zstd": Compression.ZSTD}
-
-
-class ClientGone(Exception):
-    pass
 
 
 def _status(exc: BaseException) -> int:
@@ -73,67 +66,30 @@ async def _json(send: Send, status: int, body: bytes, request_id: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def _discard(fd: int, left: int, limit: float) -> None:
-    """In a worker thread: read and drop up to `left` bytes of a request body from the socket `fd`, for at most
-    `limit` seconds (a client that trickles does not hold the thread longer)."""
-    deadline = time.monotonic() + limit
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while left > 0:
-        wait = deadline - time.monotonic()
-        if wait <= 0 or not poller.poll(wait * 1000):
-            return
-        try:
-            chunk = os.read(fd, min(left, 1 << 20))
-        except BlockingIOError:
-            continue
-        except OSError:
-            return
-        if not chunk:
-            return
-        left -= len(chunk)
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
-def _chunk_head(size: int) -> bytes:
-    return b"%x\r\n" % size
+class _Transfers:
+    """The two transfers of a stream session, with their metrics."""
 
+    def __init__(self, streams: StreamService, metrics: Metrics) -> None:
+        self._streams, self._metrics = streams, metrics
 
-def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scope], Any]) -> ASGIRouteHandler:
-    async def wait_disconnect(receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    async def get(stream_id: str, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+    async def get(self, stream_id: str, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        """The send's bytes as the response; a client that goes away stops the send at once."""
         started = time.monotonic()
         try:
-            chunks = await streams.send(stream_id)
+            stream = await self._streams.send(stream_id)
         except Exception as exc:
             await _json(send, _status(exc), _error_body(exc), rid)
             return
-        metrics.streams_active.inc()
+        self._metrics.streams_active.inc()
         outcome = "failed"
-        sent_bytes = metrics.stream_bytes.labels("sent")
-
-        async def pump() -> None:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/octet-stream"), (b"x-request-id", rid.encode()),
-                                    (b"cache-control", b"no-store")]})
-            extensions: dict[str, Any] = scope.get("extensions") or {}
-            take: Callable[[], int | None] | None = extensions.get(SOCKET_KEY)
-            target = take() if take is not None else None
-            if target is not None:  # zero-copy: the send's pipe spliced into the socket, as HTTP chunks
-                try:
-                    await chunks.forward(target, _chunk_head, b"\r\n", sent_bytes.inc)
-                finally:
-                    os.close(target)
-            else:
-                async for chunk in chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    sent_bytes.inc(len(chunk))
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-        pumping = asyncio.create_task(pump())
-        watching = asyncio.create_task(wait_disconnect(receive))
+        pumping = asyncio.create_task(stream.drain(ResponseBody(scope, send, rid,
+                                                                self._metrics.stream_bytes.labels("sent").inc)))
+        watching = asyncio.create_task(_wait_disconnect(receive))
         try:
             await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
             if not pumping.done():  # the client went away: stop the send now
@@ -145,63 +101,26 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
             outcome = "done"
         finally:
             watching.cancel()
-            await chunks.aclose()
-            metrics.streams_active.dec()
-            metrics.stream_duration.labels("send", outcome).observe(time.monotonic() - started)
+            await stream.aclose()
+            self._metrics.streams_active.dec()
+            self._metrics.stream_duration.labels("send", outcome).observe(time.monotonic() - started)
 
-    async def post(stream_id: str, scope: Scope, receive: Receive, send: Send, rid: str,
+    async def post(self, stream_id: str, scope: Scope, receive: Receive, send: Send, rid: str,
                    compression: Compression) -> None:
+        """The body into the receive; the answer says what was received, or why not."""
         started = time.monotonic()
-        received = metrics.stream_bytes.labels("received")
+        body = RequestBody(scope, receive, self._metrics.stream_bytes.labels("received").inc)
 
-        async def body() -> AsyncIterator[bytes]:
-            buf: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":  # http.disconnect
-                    raise ClientGone("client went away mid-body")
-                chunk = message.get("body", b"")
-                if chunk:
-                    buf.append(chunk)
-                    size += len(chunk)
-                    received.inc(len(chunk))
-                more = message.get("more_body", False)
-                if size >= COALESCE or (not more and size):
-                    yield b"".join(buf) if len(buf) > 1 else buf[0]
-                    buf, size = [], 0
-                if not more:
-                    return
+        async def answer_error(error: bytes, status: int) -> None:
+            rest = body.rest()
+            if rest is not None:  # read the rest first: closing on unread bytes resets the answer
+                await asyncio.to_thread(rest, LINGER)
+            await _json(send, status, error, rid)
 
-        extensions: dict[str, Any] = scope.get("extensions") or {}
-        take: Callable[[], tuple[int, bytes, int] | None] | None = extensions.get(BODY_KEY)
-        taken: SocketBody | None = None
-        spliced = 0
-
-        def moved(size: int) -> None:  # from the splicing thread
-            nonlocal spliced
-            spliced += size
-            received.inc(size)
-
-        def socket_body() -> SocketBody | None:
-            """The rest of the body from the socket (zero-copy), asked for once the receive has started."""
-            nonlocal taken
-            got = take() if take is not None else None
-            if got is not None:
-                fd, first, size = got
-                received.inc(len(first))
-                taken = SocketBody(fd, first, size, moved)
-            return taken
-
-        async def answer_error(body: bytes, status: int) -> None:
-            if taken is not None and spliced < taken.size:  # read the rest first: closing on unread bytes
-                await asyncio.to_thread(_discard, taken.fd, taken.size - spliced, LINGER)  # resets the answer
-            await _json(send, status, body, rid)
-
-        metrics.streams_active.inc()
+        self._metrics.streams_active.inc()
         outcome = "failed"
         try:
-            r = await streams.receive(stream_id, body(), compression, socket_body)
+            r = await self._streams.receive(stream_id, body, compression)
             outcome = "done"
             out = {"success": True, "dataset": r.target.value, "snapshot": r.snapshot, "bytes_received": r.bytes,
                    "duration": round(r.seconds, 3),
@@ -214,10 +133,28 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
         except Exception as exc:
             await answer_error(_error_body(exc), _status(exc))
         finally:
-            if taken is not None:
-                os.close(taken.fd)
-            metrics.streams_active.dec()
-            metrics.stream_duration.labels("receive", outcome).observe(time.monotonic() - started)
+            body.close()
+            self._metrics.streams_active.dec()
+            self._metrics.stream_duration.labels("receive", outcome).observe(time.monotonic() - started)
+
+
+async def _post_checked(transfers: _Transfers, a: Any, stream_id: str, scope: Scope, receive: Receive, send: Send,
+                        rid: str) -> None:
+    """POST once its Content-Type (never a "simple" cross-site request) and Content-Encoding are acceptable."""
+    ctype = (a.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype != "application/octet-stream":
+        await _json(send, 415, _error_body(InvalidArgument("Content-Type", "must be application/octet-stream")), rid)
+        return
+    encoding = (a.headers.get("content-encoding") or "").strip().lower()
+    if encoding not in ENCODINGS:
+        await _json(send, 415, _error_body(InvalidArgument(
+            "Content-Encoding", f"{encoding[:64]!r} is not supported: gzip, zstd or none")), rid)
+        return
+    await transfers.post(stream_id, scope, receive, send, rid, ENCODINGS[encoding])
+
+
+def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scope], Any]) -> ASGIRouteHandler:
+    transfers = _Transfers(streams, metrics)
 
     # mounted (path params on ASGI routes are keyed by HTTP method in Litestar's router, which raw ASGI
     # handlers do not have): the rest of the path is the stream id
@@ -233,19 +170,9 @@ def stream_route(streams: StreamService, metrics: Metrics, admit: Callable[[Scop
         if not _ID.fullmatch(stream_id):
             await _json(send, 404, _error_body(NotFound("stream", stream_id[:64])), rid)
         elif method == "GET":
-            await get(stream_id, scope, receive, send, rid)
+            await transfers.get(stream_id, scope, receive, send, rid)
         elif method == "POST":
-            ctype = (a.headers.get("content-type") or "").split(";")[0].strip().lower()
-            if ctype != "application/octet-stream":  # never a "simple" cross-site request
-                await _json(send, 415, _error_body(InvalidArgument("Content-Type", "must be application/octet-stream")),
-                            rid)
-                return
-            encoding = (a.headers.get("content-encoding") or "").strip().lower()
-            if encoding not in ENCODINGS:
-                await _json(send, 415, _error_body(InvalidArgument(
-                    "Content-Encoding", f"{encoding[:64]!r} is not supported: gzip, zstd or none")), rid)
-                return
-            await post(stream_id, scope, receive, send, rid, ENCODINGS[encoding])
+            await _post_checked(transfers, a, stream_id, scope, receive, send, rid)
         else:
             await _json(send, 405, _ENCODER.encode({"success": False, "error": "GET or POST"}), rid)
 

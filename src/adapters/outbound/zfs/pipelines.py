@@ -1,7 +1,8 @@
 """zfs send/receive as pipelines: to and from HTTP (SendPipe/ReceivePipe), and to and from send files through
 gzip/zstd (no shell). Children start through the executor (one spawn path, its environment, metrics and
 pipeline bound) joined by pipes we create (1 MiB, F_SETPIPE_SZ before the child starts). The HTTP ends are read
-and written without blocking the event loop (non-blocking fds, add_reader/add_writer); a file relay runs in a
+and written without blocking the event loop (non-blocking fds, add_reader/add_writer), or spliced by the HTTP
+adapter in a worker thread of theirs (they are Spliceable, see zfsapi.adapters.splicing); a file relay runs in a
 worker thread. Every process's exit status is checked, partial files are removed, and children are killed and
 reaped on cancel."""
 
@@ -19,6 +20,7 @@ from typing import Callable, TypeVar
 
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.send_file_dirs import PARTIAL, check_path, file_errors, open_in
+from zfsapi.adapters.splicing import Stopped
 from zfsapi.application.ports import ReceivePipe, SendPipe
 from zfsapi.domain.errors import AlreadyExists, ZfsApiError, ZfsCommandFailed
 from zfsapi.domain.jobs import ProgressMeter
@@ -81,7 +83,7 @@ class ZfsPipelines:
         copied through this process and the loop sees no chunk: as fast as `zfs send | zfs receive`); any other
         pair is read and written in chunks on the loop."""
         if isinstance(send, ZfsSendPipe) and isinstance(receive, ZfsReceivePipe):
-            if not await send._splice_in_thread(_splice, send.fd, receive.fd, moved):
+            if not await send.in_thread(partial(_splice, send.fd, receive.fd, moved)):
                 # zfs receive stopped reading: it failed (its error says why), or it read the stream's end record
                 # and exited before the send closed its end (a blocked splice sees the reader gone first)
                 await receive.finish()
@@ -347,9 +349,13 @@ class _FdIO:
         self.close()
         await self._pipeline.close()
 
-    async def _splice_in_thread(self, relay: Callable[..., T], *args: object) -> T:
-        """Run `relay(*args, stop)` in a pipeline thread, `stop` the read end of a pipe that turns readable when
-        this is cancelled (after the pipeline was killed), for a relay waiting on a socket or a pace rather than
+    def fileno(self) -> int:
+        """Our pipe end (Spliceable): raises ZfsCommandFailed once it is closed."""
+        return self._open_fd()
+
+    async def in_thread(self, work: Callable[[int], T]) -> T:
+        """Run `work(stop)` in a pipeline thread (Spliceable), `stop` the read end of a pipe that turns readable
+        when this is cancelled (after the pipeline was killed), for work waiting on a socket or a pace rather than
         a child."""
         stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
 
@@ -357,7 +363,7 @@ class _FdIO:
             os.write(stop_w, b"x")
 
         try:
-            return await self._pipeline.offload(relay, *args, stop_r, wake=wake)
+            return await self._pipeline.offload(work, stop_r, wake=wake)
         finally:
             os.close(stop_r)
             os.close(stop_w)
@@ -388,67 +394,11 @@ class ZfsSendPipe(_FdIO):
         if not done.ok:
             raise parsers.classify(done, name=self._name, kind="snapshot")
 
-    async def forward(self, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
-                      moved: Callable[[int], None]) -> None:
-        """Write `first`, then the rest of the stream until its end, into `target` (a non-blocking socket that
-        stays open until this returns), each chunk between `head(size)` and `tail`. Runs in a pipeline thread and
-        moves the stream with splice(2): no byte passes through this process. Raises OSError (e.g.
-        BrokenPipeError) when the socket's peer went away; cancelled, the send is killed and the thread woken."""
-        await self._splice_in_thread(_forward, self._open_fd(), target, first, head, tail, moved)
-
-
-class _Stopped(Exception):
-    """The relay's caller went away (see _forward)."""
-
-
-def _forward(source: int, target: int, first: bytes, head: Callable[[int], bytes], tail: bytes,
-             moved: Callable[[int], None], stop: int) -> None:
-    """In a worker thread: `first`, then `source` (a pipe) until its end, into `target`, each chunk framed by
-    head(n) and tail. The chunk goes from `source` into a pipe of our own (which tells its size before it is
-    framed) and from there into the socket, both by splice. Waits for the socket with poll(2), alongside `stop`
-    (readable: give up, raising _Stopped), so a client that stops reading never holds the thread."""
-    poller = select.poll()
-    poller.register(target, select.POLLOUT)
-    poller.register(stop, select.POLLIN)
-
-    def writable() -> None:
-        for fd, _ in poller.poll():
-            if fd == stop:
-                raise _Stopped
-
-    def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(target, view):]
-            except BlockingIOError:
-                writable()
-
-    os.set_blocking(source, True)
-    chunk_r, chunk_w = make_pipe()
-    try:
-        if first:
-            write(head(len(first)) + first + tail)
-            moved(len(first))
-        while size := os.splice(source, chunk_w, READ_SIZE):  # blocks until the send writes, 0 at its end
-            write(head(size))
-            left = size
-            while left:
-                try:
-                    left -= os.splice(chunk_r, target, left, flags=os.SPLICE_F_MOVE)
-                except BlockingIOError:
-                    writable()
-            write(tail)
-            moved(size)
-    finally:
-        os.close(chunk_r)
-        os.close(chunk_w)
-
 
 def _splice(source: int, target: int, moved: Callable[[int], float], stop: int) -> bool:
     """In a worker thread: splice until the end of `source` (True) or until `target` has no reader (False).
     A cancelled relay kills the send (its pipeline's `offload`), which ends `source`, and makes `stop` readable,
-    which ends a pause for the rate limit (raising _Stopped): a cancel never waits for a pace, however slow."""
+    which ends a pause for the rate limit (raising Stopped): a cancel never waits for a pace, however slow."""
     os.set_blocking(source, True)
     os.set_blocking(target, True)
     poller = select.poll()
@@ -456,7 +406,7 @@ def _splice(source: int, target: int, moved: Callable[[int], float], stop: int) 
     try:
         while n := os.splice(source, target, READ_SIZE, flags=os.SPLICE_F_MOVE):
             if (pause := moved(n)) > 0 and poller.poll(_poll_ms(pause)):
-                raise _Stopped
+                raise Stopped
     except BrokenPipeError:
         return False
     return True
@@ -494,33 +444,11 @@ class ZfsReceivePipe(_FdIO):
             raise self._failed(done)
         return received_snapshot(done.stdout.decode("utf-8", "replace"))
 
-    async def forward_from(self, source: int, size: int, moved: Callable[[int], None]) -> None:
-        """`size` bytes from the socket `source` into the receive by splice(2), in a pipeline thread: no byte
-        passes through this process (see ReceivePipe.forward_from). Cancelled, the receive is killed and the
-        thread woken."""
+    async def in_thread(self, work: Callable[[int], T]) -> T:
+        """As _FdIO.in_thread; `work` finding the receive stopped reading (BrokenPipeError) raises the receive's
+        own error, or ZfsCommandFailed when it exited cleanly."""
         try:
-            await self._splice_in_thread(_take, source, self._open_fd(), size, moved)
+            return await super().in_thread(work)
         except BrokenPipeError:
             await self.finish()  # zfs receive stopped reading: its error explains why
             raise ZfsCommandFailed(self._child.argv, -1, "zfs receive stopped reading its input") from None
-
-
-def _take(source: int, target: int, size: int, moved: Callable[[int], None], stop: int) -> None:
-    """In a worker thread: `size` bytes from the socket `source` (non-blocking: waited for with poll(2),
-    alongside `stop`) into the pipe `target` (blocking: the receive sets the pace)."""
-    poller = select.poll()
-    poller.register(source, select.POLLIN)
-    poller.register(stop, select.POLLIN)
-    os.set_blocking(target, True)
-    left = size
-    while left:
-        try:
-            n = os.splice(source, target, min(left, READ_SIZE), flags=os.SPLICE_F_MOVE)
-        except BlockingIOError:
-            if any(fd == stop for fd, _ in poller.poll()):
-                raise _Stopped from None
-            continue
-        if n == 0:
-            raise ConnectionResetError(f"client went away mid-body ({size - left} of {size} bytes)")
-        left -= n
-        moved(n)
