@@ -106,6 +106,7 @@ class HttpReplica(ReplicaSide):
             raise self._no_answer(exc, method) from None
 
     def _no_answer(self, exc: NoAnswer, method: str) -> ZfsUnavailable:
+        """Why `method` got no answer, in our words: a body that is not a zfsapi answer is never reflected."""
         if exc.why is Why.UNREACHABLE and exc.cause is not None:
             return self.unreachable(exc.cause)
         if exc.why is Why.STATUS:  # (a redirect is never followed)
@@ -134,29 +135,31 @@ class HttpReplica(ReplicaSide):
             if self._token is None and self._mint is not None:
                 self._token = self._mint()
             if self._token is None:
-                try:
-                    result = await self._post("auth_login", {"username": self._username, "password": self._password},
-                                              None)
-                except RpcError as exc:
-                    if exc.code == INVALID_CREDENTIALS:
-                        raise ZfsUnavailable(f"{self.where}: it refused the configured username and password") from None
-                    raise remote_error(exc.to_object(), self.where) from None
-                self._token = self._decode(result, _Login, "auth_login").token
+                self._token = await self._login()
             return self._token
+
+    async def _login(self) -> str:
+        try:
+            result = await self._post("auth_login", {"username": self._username, "password": self._password}, None)
+        except RpcError as exc:
+            if exc.code == INVALID_CREDENTIALS:
+                raise ZfsUnavailable(f"{self.where}: it refused the configured username and password") from None
+            raise remote_error(exc.to_object(), self.where) from None
+        return self._decode(result, _Login, "auth_login").token
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         """The result of `method`; its error as a domain error. A login token the remote no longer takes
         (expired, revoked) is replaced once."""
         bearer = await self._bearer()
         try:
-            try:
-                return await self._post(method, params, bearer)
-            except RpcError as exc:
-                if exc.code != INVALID_TOKEN or (self._password is None and self._mint is None):
-                    raise
-            async with self._login_lock:
-                if self._token == bearer:
-                    self._token = None
+            return await self._post(method, params, bearer)
+        except RpcError as exc:
+            if exc.code != INVALID_TOKEN or (self._password is None and self._mint is None):
+                raise remote_error(exc.to_object(), self.where) from None
+        async with self._login_lock:
+            if self._token == bearer:
+                self._token = None
+        try:
             return await self._post(method, params, await self._bearer())
         except RpcError as exc:
             raise remote_error(exc.to_object(), self.where) from None
