@@ -35,7 +35,7 @@ from zfsapi.domain.errors import (
 from zfsapi.protocol import codec, codes
 from zfsapi.protocol.blocking import BlockingClient
 from zfsapi.protocol.client import NoAnswer, RpcClient, Why
-from zfsapi.protocol.envelope import ErrorObject, Request, Response, RpcError
+from zfsapi.protocol.envelope import ErrorObject, Request, RequestBatch, Response, ResponseBatch, RpcError
 from zfsapi.protocol.status import Route, http_status
 
 WHERE = "zfsapi at http://10.0.0.7:8545"
@@ -126,6 +126,14 @@ def test_the_envelope_on_the_wire() -> None:
         "jsonrpc": "2.0", "result": None, "id": "a"}
     assert json.loads(msgspec.json.encode(ErrorObject(-32601, "Method not found"))) == {
         "code": -32601, "message": "Method not found"}
+    batch = msgspec.json.decode(b'[{"jsonrpc": "2.0", "result": 1, "id": 1},'
+                                b' {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"},'
+                                b' "id": null}]', type=ResponseBatch)
+    assert [(r.id, r.result, r.error) for r in batch] == [
+        (1, 1, msgspec.UNSET), (None, msgspec.UNSET, ErrorObject(-32600, "Invalid Request"))]
+    calls = msgspec.json.decode(b'[{"jsonrpc": "2.0", "method": "a", "id": "x"}, {"jsonrpc": "2.0", "method": "b",'
+                                b' "params": [1]}]', type=RequestBatch)
+    assert [(c.method, c.params, c.id) for c in calls] == [("a", msgspec.UNSET, "x"), ("b", [1], msgspec.UNSET)]
 
 
 # ---- the async client against the real server in process ----
