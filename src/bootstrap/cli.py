@@ -13,18 +13,21 @@ import stat
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import msgspec
 
 from zfsapi import __version__
-
+from zfsapi.adapters.inbound.cli.client import DEFAULT_URL
 from zfsapi.domain.jobs import JobState
 
-from .client import DEFAULT_URL
 from .settings import Settings, SettingsError, load_settings
 from .users_cli import ROLES
 
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .service import Reloader
 
 PROFILES = ["rfc9106-low-memory", "owasp-minimum"]
 DETACH_HELP = "Ctrl-C leaves the job running and prints its id"
@@ -163,14 +166,22 @@ def _user_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def url_from(settings: Settings) -> str:
+    """The server's own address from its config (a wildcard bind is reached over loopback)."""
+    host = settings.server.http.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.http.port}"
+
+
 def _client(args: argparse.Namespace) -> int:
-    from . import client as c
+    """`call`, `migrate` and `jobs`: the URL found here, the command run by zfsapi.adapters.inbound.cli."""
+    from zfsapi.adapters.inbound.cli import client as c
 
     url = args.url
     if url is None:
         path = find_config(args.config, os.environ)
         try:
-            url = c.url_from(load_settings(path)) if path else DEFAULT_URL
+            url = url_from(load_settings(path)) if path else DEFAULT_URL
         except SettingsError as exc:
             if args.config:  # asked for: its problem is the answer
                 print(f"zfsapi: {exc}", file=sys.stderr)
@@ -222,15 +233,12 @@ def find_config(given: str | None, environ: Mapping[str, str]) -> str | None:
 
 def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     """Serve until SIGTERM/SIGINT; `reload` reads the configuration again (SIGHUP)."""
-    import uvicorn
-
     from .containers import build_container
-    from .lifecycle import Supervisor, serving_app
+    from .lifecycle import serving_app
     from .logs import configure_logging
     from .security import socket_group
-    from .service import Reloader, Server, notify, watchdog_interval
+    from .service import Reloader
 
-    from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
     configure_logging(settings.logging)
@@ -249,9 +257,38 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     if workers > 1:
         # each worker process builds its own app from the same settings (passed through the environment)
         os.environ["ZFSAPI_SETTINGS_JSON"] = msgspec.json.encode(settings).decode()
+    config = _uvicorn_config(settings, app)
+    unix = settings.server.unix
+    try:
+        sockets = [config.bind_socket()]
+        if unix.path:
+            sockets.append(bind_unix_socket(unix.path, unix.mode, gid))
+        for sock in sockets:  # listening from here on: a client that comes before uvicorn serves waits, not refused
+            sock.listen(config.backlog)
+    except OSError as exc:
+        print(f"zfsapi: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    host, port = sockets[0].getsockname()[:2]  # the port chosen, with --port 0
+    log.info("listening", extra={"url": f"http://{host}:{port}", "unix": unix.path})
+    try:
+        _run(config, sockets, Reloader(container, reload))
+    finally:
+        if unix.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(unix.path)
+    return 0
+
+
+def _uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """One process serving `app`, or (server.http.workers > 1) workers each building theirs (asgi.py)."""
+    import uvicorn
+
+    from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
+
+    workers = settings.server.http.workers
     # The stdlib loop: uvloop spawns subprocesses several times slower and stalls the loop doing it.
     # proxy_headers off: the peer address is the socket's, never X-Forwarded-For.
-    config = uvicorn.Config(
+    return uvicorn.Config(
         "zfsapi.bootstrap.asgi:create" if workers > 1 else app,
         factory=workers > 1,
         workers=workers,
@@ -266,35 +303,25 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
         log_config=None,
         access_log=False,
     )
-    unix = settings.server.unix
-    try:
-        sockets = [config.bind_socket()]
-        if unix.path:
-            sockets.append(bind_unix_socket(unix.path, unix.mode, gid))
-        for sock in sockets:  # listening from here on: a client that comes before uvicorn serves waits, not refused
-            sock.listen(config.backlog)
-    except OSError as exc:
-        print(f"zfsapi: cannot listen: {exc}", file=sys.stderr)
-        return 2
-    host, port = sockets[0].getsockname()[:2]  # the port chosen, with --port 0
-    logging.getLogger("zfsapi").info("listening", extra={"url": f"http://{host}:{port}", "unix": unix.path})
-    try:
-        if workers > 1:
-            # the supervisor forwards SIGHUP to every worker, which reads the config file again (asgi.py)
-            notify("READY=1")
-            interval = watchdog_interval()
-            if interval is not None:
-                threading.Thread(target=_ping_forever, args=(interval,), daemon=True).start()
-            Supervisor(config, sockets=sockets).run()
-        else:
-            # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` tidy up
-            signal.signal(signal.SIGTERM, _exit_on_signal)
-            Server(config, Reloader(container, reload)).run(sockets=sockets)
-    finally:
-        if unix.path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(unix.path)
-    return 0
+
+
+def _run(config: uvicorn.Config, sockets: list[socket.socket], reloader: Reloader) -> None:
+    """Serve on the listening `sockets` until told to stop: workers under a supervisor (each reads the config
+    file again on SIGHUP), or this process (`reloader` applies SIGHUP)."""
+    from .lifecycle import Supervisor
+    from .service import Server, notify, watchdog_interval
+
+    if config.workers > 1:
+        # the supervisor forwards SIGHUP to every worker, which reads the config file again (asgi.py)
+        notify("READY=1")
+        interval = watchdog_interval()
+        if interval is not None:
+            threading.Thread(target=_ping_forever, args=(interval,), daemon=True).start()
+        Supervisor(config, sockets=sockets).run()
+    else:
+        # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` tidy up
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        Server(config, reloader).run(sockets=sockets)
 
 
 def _ping_forever(interval: float) -> None:

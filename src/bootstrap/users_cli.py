@@ -4,32 +4,19 @@ A running server applies the change on SIGHUP."""
 
 from __future__ import annotations
 
-import getpass
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from zfsapi.adapters.inbound.cli.prompt import read_password
 from zfsapi.adapters.outbound.auth.passwords import Argon2Passwords
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import DatasetName
 
 ROLES = ("admin", "operator", "readonly")
-
-
-def read_password(confirm: bool = True) -> str:
-    if not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if confirm and getpass.getpass("Again: ") != password:
-            raise SystemExit("zfsapi: the passwords differ")
-    if not password:
-        raise SystemExit("zfsapi: empty password")
-    return password
 
 
 def hash_password(profile: str = "rfc9106-low-memory") -> str:

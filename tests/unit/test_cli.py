@@ -13,9 +13,9 @@ from argon2 import PasswordHasher
 
 from tests.conftest import free_port
 from zfsapi import __version__
+from zfsapi.adapters.inbound.cli.client import parse_params
+from zfsapi.adapters.inbound.cli.progress import TransferProgress
 from zfsapi.bootstrap.cli import build_parser, main
-from zfsapi.bootstrap.client import parse_params
-from zfsapi.bootstrap.progress import TransferProgress
 from zfsapi.bootstrap.settings import load_settings
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)

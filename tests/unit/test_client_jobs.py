@@ -182,4 +182,5 @@ def test_list_get_and_cancel(live, tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["params"]["dataset"] == "tank/a b"
     for command in ("get", "watch"):
         r = zfsapi("jobs", command, "nope", "--url", live.url)
-        assert (r.returncode, r.stderr) == (1, 'zfsapi: Job not found: nope (code -32010): {"kind": "job", "name": "nope"}\n')
+        assert (r.returncode, r.stderr) == (
+            1, 'zfsapi: Job not found: nope (code -32010): {"kind": "job", "name": "nope"}\n')

@@ -1,7 +1,8 @@
-"""Imports point inward: domain imports nothing of ours; application only domain; adapters application and
-domain (inbound never outbound, outbound never inbound); only bootstrap (and `python -m zfsapi`) imports
-bootstrap. domain and application import the standard library only (no framework, no driver, no subprocess; the
-domain may also use croniter, pure date arithmetic).
+"""Imports point inward: domain imports nothing of ours; application only domain; protocol (the JSON-RPC wire,
+shared by the server, the replica on another zfsapi and the command-line client) only domain; adapters
+application, protocol and domain (inbound never outbound, outbound never inbound); only bootstrap (and `python -m
+zfsapi`) imports bootstrap. domain and application import the standard library only (no framework, no driver,
+no subprocess; the domain may also use croniter, pure date arithmetic).
 Every import counts: relative ones, `from zfsapi import x`, and those inside functions or TYPE_CHECKING blocks."""
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ ALLOWED = {
     "root": set(),
     "domain": {"domain"},
     "application": {"domain", "application"},
-    "adapters": {"domain", "application", "adapters", "root"},
-    "adapters.inbound": {"domain", "application", "adapters", "adapters.inbound", "root"},
-    "adapters.outbound": {"domain", "application", "adapters", "adapters.outbound", "root"},
-    "bootstrap": {"domain", "application", "adapters", "adapters.inbound", "adapters.outbound", "bootstrap", "root"},
+    "protocol": {"domain", "protocol", "root"},
+    "adapters": {"domain", "application", "protocol", "adapters", "root"},
+    "adapters.inbound": {"domain", "application", "protocol", "adapters", "adapters.inbound", "root"},
+    "adapters.outbound": {"domain", "application", "protocol", "adapters", "adapters.outbound", "root"},
+    "bootstrap": {"domain", "application", "protocol", "adapters", "adapters.inbound", "adapters.outbound",
+                  "bootstrap", "root"},
 }
 PURE = {"domain", "application"}  # standard library only
 # ...and these pure-computation libraries (no I/O, no framework): croniter reads cron expressions for
@@ -109,6 +112,14 @@ def test_every_kind_of_violation_is_reported(tmp_path: Path) -> None:
         "adapters/outbound/late.py": "def build():\n    from zfsapi import bootstrap\n",
         "bootstrap/__init__.py": "from ..adapters.inbound import app\nfrom ..adapters.outbound import clock\n",
         "bootstrap/cli.py": "from . import containers\nimport zfsapi\n",
+        "protocol/__init__.py": "",
+        "protocol/codec.py": "from zfsapi.domain.errors import NotFound\nfrom . import codes\nimport msgspec\n",
+        "protocol/client.py": "from zfsapi.application.ports import Clock\n",
+        "protocol/replica.py": "from ..adapters.outbound import clock\n",
+        "protocol/server.py": "def f():\n    from zfsapi.adapters.inbound import app\n",
+        "domain/wire.py": "from zfsapi.protocol import codec\n",
+        "application/wire.py": "from ..protocol.codes import NOT_FOUND\n",
+        "adapters/outbound/remote.py": "from zfsapi.protocol.client import RpcClient\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +132,27 @@ def test_every_kind_of_violation_is_reported(tmp_path: Path) -> None:
         "application/driver.py: application imports msgspec",
         "application/driver.py: application imports subprocess",
         "application/ports.py: application imports zfsapi.adapters.outbound.clock",
+        "application/wire.py: application imports zfsapi.protocol.codes.NOT_FOUND",
         "domain/lazy.py: domain imports zfsapi.application.ports.Clock",
         "domain/names.py: domain imports zfsapi.__version__",
+        "domain/wire.py: domain imports zfsapi.protocol.codec",
+        "protocol/client.py: protocol imports zfsapi.application.ports.Clock",
+        "protocol/replica.py: protocol imports zfsapi.adapters.outbound.clock",
+        "protocol/server.py: protocol imports zfsapi.adapters.inbound.app",
     ]
+
+
+def test_protocol_imports_the_domain_only_and_only_outer_layers_import_it() -> None:
+    """zfsapi.protocol is neutral ground: no adapter or application module in it, and neither the domain nor
+    the application knows the wire."""
+    protocol = SRC / "protocol"
+    assert layer("zfsapi.protocol.codec") == "protocol" and (protocol / "__init__.py").is_file()
+    ours = {name for path in protocol.rglob("*.py") for name in imported(SRC, path)
+            if name.partition(".")[0] == PACKAGE}
+    assert ours and {layer(name) for name in ours} <= {"domain", "protocol"}
+    for source, allowed in ALLOWED.items():
+        assert ("protocol" in allowed) == (source in ("protocol", "adapters", "adapters.inbound",
+                                                       "adapters.outbound", "bootstrap")), source
+    users = {layer(module_name(SRC, path)) for path in SRC.rglob("*.py")
+             if any(layer(name) == "protocol" for name in imported(SRC, path))} - {"protocol"}
+    assert users and users <= {"adapters.inbound", "adapters.outbound", "bootstrap"}

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import http_client
 from zfsapi.adapters.inbound.http.app import create_app
-from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
+from zfsapi.adapters.outbound.replicas.http import HttpReplica, remote_error
 from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor
@@ -38,6 +38,7 @@ from zfsapi.domain.models import Snapshot
 from zfsapi.domain.names import DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import Remote
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeToken
+from zfsapi.protocol.envelope import ErrorObject
 
 TOKEN = "1-e604ea4bf-e0-789c636064000310a500c4ec50360710e72765a5269740d80cd8e4d3d28a534b18e00024cf86249f5459925acc802a8facbf243fbd34338581e1cfe3b20cd8f4974f86e0404f3c07f4042d11d00ce7de0002bf040"
 
@@ -364,7 +365,7 @@ async def test_http_side_methods():
 ])
 def test_remote_errors_are_the_domain_errors(code, data, expected):
     message = "Authentication required"
-    error = remote_error(_Error(code, message, data), "zfsapi at X")
+    error = remote_error(ErrorObject(code, message, data), "zfsapi at X")
     assert type(error) is type(expected) and error.message == expected.message
     assert vars(error) == vars(expected)
 

@@ -1,1 +1,1 @@
-"""Inbound adapters: the Litestar HTTP app and its JSON-RPC dispatcher."""
+"""Inbound adapters: the Litestar HTTP app, its JSON-RPC dispatcher, and the command-line client."""

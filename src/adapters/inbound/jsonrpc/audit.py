@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from zfsapi.domain.authz import Action, Carries
+from zfsapi.protocol.codes import refused
 
 from .registry import CallContext, Method
 
@@ -42,7 +43,7 @@ def record(method: Method, params: Any, raw: object, ctx: CallContext, code: int
         "auth": ctx.via,
         "peer": ctx.peer,
         "targets": targets,
-        "outcome": "ok" if code is None else "failed" if code == -32603 or -32099 <= code <= -32010 else "refused",
+        "outcome": "ok" if code is None else "refused" if refused(code) else "failed",
         "code": code,
     }
     if method.name == "auth_login":

@@ -27,51 +27,23 @@ from zfsapi.adapters.outbound.zfs import parsers
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor, make_pipe
 from zfsapi.adapters.outbound.zfs.pipelines import COMPRESSORS, ZfsReceivePipe, ZfsSendPipe
 from zfsapi.application.ports import ReceivePipe, ReplicaSide
-from zfsapi.domain.errors import (
-    AlreadyExists,
-    Busy,
-    HasDependents,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ReceiveFailed,
-    StateConflict,
-    ZfsApiError,
-    ZfsCommandFailed,
-    ZfsUnavailable,
-)
+from zfsapi.domain.errors import AlreadyExists, NotFound, ReceiveFailed, ZfsApiError, ZfsCommandFailed, ZfsUnavailable
 from zfsapi.domain.models import Snapshot
 from zfsapi.domain.names import DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import Remote, RemoteKind
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeToken
+from zfsapi.protocol.client import NoAnswer, RpcClient, Why
+from zfsapi.protocol.codec import MAX_STDERR, decode, short
+from zfsapi.protocol.codes import AUTH_CODES, INVALID_CREDENTIALS, INVALID_TOKEN
+from zfsapi.protocol.envelope import ErrorObject, RpcError
 
 T = TypeVar("T")
-# the wire's error codes (api-contract "Errors")
-INVALID_PARAMS, AUTH_REQUIRED, INVALID_TOKEN, INVALID_CREDENTIALS = -32602, -32001, -32002, -32003
-PERMISSION_DENIED, NOT_FOUND, ALREADY_EXISTS, BUSY = -32004, -32010, -32011, -32012
-ZFS_FAILED, ZFS_UNAVAILABLE, CONFLICT = -32013, -32014, -32015
 QUEUE_CHUNKS = 4  # chunks written but not yet sent: the backpressure between our writes and the socket
 STREAM_TIMEOUT = 600.0  # seconds the remote may take to accept the next bytes, or to answer at the end
 _STREAM_ID = re.compile(r"[0-9a-f]{32}")
 _ENCODING = {Compression.GZIP: "gzip", Compression.ZSTD: "zstd"}
-MAX_TEXT = 300  # characters of a remote's text (a reason, a name) kept in our errors
-MAX_STDERR = 1000  # ... of the stderr of its zfs
-MAX_DATA = 8  # fields of a remote's conflict data kept
 MAX_ANSWER = 64 << 20  # bytes of a JSON-RPC answer read (a snapshot list of ~300,000 snapshots)
-
-
-def _short(value: Any, most: int = MAX_TEXT) -> str:
-    text = str(value)
-    return text if len(text) <= most else text[:most] + "..."
-
-
-def _scalar(value: Any, nested: bool = False) -> Any:
-    """A remote's conflict datum as we keep it: a short string, a number, a bool, None, or a short list of those."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, list) and not nested:
-        return [_scalar(v, True) for v in value[:MAX_DATA]]
-    return _short(value)
+_Error = ErrorObject  # its former name here, still imported by tests
 
 
 class _Detail(msgspec.Struct):
@@ -96,46 +68,12 @@ class _Login(msgspec.Struct):
     token: str
 
 
-class _Error(msgspec.Struct):
-    code: int
-    message: str = ""
-    data: dict[str, Any] = {}
-
-
-def remote_error(error: _Error, where: str) -> ZfsApiError:
-    """The domain error a remote zfsapi's JSON-RPC error stands for (the inverse of its error table)."""
-    d = error.data
-
-    def text(key: str, default: str = "", most: int = MAX_TEXT) -> str:
-        return _short(d.get(key, default), most)
-
-    if error.code == NOT_FOUND:
-        return NotFound(text("kind", "dataset"), text("name"))
-    if error.code == ALREADY_EXISTS:
-        return AlreadyExists(text("kind", "dataset"), text("name"))
-    if error.code == BUSY:
-        dependents = [_short(x) for x in (d.get("dependents") or [])[:MAX_DATA]]
-        if dependents:
-            return HasDependents(text("name"), text("reason"), dependents)
-        return Busy(text("name"), text("reason"))
-    if error.code == ZFS_FAILED:
-        command = [_short(x, 256) for x in (d.get("command") or [])[:24]] or ["zfs"]
-        code = d.get("exit_code")
-        return ZfsCommandFailed(command, code if isinstance(code, int) else -1,
-                                text("stderr", error.message, MAX_STDERR))
-    if error.code == CONFLICT:
-        extra = {_short(k, 40): _scalar(v) for k, v in list(d.items())[:MAX_DATA] if k != "reason"}
-        return StateConflict(text("reason", error.message), **extra)
-    if error.code == INVALID_PARAMS:
-        return InvalidArgument(text("param", "params"), f"{where}: {text('reason', error.message)}")
-    if error.code == PERMISSION_DENIED:
-        dataset = d.get("dataset")
-        return PermissionDenied(text("method"), _short(dataset) if dataset else None, f"{where}: {text('reason')}")
-    if error.code == ZFS_UNAVAILABLE:
-        return ZfsUnavailable(f"{where}: {text('reason', error.message)}")
-    if error.code in (AUTH_REQUIRED, INVALID_TOKEN, INVALID_CREDENTIALS):
-        return ZfsUnavailable(f"{where}: {_short(error.message)} (see replication.remotes in the config)")
-    return ZfsUnavailable(f"{where}: {_short(error.message)} ({error.code})")
+def remote_error(error: ErrorObject, where: str) -> ZfsApiError:
+    """The domain error a remote zfsapi's JSON-RPC error stands for (zfsapi.protocol.codec.decode); one that
+    refuses our credentials points at the config that holds them."""
+    if error.code in AUTH_CODES:
+        return ZfsUnavailable(f"{where}: {short(error.message)} (see replication.remotes in the config)")
+    return decode(error, where)
 
 
 class HttpReplica(ReplicaSide):
@@ -153,39 +91,31 @@ class HttpReplica(ReplicaSide):
                 or sum((username is not None, token is not None, mint is not None)) != 1:
             raise ValueError("a remote takes a username and password, or a token, or a token minter")
         self._remote, self._client, self._exec = remote, client, executor
+        self._rpc = RpcClient(client, remote.url, max_answer=MAX_ANSWER, only_ok=True)
         self._username, self._password, self._token, self._mint = username, password, token, mint
         self._stream_timeout = stream_timeout
         self._login_lock = asyncio.Lock()
         self.where = f"zfsapi at {remote.url}"
 
     # ---- JSON-RPC ----
-    async def _post(self, method: str, params: dict[str, Any], bearer: str | None) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-        request = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+    async def _post(self, method: str, params: dict[str, Any], bearer: str | None) -> Any:
+        """The result; the remote's error raised as RpcError, no answer as ZfsUnavailable."""
         try:
-            async with self._client.stream("POST", self._remote.url + "/", headers=headers, json=request) as r:
-                if r.status_code != 200:  # (a redirect is never followed)
-                    raise ZfsUnavailable(f"{self.where}: HTTP {r.status_code} to {method}")
-                content = await self._bounded(r, method)
-        except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from None
-        try:
-            body = msgspec.json.decode(content)
-        except msgspec.DecodeError:
-            body = None
-        if not isinstance(body, dict) or ("result" not in body and "error" not in body):
-            raise ZfsUnavailable(f"{self.where}: not a JSON-RPC answer to {method}")
-        return body
+            return await self._rpc.call(method, params, bearer=bearer)
+        except NoAnswer as exc:
+            raise self._no_answer(exc, method) from None
 
-    async def _bounded(self, r: httpx.Response, method: str) -> bytes:
-        """The answer's body, read no further than MAX_ANSWER bytes."""
-        chunks, size = [], 0
-        async for chunk in r.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_ANSWER:
-                raise ZfsUnavailable(f"{self.where}: its answer to {method} is over {MAX_ANSWER} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def _no_answer(self, exc: NoAnswer, method: str) -> ZfsUnavailable:
+        """Why `method` got no answer, in our words: a body that is not a zfsapi answer is never reflected."""
+        if exc.why is Why.UNREACHABLE and exc.cause is not None:
+            return self.unreachable(exc.cause)
+        if exc.why is Why.STATUS:  # (a redirect is never followed)
+            return ZfsUnavailable(f"{self.where}: HTTP {exc.status} to {method}")
+        if exc.why is Why.TOO_LARGE:
+            return ZfsUnavailable(f"{self.where}: its answer to {method} is over {exc.detail} bytes")
+        if exc.why is Why.MALFORMED:
+            return ZfsUnavailable(f"{self.where}: unexpected answer to {method}: {exc.detail}")
+        return ZfsUnavailable(f"{self.where}: not a JSON-RPC answer to {method}")
 
     def unreachable(self, exc: httpx.HTTPError) -> ZfsUnavailable:
         return ZfsUnavailable(f"{self.where}: {type(exc).__name__}: {str(exc)[:300] or 'no answer'}")
@@ -205,29 +135,34 @@ class HttpReplica(ReplicaSide):
             if self._token is None and self._mint is not None:
                 self._token = self._mint()
             if self._token is None:
-                body = await self._post("auth_login", {"username": self._username, "password": self._password}, None)
-                if "error" in body:
-                    error = self._decode(body["error"], _Error, "auth_login")
-                    if error.code == INVALID_CREDENTIALS:
-                        raise ZfsUnavailable(f"{self.where}: it refused the configured username and password")
-                    raise remote_error(error, self.where)
-                self._token = self._decode(body["result"], _Login, "auth_login").token
+                self._token = await self._login()
             return self._token
+
+    async def _login(self) -> str:
+        try:
+            result = await self._post("auth_login", {"username": self._username, "password": self._password}, None)
+        except RpcError as exc:
+            if exc.code == INVALID_CREDENTIALS:
+                raise ZfsUnavailable(f"{self.where}: it refused the configured username and password") from None
+            raise remote_error(exc.to_object(), self.where) from None
+        return self._decode(result, _Login, "auth_login").token
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         """The result of `method`; its error as a domain error. A login token the remote no longer takes
         (expired, revoked) is replaced once."""
         bearer = await self._bearer()
-        body = await self._post(method, params, bearer)
-        if "error" in body and (self._password is not None or self._mint is not None):
-            if self._decode(body["error"], _Error, method).code == INVALID_TOKEN:
-                async with self._login_lock:
-                    if self._token == bearer:
-                        self._token = None
-                body = await self._post(method, params, await self._bearer())
-        if "error" in body:
-            raise remote_error(self._decode(body["error"], _Error, method), self.where)
-        return body["result"]
+        try:
+            return await self._post(method, params, bearer)
+        except RpcError as exc:
+            if exc.code != INVALID_TOKEN or (self._password is None and self._mint is None):
+                raise remote_error(exc.to_object(), self.where) from None
+        async with self._login_lock:
+            if self._token == bearer:
+                self._token = None
+        try:
+            return await self._post(method, params, await self._bearer())
+        except RpcError as exc:
+            raise remote_error(exc.to_object(), self.where) from None
 
     # ---- the ReplicaSide port ----
     async def snapshots(self, dataset: DatasetName) -> list[Snapshot] | None:
@@ -385,7 +320,7 @@ class HttpReceivePipe(ReceivePipe):
         error = body.get("error")
         if not isinstance(error, dict):
             raise ZfsUnavailable(f"{self._side.where}: HTTP {r.status_code} to POST /stream, not a zfsapi answer")
-        failure = remote_error(self._side._decode(error, _Error, "POST /stream"), self._side.where)
+        failure = remote_error(self._side._decode(error, ErrorObject, "POST /stream"), self._side.where)
         token = body.get("receive_resume_token")
         if isinstance(failure, ZfsCommandFailed) and isinstance(token, str):
             raise ReceiveFailed(failure.command, failure.exit_code, failure.stderr, token)
@@ -400,7 +335,7 @@ class HttpReceivePipe(ReceivePipe):
             return self._side.unreachable(exc)
         for s in sessions.get("sessions", []) if isinstance(sessions, dict) else []:
             if isinstance(s, dict) and s.get("stream_id") == self._stream_id and s.get("state") == "failed":
-                stderr = _short(s.get("error") or "failed", MAX_STDERR)
+                stderr = short(s.get("error") or "failed", MAX_STDERR)
                 return parsers.classify(Completed(["zfs", "receive"], 1, b"", stderr), name=self._spec.target.value)
         return self._side.unreachable(exc)
 

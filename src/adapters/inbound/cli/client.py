@@ -14,28 +14,16 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import quote
-
-import httpx
+from typing import Any, Callable
 
 from zfsapi.domain.jobs import JobState
+from zfsapi.protocol.blocking import BlockingClient
+from zfsapi.protocol.client import NoAnswer
+from zfsapi.protocol.envelope import RpcError
 
-from .settings import Settings
+from .prompt import read_password
 
 DEFAULT_URL = "http://127.0.0.1:8545"
-
-
-class CallFailed(Exception):
-    """A JSON-RPC error object: `code`, `message`, `data`."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{message} (code {code})")
-        self.code, self.message, self.data = code, message, data
-
-
-class Unreachable(Exception):
-    """The server could not be reached, or did not answer JSON-RPC."""
 
 
 def parse_params(args: list[str]) -> dict[str, Any] | list[Any]:
@@ -65,92 +53,6 @@ def parse_params(args: list[str]) -> dict[str, Any] | list[Any]:
     return out
 
 
-def url_from(settings: Settings) -> str:
-    """The server's own address from its config (a wildcard bind is reached over loopback)."""
-    host = settings.server.http.host
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.http.port}"
-
-
-class Client:
-    """A JSON-RPC 2.0 client over HTTP (one connection kept alive), and the job events of GET /jobs/{id}/events."""
-
-    def __init__(self, url: str, token: str | None = None, timeout: float = 330.0) -> None:
-        self.url = url.rstrip("/") + "/"
-        self.token = token
-        self._http = httpx.Client(timeout=timeout)
-        self._ids = 0
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    def call(self, method: str, params: Mapping[str, Any] | list[Any] | None = None) -> Any:
-        """The method's result. Raises CallFailed (a JSON-RPC error) or Unreachable."""
-        self._ids += 1
-        request = {"jsonrpc": "2.0", "method": method, "params": params if params is not None else {}, "id": self._ids}
-        try:
-            response = self._http.post(self.url, json=request, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"cannot reach {self.url}: {exc}") from None
-        answer = self._answer(response)
-        if "result" not in answer:
-            raise Unreachable(f"{self.url} answered HTTP {response.status_code} without a JSON-RPC result")
-        return answer["result"]
-
-    def _answer(self, response: httpx.Response) -> dict[str, Any]:
-        """The JSON-RPC answer object; raises CallFailed when it carries an error."""
-        try:
-            answer = response.json()
-        except ValueError:
-            raise Unreachable(f"{self.url} answered HTTP {response.status_code}, not JSON-RPC") from None
-        if not isinstance(answer, dict):
-            raise Unreachable(f"{self.url} answered HTTP {response.status_code}, not a JSON-RPC object")
-        if isinstance(answer.get("error"), dict):
-            error = answer["error"]
-            raise CallFailed(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
-        return answer
-
-    def login(self, username: str, password: str) -> None:
-        self.token = self.call("auth_login", {"username": username, "password": password})["token"]
-
-    def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """GET /jobs/{job_id}/events: (event name, job record) as the server sends them (`progress` on every
-        change, `end` last), until the stream ends. Raises CallFailed (no such job, not allowed, or the stream
-        ended by an `error` event: the token revoked or expired) or Unreachable."""
-        url = f"{self.url}jobs/{quote(job_id, safe='')}/events"
-        try:
-            # no read timeout: a queued job may wait long without a change to report
-            with self._http.stream("GET", url, headers=self._headers(),
-                                   timeout=httpx.Timeout(30.0, read=None)) as response:
-                if response.status_code != 200:
-                    response.read()
-                    self._answer(response)
-                    raise Unreachable(f"{url} answered HTTP {response.status_code}")
-                name, data = "message", []
-                for line in response.iter_lines():
-                    if line:
-                        field, _, value = line.partition(":")
-                        if field == "event":
-                            name = value.strip()
-                        elif field == "data":
-                            data.append(value.removeprefix(" "))
-                    elif data:
-                        payload = json.loads("\n".join(data))
-                        if name == "error":  # the server ended the stream: this caller may no longer follow
-                            raise CallFailed(int(payload.get("code", 0)), str(payload.get("message", "")),
-                                             payload.get("data"))
-                        yield name, payload
-                        name, data = "message", []
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"lost {url}: {exc}") from None
-
-
 @dataclass(frozen=True, slots=True)
 class Session:
     """Where and as whom the client commands call: the server's URL and a token, or a user to log in as (the
@@ -160,20 +62,19 @@ class Session:
     token: str | None = None
     user: str | None = None
 
-    def run(self, work: Callable[[Client], int]) -> int:
+    def run(self, work: Callable[[BlockingClient], int]) -> int:
         """`work`'s exit code with a client (logged in first with `user`); a JSON-RPC error is one line on stderr
         and exit 1, a server out of reach exit 3, Ctrl-C exit 130."""
-        with Client(self.url, self.token) as client:
+        with BlockingClient(self.url, self.token) as client:
             try:
                 if self.user is not None:
-                    from .users_cli import read_password
-
-                    client.login(self.user, os.environ.get("ZFSAPI_PASSWORD") or read_password(confirm=False))
+                    password = os.environ.get("ZFSAPI_PASSWORD") or read_password(confirm=False)
+                    client.token = client.call("auth_login", {"username": self.user, "password": password})["token"]
                 return work(client)
-            except CallFailed as exc:
+            except RpcError as exc:
                 _error(exc.code, exc.message, exc.data)
                 return 1
-            except Unreachable as exc:
+            except NoAnswer as exc:
                 print(f"zfsapi: {exc}", file=sys.stderr)
                 return 3
             except KeyboardInterrupt:  # Ctrl-C before a job was followed (a call, the password prompt)
@@ -197,14 +98,14 @@ def run_call(session: Session, method: str, args: list[str]) -> int:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
 
-    def work(client: Client) -> int:
+    def work(client: BlockingClient) -> int:
         _print_json(client.call(method, params))
         return 0
 
     return session.run(work)
 
 
-def follow(client: Client, job_id: str, label: str) -> dict[str, Any]:
+def follow(client: BlockingClient, job_id: str, label: str) -> dict[str, Any]:
     """The job's record once it has ended, its progress shown meanwhile (a bar on a terminal, else lines)."""
     from .progress import TransferProgress
 
@@ -221,7 +122,7 @@ def follow(client: Client, job_id: str, label: str) -> dict[str, Any]:
     return record
 
 
-def follow_job(client: Client, job_id: str, label: str, *, cancel_on_interrupt: bool) -> int:
+def follow_job(client: BlockingClient, job_id: str, label: str, *, cancel_on_interrupt: bool) -> int:
     """Follow the job to its end: its result on stdout and exit 0 when it succeeded, else its error (message,
     code) on stderr and exit 1. Ctrl-C cancels it (`cancel_on_interrupt`) or leaves it running and prints its
     id; exit 130 either way."""
@@ -253,7 +154,7 @@ def follow_job(client: Client, job_id: str, label: str, *, cancel_on_interrupt: 
 def run_migrate(session: Session, params: dict[str, Any], *, detach: bool) -> int:
     """migration_create, then its job followed; Ctrl-C cancels it unless `detach`."""
 
-    def work(client: Client) -> int:
+    def work(client: BlockingClient) -> int:
         started = client.call("migration_create", params)
         job_id = started["job_id"]
         print(f"zfsapi: migration {started['task_id']} is job {job_id}", file=sys.stderr)
@@ -269,7 +170,7 @@ def run_jobs(session: Session, action: str, job_id: str | None = None, *, state:
     """`jobs list` (a table), `jobs get` and `jobs cancel` (JSON), `jobs watch` (followed like a migration;
     Ctrl-C cancels it unless `detach`)."""
 
-    def work(client: Client) -> int:
+    def work(client: BlockingClient) -> int:
         if action == "list":
             params = {k: v for k, v in (("state", state), ("kind", kind)) if v is not None}
             listed = client.call("job_list", params)
