@@ -13,7 +13,7 @@ import pytest
 from dependency_injector import providers
 
 from tests.conftest import http_client
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.adapters.outbound.send_file_dirs import sweep_partials
 from zfsapi.adapters.outbound.zfs.pipelines import file_errors
@@ -28,7 +28,7 @@ class DownStore(MemoryJobStore):
 
 async def test_health_is_503_naming_the_job_store_and_the_gauge_is_0(container) -> None:
     container.job_store.override(providers.Object(DownStore()))
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         h = await c.get("/health")
         metrics = (await c.get("/metrics")).text
         events = await c.get("/jobs/abc/events")
@@ -41,7 +41,7 @@ async def test_health_is_503_naming_the_job_store_and_the_gauge_is_0(container) 
 
 
 async def test_health_reports_a_working_job_store(container) -> None:
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         h = await c.get("/health")
         metrics = (await c.get("/metrics")).text
     assert h.status_code == 200 and h.json()["job_store"] == {"backend": "embedded", "status": "ok"}

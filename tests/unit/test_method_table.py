@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from dependency_injector import providers
 
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.jsonrpc.access import require_permission
 from zfsapi.adapters.inbound.jsonrpc.auth_methods import AUTH
 from zfsapi.adapters.inbound.jsonrpc.errors import code_of, to_rpc_error
@@ -37,7 +37,7 @@ OUTSIDE = {Carries.DATASET: "tank/b", Carries.SNAPSHOT: "tank/b@s", Carries.POOL
 
 @pytest.fixture
 def registry(container):
-    return create_app(container).state["registry"]
+    return http_app(container).state["registry"]
 
 
 def methods(registry, kinds) -> list[tuple[str, str, Carries]]:

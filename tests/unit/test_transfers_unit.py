@@ -13,7 +13,7 @@ import pytest
 from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.http.streams import _discard
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
@@ -260,7 +260,7 @@ async def test_stream_init_names_the_bad_param(rpc, params, param):
 
 
 async def test_stream_routes_refuse_before_touching_zfs(container):
-    app = create_app(container)
+    app = http_app(container)
     async with http_client(app) as c:
         assert (await c.get("/stream/" + "0" * 32)).status_code == 404
         assert (await c.get("/stream/../etc")).status_code == 404
@@ -297,7 +297,7 @@ async def test_transfer_results_keep_their_wire_keys(tmp_path):
     c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path)]}}))
     c.zfs.override(providers.Object(StubZfs()))
     c.pipelines.override(providers.Object(StubZfs()))
-    async with http_client(create_app(c)) as client:
+    async with http_client(http_app(c)) as client:
         rpc = Rpc(client)
         est = await rpc("send_estimate", dataset="tank/a", snapshot="s1", from_snapshot="#b")
         assert est == {"dataset": "tank/a", "snapshot": "s1", "from_snapshot": "#b", "size_bytes": 123456,
