@@ -16,11 +16,11 @@ import pytest
 from dependency_injector import providers
 
 from tests.fakes import FakeZfs, FixedClock
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.http.guard import is_loopback_address
 from zfsapi.adapters.inbound.http.peer import SCOPE_KEY, Peer
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 
 pytest.register_assert_rewrite("tests.job_store_contract")  # a suite outside test_*.py: detailed failures too
 

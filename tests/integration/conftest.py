@@ -18,8 +18,8 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import Rpc, http_client
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 
 ENABLE_HINT = "run scripts/test (it boots scripts/zfs-testhost), or run pytest as root where the zfs module is loaded"
 

@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from tests.conftest import Rpc, free_port, http_client
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.jsonrpc.errors import to_rpc_error
 from zfsapi.application.transfers import ReceiveFromFile, SendToFile
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import LOCALHOST, Principal, Role
 from zfsapi.domain.errors import InvalidArgument, ZfsCommandFailed
 from zfsapi.domain.names import DatasetName, SnapshotName

@@ -18,9 +18,9 @@ from dependency_injector import providers
 
 from tests.conftest import http_client
 from tests.fakes import FakeZfs, FixedClock
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.outbound.auth.secret import SecretError, load_or_create_key
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.settings import SettingsError
 
 KEY = "k" * 40

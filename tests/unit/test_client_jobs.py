@@ -23,9 +23,9 @@ from dependency_injector import providers
 from tests.conftest import free_port
 from tests.unit.test_cli import zfsapi
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import InvalidArgument
 
 DEADLINE = 60.0

@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.conftest import http_client
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.http.guard import check_passwordless, is_loopback_address, is_loopback_host
+from zfsapi.bootstrap.lifecycle import http_app
 
 CALL = {"jsonrpc": "2.0", "method": "pool_list", "id": 1}
 

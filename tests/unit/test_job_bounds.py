@@ -8,9 +8,9 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.application.jobs import Jobs
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Principal, Role
 
 

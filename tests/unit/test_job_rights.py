@@ -18,12 +18,12 @@ from tests.fakes import FakeZfs, FixedClock
 from tests.unit.test_auth import FAST, KEY
 from tests.unit.test_jobs import Work, until
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.http.events import StreamGuard
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings, open_jobs
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.service import Reloader
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidToken

@@ -12,11 +12,11 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from zfsapi.domain.jobs import JobState, ProgressMeter

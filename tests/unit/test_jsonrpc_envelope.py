@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import http_client
 from zfsapi import __version__
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.jsonrpc.openrpc import document
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 async def post(client, payload, raw: bool = False):

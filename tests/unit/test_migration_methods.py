@@ -8,8 +8,8 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from tests.unit.test_replication import World
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import LOCALHOST
 from zfsapi.domain.names import DatasetName
 

@@ -12,13 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import http_client
 from tests.fakes import FakeZfs
 from tests.unit.test_executor import SPEC, script
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters import metrics as metrics_module
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.application.jobs import Jobs
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import Job, JobOwner, JobState
 from zfsapi.domain.names import DatasetName

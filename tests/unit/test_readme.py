@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.apidoc import BEGIN, END, markdown
+from zfsapi.bootstrap.lifecycle import http_app
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -17,7 +17,6 @@ from dependency_injector import providers
 from tests.conftest import http_client
 from tests.fakes import FakeZfs
 from tests.unit.test_replication import World
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.outbound.jobs.memory import MemoryJobStore
 from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
 from zfsapi.adapters.outbound.replicas.sides import RemoteConfig, ReplicaSides, Secret
@@ -25,6 +24,7 @@ from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.bootstrap.containers import remote_config
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.security import signing_key
 from zfsapi.bootstrap.service import Reloader
 from zfsapi.bootstrap.settings import SettingsError

@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from tests.conftest import http_client
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
 from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import (
     AlreadyExists,
     Busy,

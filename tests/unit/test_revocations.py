@@ -10,8 +10,8 @@ import time
 
 from tests.conftest import http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.outbound.sessions.embedded import FILE, EmbeddedRevocations
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 

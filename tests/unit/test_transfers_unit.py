@@ -13,7 +13,6 @@ import pytest
 from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.inbound.http.streams import _discard
 from zfsapi.adapters.outbound.sessions.memory import MemoryStreamSessions
 from zfsapi.adapters.outbound.sessions.redis_store import decode_session, encode_session
@@ -23,6 +22,7 @@ from zfsapi.adapters.outbound.zfs.pipelines import received_snapshot
 from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
 from zfsapi.application.transfers import ReceiveFromFile, TransferRoots
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidArgument, PermissionDenied
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName

@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from tests.conftest import free_port, http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
-from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.adapters.outbound.sessions.redis_store import (
     PREFIX,
     RedisRateLimiter,
@@ -21,6 +20,7 @@ from zfsapi.adapters.outbound.sessions.redis_store import (
     RedisStreamSessions,
     connect,
 )
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Quota
 from zfsapi.domain.names import DatasetName, SnapshotName
