@@ -3,8 +3,8 @@
 
 A raw ASGI route mounted at /jobs rather than a Litestar handler: the stream is written to the connection as the
 job changes while the connection is watched for the client leaving (events.follow takes ASGI send and receive),
-and Litestar keys path params of raw ASGI routes by HTTP method, which a mount has not, so the job id is read
-from the rest of the path here.
+and Litestar keys path params of raw ASGI routes by HTTP method, which raw ASGI routes do not have, so the
+route is a mount and the job id is read from the rest of the path.
 """
 
 from __future__ import annotations

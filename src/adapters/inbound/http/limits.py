@@ -56,8 +56,8 @@ class Charge:
 
 
 class RateLimits:
-    """The quotas as they are now (reloadable): a token's user and any address share `rate_limit`, local users
-    without a token have `local_limit` (None: no limit)."""
+    """The quotas as they are now (reloadable): each token's user and each address known only by its address
+    has `rate_limit`, each local user without a token `local_limit` (None: no limit)."""
 
     def __init__(self, limiter: RateLimiter, metrics: Metrics, access: Live[Access]) -> None:
         self._limiter, self._metrics, self._access = limiter, metrics, access
