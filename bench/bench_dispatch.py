@@ -16,10 +16,10 @@ from dependency_injector import providers
 from litestar import Litestar, Request, Response, post
 
 from bench.common import asgi_post, rate
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.peer import Peer
 from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, NoParams, Result, Table
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Action
 
 RESULT = {"ok": True}
@@ -61,7 +61,7 @@ def our_app() -> Litestar:
     container = build_container(settings)
     # the in-process caller is root on this machine (no socket to look its uid up by)
     container.local_peer.override(providers.Object(lambda scope: Peer(0, "tcp")))
-    app = create_app(container)
+    app = http_app(container)
     app.state["registry"].include(BENCH, lambda kind: kind())
     return app
 

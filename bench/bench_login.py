@@ -17,8 +17,8 @@ import time
 from argon2 import PasswordHasher
 
 from bench.common import LoopLag, asgi_post
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 def login_body(i: int) -> bytes:
@@ -67,7 +67,7 @@ async def main(burst: int) -> None:
         "auth": {"secret_key": "b" * 32, "users": {"alice": {"password_hash": stored, "role": "admin"}}},
         "rate_limit": {"requests": 10**9, "window": 1, "login_requests": 10**9, "login_window": 1},
     })
-    app = create_app(build_container(settings))
+    app = http_app(build_container(settings))
     await asgi_post(app, login_body(1))  # warm up (dummy hash, pools)
 
     async def ours(i: int) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 from dependency_injector import providers
 
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.peer import Peer
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 def bench_app(**overrides: Any) -> Any:
@@ -19,7 +19,7 @@ def bench_app(**overrides: Any) -> Any:
     container = build_container(load_settings(environ={}, overrides={
         "rate_limit": {"requests": 10**9, "window": 1}, **overrides}))
     container.local_peer.override(providers.Object(lambda scope: Peer(0, "tcp")))
-    return create_app(container)
+    return http_app(container)
 
 
 async def asgi_post(app: Any, body: bytes, path: str = "/") -> tuple[int, bytes]:

@@ -16,11 +16,11 @@ import pytest
 from dependency_injector import providers
 
 from tests.fakes import FakeZfs, FixedClock
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.guard import is_loopback_address
 from zfsapi.adapters.inbound.http.peer import SCOPE_KEY, Peer
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 
 pytest.register_assert_rewrite("tests.job_store_contract")  # a suite outside test_*.py: detailed failures too
 
@@ -64,7 +64,7 @@ def http_client(app, peer: str = "127.0.0.1", host: str = "127.0.0.1:8545", uid:
 
 @pytest.fixture
 async def client(container):
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         yield c
 
 

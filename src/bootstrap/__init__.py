@@ -52,6 +52,7 @@ def open_jobs(config: str | Path | None = None, *, who: Principal | None = None,
 
 
 def create_app_from_settings(settings: Settings) -> Litestar:
-    from zfsapi.adapters.inbound.http.app import create_app
+    """The HTTP app of `settings` (without the serving process's signal handling: see lifecycle.serving_app)."""
+    from .lifecycle import http_app
 
-    return create_app(build_container(settings))
+    return http_app(build_container(settings))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.openrpc import document, error_codes
 
 from .containers import build_container
@@ -29,8 +28,9 @@ def _type(schema: dict[str, Any]) -> str:
 
 
 def markdown() -> str:
-    registry = create_app(build_container(load_settings(environ={}))).state["registry"]
+    registry = build_container(load_settings(environ={})).registry()
     doc = document(registry, title="zfsapi", version="")
+    methods = {method.name: method for method in registry}
     schemas = doc["components"]["schemas"]
     lines = [BEGIN, "", "| method | params (name: type = default) | result keys | errors | what it does |",
              "|---|---|---|---|---|"]
@@ -48,7 +48,7 @@ def markdown() -> str:
         keys = ", ".join(k if k in always else k + "?" for k in result["properties"])
         if len(refs) > 1:
             keys += " (background: job_id)"
-        errors = " ".join(str(c) for c in error_codes(registry.get(m["name"])))
+        errors = " ".join(str(c) for c in error_codes(methods[m["name"]]))
         lines.append(f"| `{m['name']}` | {'<br>'.join(params) or '-'} | {keys} | {errors or '-'} | {m['summary']} |")
     lines += ["", END]
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from uvicorn.supervisors import Multiprocess
 
@@ -27,6 +27,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from litestar import Litestar
+
+    from zfsapi.adapters.inbound.http.services import HttpServices
 
 log = logging.getLogger("zfsapi")
 STARTED = time.time()  # this process's start (near enough: when the bootstrap was imported)
@@ -118,13 +120,33 @@ def _final_names(output_file: object) -> list[str]:
     return [(base + c.suffix if c.suffix and not base.endswith(c.suffix) else base)[:200] for c in Compression]
 
 
+def http_services(container: Container) -> HttpServices:
+    """What the HTTP adapter's routes call, resolved from the container."""
+    from zfsapi.adapters.inbound.http.services import HttpServices
+    from zfsapi.application.transfers import StreamService
+
+    use_cases = container.use_cases()
+    return HttpServices(registry=container.registry(), authenticate=container.auth().authenticate,
+                        limiter=container.rate_limiter(), metrics=container.metrics(), jobs=container.jobs(),
+                        streams=use_cases[StreamService], pools=use_cases.pool_overview,
+                        options=container.http_options())
+
+
+def http_app(container: Container, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()) -> Litestar:
+    """The HTTP app of `container`: its job runner starts before `on_startup` and stops after `on_shutdown`, and
+    the replica sides are closed last."""
+    from zfsapi.adapters.inbound.http.app import create_app
+
+    runner = container.job_runner()
+    return create_app(http_services(container), on_startup=[runner.start, *on_startup],
+                      on_shutdown=[*on_shutdown, runner.stop, container.replicas().aclose])
+
+
 def serving_app(container: Container, settings: Settings, reload: Callable[[], bool] | None = None) -> Litestar:
     """The app of a serving process, with the hooks above (`reload`: a worker's SIGHUP handler; a single server's
     own Server installs it)."""
-    from zfsapi.adapters.inbound.http.app import create_app
-
     sweep = PartialSweep(container.job_store(), settings.transfer.directories, settings.jobs.lease)
     starting = [close_first_on_exit(container.jobs()), sweep.start]
     if reload is not None:
         starting.append(reload_on_hangup(reload))
-    return create_app(container, on_startup=starting, on_shutdown=[sweep.stop])
+    return http_app(container, on_startup=starting, on_shutdown=[sweep.stop])

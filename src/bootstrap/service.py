@@ -52,8 +52,9 @@ async def _watchdog(interval: float) -> None:
 
 class Reloader:
     """Re-read the configuration and swap in what a running server may change: users (with their roles and
-    scopes), auth.local_users, the rate limits and replication.remotes. A configuration that fails to load changes nothing and is
-    logged in one line. Everything else (addresses, workers, Redis, zfs) needs a restart."""
+    scopes), auth.local_users, the rate limits and replication.remotes. A configuration that fails to load
+    changes nothing and is logged in one line. Everything else (addresses, workers, Redis, zfs) needs a
+    restart."""
 
     def __init__(self, container: Container, load: Callable[[], Settings]) -> None:
         self._container, self._load = container, load

@@ -18,8 +18,8 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import Rpc, http_client
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 
 ENABLE_HINT = "run scripts/test (it boots scripts/zfs-testhost), or run pytest as root where the zfs module is loaded"
 
@@ -97,7 +97,7 @@ def real_container(pool):
 
 @pytest.fixture
 async def real_client(real_container):
-    async with http_client(create_app(real_container)) as c:
+    async with http_client(http_app(real_container)) as c:
         yield c
 
 

@@ -12,7 +12,7 @@ from tests.conftest import Rpc, http_client
 from tests.fakes import FixedClock
 from tests.integration.conftest import mountpoint, zfs, zfs_version
 from tests.zfs_contract import zfs_set_exit_code
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 async def test_dataset_lifecycle(rpc, dataset):
@@ -137,7 +137,7 @@ async def test_recursive_snapshots(rpc, dataset):
 async def test_auto_snapshots(real_container, dataset):
     # one fixed minute, so that the second name must differ from the first (a real clock may cross a minute)
     real_container.clock.override(providers.Object(FixedClock(datetime(2026, 11, 24, 12, 30, 15, tzinfo=timezone.utc))))
-    async with http_client(create_app(real_container)) as client:
+    async with http_client(http_app(real_container)) as client:
         await _auto_snapshots(Rpc(client), dataset)
 
 

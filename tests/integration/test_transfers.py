@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from tests.conftest import Rpc, free_port, http_client
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.errors import to_rpc_error
 from zfsapi.application.transfers import ReceiveFromFile, SendToFile
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import LOCALHOST, Principal, Role
 from zfsapi.domain.errors import InvalidArgument, ZfsCommandFailed
 from zfsapi.domain.names import DatasetName, SnapshotName
@@ -73,7 +73,7 @@ def container(pool, xfer_dir):
 
 @pytest.fixture
 async def client(container):
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         yield c
 
 
@@ -436,7 +436,7 @@ async def jobs_rpc(pool, xfer_dir, tmp_path):
     runner = c.job_runner()
     await runner.start()
     try:
-        async with http_client(create_app(c)) as client:
+        async with http_client(http_app(c)) as client:
             yield Rpc(client)
     finally:
         await runner.stop()

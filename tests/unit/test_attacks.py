@@ -139,10 +139,10 @@ async def test_recursive_dependents_never_reach_outside_the_scope(tmp_path):
     from tests.conftest import http_client
     from tests.fakes import FakeZfs
     from tests.unit.test_auth import call, make_container
-    from zfsapi.adapters.inbound.http.app import create_app
+    from zfsapi.bootstrap.lifecycle import http_app
 
     fake = FakeZfs()
-    app = create_app(make_container(tmp_path, fake, auth={"local_users": {
+    app = http_app(make_container(tmp_path, fake, auth={"local_users": {
         "root": {"role": "admin"}, "1234": {"role": "admin", "datasets": ["tank/a"]}}}))
     async with http_client(app) as root, http_client(app, uid=1234) as scoped:
         for step in (("dataset_create", {"dataset": "tank/a"}), ("dataset_create", {"dataset": "tank/b"}),
@@ -345,7 +345,6 @@ async def files_rpc(tmp_path):
 
     from tests.conftest import Rpc, http_client
     from tests.unit.test_transfers_unit import StubZfs
-    from zfsapi.adapters.inbound.http.app import create_app
     from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
     from zfsapi.bootstrap import build_container, load_settings
 
@@ -355,7 +354,7 @@ async def files_rpc(tmp_path):
     c.zfs.override(providers.Object(StubZfs()))
     c.pipelines.override(providers.Object(StubZfs()))
     c.job_store.override(providers.Object(MemoryJobStore()))
-    async with http_client(create_app(c)) as client:
+    async with http_client(http_app(c)) as client:
         yield Rpc(client), tmp_path / "files"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import http_client
 from tests.unit.test_auth import PASSWORDS, REMOTE, call, fake, login, make_container  # noqa: F401 (fixture)
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.logs import JsonFormatter, json_file_handler
 
 
@@ -26,7 +26,7 @@ def trail(caplog):
 
 
 async def test_changes_are_audited_reads_are_not(tmp_path, fake, trail):
-    app = create_app(make_container(tmp_path, fake))
+    app = http_app(make_container(tmp_path, fake))
     async with http_client(app) as c:  # a local root caller over loopback TCP
         await call(c, "pool_list")
         await call(c, "dataset_create", {"dataset": "tank/new", "properties": {"com.example:secret": "v4lue"}})
@@ -41,7 +41,7 @@ async def test_changes_are_audited_reads_are_not(tmp_path, fake, trail):
 
 
 async def test_refusals_and_bad_params_are_audited_with_their_code(tmp_path, fake, trail):
-    app = create_app(make_container(tmp_path, fake))
+    app = http_app(make_container(tmp_path, fake))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         token = await login(c, "scoped")
         await call(c, "dataset_create", {"dataset": "tank/b/out"}, token=token)
@@ -55,7 +55,7 @@ async def test_refusals_and_bad_params_are_audited_with_their_code(tmp_path, fak
 
 
 async def test_logins_that_fail_are_audited_without_the_password(tmp_path, trail):
-    app = create_app(make_container(tmp_path))
+    app = http_app(make_container(tmp_path))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         await call(c, "auth_login", {"username": "viewer", "password": "wrong-" + PASSWORDS["viewer"]})
         token = await login(c, "viewer")

@@ -18,9 +18,9 @@ from dependency_injector import providers
 
 from tests.conftest import http_client
 from tests.fakes import FakeZfs, FixedClock
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.auth.secret import SecretError, load_or_create_key
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.settings import SettingsError
 
 KEY = "k" * 40
@@ -57,7 +57,7 @@ def fake():
 
 @pytest.fixture
 def app(tmp_path, fake):
-    return create_app(make_container(tmp_path, fake))
+    return http_app(make_container(tmp_path, fake))
 
 
 async def call(client, method, params=None, token=None, id_=1):
@@ -222,7 +222,7 @@ async def test_authorization_header_must_be_bearer(app):
 
 
 async def test_login_disabled_issues_nothing(tmp_path):
-    app = create_app(make_container(tmp_path, auth={"enabled": False}))
+    app = http_app(make_container(tmp_path, auth={"enabled": False}))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         r = await call(c, "auth_login", {"username": "root", "password": "root-pw"})
     assert r.json()["error"]["code"] == -32003
@@ -256,7 +256,7 @@ ALLOWED = {
 @pytest.mark.parametrize("user", ALLOWED)
 @pytest.mark.parametrize("what", CALLS)
 async def test_roles(tmp_path, fake, user, what):
-    app = create_app(make_container(tmp_path, fake))
+    app = http_app(make_container(tmp_path, fake))
     method, params = CALLS[what]
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         token = await login(c, user)
@@ -319,7 +319,7 @@ async def test_lists_are_filtered_to_the_scope(app, fake):
 LOCAL_TOO = {"local_requests": 5, "local_window": 60}
 
 async def test_rate_limit_exact_count_and_retry_after(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit=LOCAL_TOO | {"requests": 5, "window": 60}))
+    app = http_app(make_container(tmp_path, rate_limit=LOCAL_TOO | {"requests": 5, "window": 60}))
     async with http_client(app) as c:
         statuses = []
         first = time.monotonic()
@@ -340,7 +340,7 @@ async def test_rate_limit_exact_count_and_retry_after(tmp_path):
 
 
 async def test_a_batch_of_n_costs_n_and_is_refused_whole(tmp_path, fake):
-    app = create_app(make_container(tmp_path, fake, rate_limit=LOCAL_TOO | {"requests": 5, "window": 60}))
+    app = http_app(make_container(tmp_path, fake, rate_limit=LOCAL_TOO | {"requests": 5, "window": 60}))
     batch = [{"jsonrpc": "2.0", "method": "dataset_create", "params": {"dataset": f"tank/n{i}"}, "id": i}
              for i in range(3)]
     async with http_client(app) as c:
@@ -357,7 +357,7 @@ async def test_a_batch_of_n_costs_n_and_is_refused_whole(tmp_path, fake):
 
 
 async def test_local_users_are_not_limited_unless_asked(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit={"requests": 3, "window": 60, "login_requests": 10}))
+    app = http_app(make_container(tmp_path, rate_limit={"requests": 3, "window": 60, "login_requests": 10}))
     batch = [{"jsonrpc": "2.0", "method": "pool_list", "id": i} for i in range(100)]
     async with http_client(app) as local:  # root on this machine, no token: a script's batch of 100, twice
         for _ in range(2):
@@ -369,7 +369,7 @@ async def test_local_users_are_not_limited_unless_asked(tmp_path):
 
 
 async def test_rate_limit_is_per_principal(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit={"requests": 3, "window": 60, "login_requests": 10}))
+    app = http_app(make_container(tmp_path, rate_limit={"requests": 3, "window": 60, "login_requests": 10}))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         t_ops, t_view = await login(c, "ops"), await login(c, "viewer")
         for _ in range(3):
@@ -379,7 +379,7 @@ async def test_rate_limit_is_per_principal(tmp_path):
 
 
 async def test_auth_login_has_its_own_stricter_limit(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit={"requests": 100, "window": 60, "login_requests": 3,
+    app = http_app(make_container(tmp_path, rate_limit={"requests": 100, "window": 60, "login_requests": 3,
                                                           "login_window": 60}))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         codes = []
@@ -396,7 +396,7 @@ async def test_auth_login_has_its_own_stricter_limit(tmp_path):
 
 
 async def test_rate_limit_refusals_are_counted(tmp_path):
-    app = create_app(make_container(tmp_path, rate_limit={"local_requests": 1, "local_window": 60}))
+    app = http_app(make_container(tmp_path, rate_limit={"local_requests": 1, "local_window": 60}))
     async with http_client(app) as c:
         await call(c, "pool_list")
         await call(c, "pool_list")
@@ -411,7 +411,7 @@ async def test_bcrypt_hash_verifies_and_is_upgraded_in_the_config_file(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(f"# my server\nauth:\n  users:\n    legacy: '{legacy}'  # keep this comment\n")
     config.chmod(0o640)
-    app = create_app(make_container(tmp_path, config_file=str(config), auth={"users": {}}))
+    app = http_app(make_container(tmp_path, config_file=str(config), auth={"users": {}}))
     async with http_client(app, peer=REMOTE, host="zfs.example") as c:
         token = await login(c, "legacy", "old-pw")
         assert (await call(c, "pool_list", token=token)).json()["result"]["pools"] == ["tank"]
@@ -448,7 +448,7 @@ async def test_tokens_survive_a_restart_with_the_generated_key(tmp_path, fake):
                                                  "state_dir": str(tmp_path)})
         c = build_container(s)
         c.zfs.override(providers.Object(fake))
-        return create_app(c)
+        return http_app(c)
 
     async with http_client(app(), peer=REMOTE, host="zfs.example") as c:
         token = await login(c, "root")

@@ -23,9 +23,9 @@ from dependency_injector import providers
 from tests.conftest import free_port
 from tests.unit.test_cli import zfsapi
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import InvalidArgument
 
 DEADLINE = 60.0
@@ -82,7 +82,7 @@ def live(tmp_path) -> Iterator[Live]:
     c.zfs.override(providers.Object(stub))
     c.pipelines.override(providers.Object(stub))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(c), host="127.0.0.1", port=port, loop="asyncio",
+    server = uvicorn.Server(uvicorn.Config(http_app(c), host="127.0.0.1", port=port, loop="asyncio",
                                            http=PeerAwareHttpTools, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

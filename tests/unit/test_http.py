@@ -9,15 +9,15 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.conftest import http_client
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.guard import check_passwordless, is_loopback_address, is_loopback_host
+from zfsapi.bootstrap.lifecycle import http_app
 
 CALL = {"jsonrpc": "2.0", "method": "pool_list", "id": 1}
 
 
 @pytest.fixture
 def app(container):
-    return create_app(container)
+    return http_app(container)
 
 
 @pytest.mark.parametrize("peer, host, headers, status, code", [
@@ -139,7 +139,7 @@ async def test_health_503_when_zfs_unavailable(container):
             raise ZfsUnavailable("The ZFS modules are not loaded.")
 
     container.zfs.override(providers.Object(Broken()))
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         h = await c.get("/health")
     assert h.status_code == 503 and h.json()["failing"] == "zfs"
 

@@ -8,9 +8,9 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.application.jobs import Jobs
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Principal, Role
 
 
@@ -27,7 +27,7 @@ def app_with(tmp_path, **jobs):
 
 async def test_one_job_past_the_bound_is_refused_with_the_figures(tmp_path) -> None:
     c = app_with(tmp_path, max_per_owner=2)  # no runner here: the jobs stay queued
-    async with http_client(create_app(c)) as client:
+    async with http_client(http_app(c)) as client:
         rpc = Rpc(client)
         for n in range(2):
             await rpc("send_to_file", dataset="tank/a", snapshot="s1", output_file=f"f{n}", background=True)

@@ -19,12 +19,12 @@ from tests.job_drills import toy_kinds
 from tests.unit.test_auth import FAST, KEY
 from tests.unit.test_jobs import Work, until
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.events import StreamGuard
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, error_code
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings, open_jobs
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.service import Reloader
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidToken
@@ -196,7 +196,7 @@ async def login(client, user):
      "role: ops is readonly now (was operator): the readonly role may only list, get, check status and estimate"),
 ])
 async def test_a_reload_before_the_queued_send_and_migration_start_fails_both(wired, tmp_path, ops, reason):
-    async with http_client(create_app(wired), peer="192.0.2.7") as client:
+    async with http_client(http_app(wired), peer="192.0.2.7") as client:
         token = await login(client, "ops")
         sent = await rpc(client, "send_to_file", token, dataset="tank/ops/a", snapshot="s1", output_file="x",
                          background=True)
@@ -223,7 +223,7 @@ async def test_a_reload_before_the_queued_send_and_migration_start_fails_both(wi
 
 async def test_a_local_user_removed_by_a_reload_has_its_job_refused_even_with_a_token_user_of_that_name(
         wired, tmp_path):
-    async with http_client(create_app(wired)) as client:  # loopback, uid 0: the local user root
+    async with http_client(http_app(wired)) as client:  # loopback, uid 0: the local user root
         started = await rpc(client, "send_to_file", dataset="tank/a", snapshot="s1", output_file="y", background=True)
     assert Reloader(wired, lambda: settings(tmp_path, None, local_users={}))()
     runner_ = wired.job_runner()
@@ -247,7 +247,7 @@ async def test_a_program_embedding_zfsapi_keeps_the_principal_it_gave(wired):
 # ---- a job's scope is every name it touches, pools included ----
 
 async def test_a_scoped_admin_cannot_see_follow_wait_on_or_cancel_a_job_on_a_pool_outside_its_scope(wired):
-    async with http_client(create_app(wired), peer="192.0.2.7") as client:
+    async with http_client(http_app(wired), peer="192.0.2.7") as client:
         root = await login(client, "root")
         started = await rpc(client, "pool_scrub_start", root, pool="vault", background=True)
         job_id = started["result"]["job_id"]
@@ -319,7 +319,7 @@ async def test_the_stream_guard_ends_a_stream_whose_caller_may_no_longer_follow(
 async def test_event_streams_and_long_polls_count_in_the_callers_rate_limit(wired, tmp_path):
     access = wired.http_options().access
     access.swap(replace(access.current, rate_limit=Quota(3, 600.0)))
-    app = create_app(wired)
+    app = http_app(wired)
     async with http_client(app, peer="192.0.2.7") as client:
         token = await login(client, "root")  # auth_login counts in the peer's login limit, not the user's
         headers = {"Authorization": f"Bearer {token}"}
@@ -351,7 +351,7 @@ async def test_an_event_stream_of_a_removed_local_user_ends_with_an_error_event(
     runner_ = wired.job_runner()
     await runner_.start()
     try:
-        async with http_client(create_app(wired)) as client:
+        async with http_client(http_app(wired)) as client:
             job_id = (await rpc(client, "pool_scrub_start", pool="tank", background=True))["result"]["job_id"]
             await until(lambda: _running(wired, job_id), "the scrub job running")
             loop = asyncio.get_running_loop()

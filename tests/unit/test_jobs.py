@@ -13,11 +13,12 @@ from dependency_injector import providers
 from tests.conftest import Rpc, http_client
 from tests.job_drills import toy_kinds
 from tests.unit.test_transfers_unit import StubZfs
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, error_code
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
+from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from zfsapi.domain.jobs import JobState, ProgressMeter
@@ -246,7 +247,7 @@ async def test_background_send_to_file_answers_with_a_job_that_runs_the_same_cal
     runner_ = stub_app.job_runner()
     await runner_.start()
     try:
-        async with http_client(create_app(stub_app)) as client:
+        async with http_client(http_app(stub_app)) as client:
             rpc = Rpc(client)
             started = await rpc("send_to_file", dataset="tank/a", snapshot="s1", output_file="x", background=True)
             assert list(started) == ["job_id"]
@@ -277,13 +278,13 @@ async def test_background_send_to_file_answers_with_a_job_that_runs_the_same_cal
 
 
 async def test_background_calls_are_checked_like_the_call_itself(stub_app):
-    async with http_client(create_app(stub_app)) as client:
+    async with http_client(http_app(stub_app)) as client:
         rpc = Rpc(client)
         bad = await rpc("send_to_file", error=True, dataset="tank/a", snapshot="s1", output_file="x",
                         background="yes")
         assert (bad["code"], bad["data"]["param"]) == (-32602, "background")
         assert (await rpc("job_list"))["total"] == 0
-    async with http_client(create_app(stub_app), uid=4242) as stranger:
+    async with http_client(http_app(stub_app), uid=4242) as stranger:
         r = await stranger.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "send_to_file", "params": {
             "dataset": "tank/a", "snapshot": "s1", "output_file": "x", "background": True}})
         assert r.json()["error"]["code"] == -32001
@@ -363,7 +364,7 @@ async def test_a_send_to_file_run_again_after_its_outcome_was_lost_answers_the_f
     runner_ = first.job_runner()
     await runner_.start()
     try:
-        async with http_client(create_app(first)) as client:
+        async with http_client(http_app(first)) as client:
             job_id = (await Rpc(client)("send_to_file", dataset="tank/a", snapshot="s1", output_file="x.zfs",
                                         background=True))["job_id"]
             await until(stalling.written.is_set, "the first run wrote the file")
@@ -374,7 +375,7 @@ async def test_a_send_to_file_run_again_after_its_outcome_was_lost_answers_the_f
     again = second.job_runner()
     await again.start()
     try:
-        async with http_client(create_app(second)) as client:
+        async with http_client(http_app(second)) as client:
             rpc = Rpc(client)
             done = await rpc("job_wait", job_id=job_id, timeout=30)
             while done["state"] in ("queued", "running"):

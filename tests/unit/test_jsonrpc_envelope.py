@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import http_client
 from zfsapi import __version__
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.openrpc import document
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 async def post(client, payload, raw: bool = False):
@@ -158,7 +158,7 @@ async def test_params_errors_name_the_parameter(client):
 
 
 async def test_batch_cap(container):
-    app = create_app(container)
+    app = http_app(container)
     async with http_client(app) as c:
         batch = [{"jsonrpc": "2.0", "method": "pool_list", "id": i} for i in range(101)]
         r = await post(c, batch)
@@ -170,7 +170,7 @@ async def test_batch_cap(container):
 async def test_discover_describes_every_method(client, container):
     r = await post(client, {"jsonrpc": "2.0", "method": "rpc.discover", "id": 1})
     doc = r.json()["result"]
-    assert doc == document(create_app(container).state["registry"], title="zfsapi", version=__version__)
+    assert doc == document(http_app(container).state["registry"], title="zfsapi", version=__version__)
     assert doc["openrpc"].startswith("1.")
     names = {m["name"] for m in doc["methods"]}
     assert {"dataset_create", "snapshot_diff", "pool_status", "bookmark_destroy", "volume_list"} <= names

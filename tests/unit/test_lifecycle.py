@@ -1,4 +1,4 @@
-"""The serving lifecycle's pieces without a server: /health and the store gauge when the job store fails, a long
+"""The serving lifecycle's pieces without a server: the HTTP app's hooks around the server's own, /health and the store gauge when the job store fails, a long
 poll answered at once on shutdown, the partial-file sweep's rules, and the filesystem's refusals as FileFailed."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from dependency_injector import providers
 
 from tests.conftest import http_client
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.adapters.outbound.send_file_dirs import sweep_partials
 from zfsapi.adapters.outbound.zfs.pipelines import file_errors
+from zfsapi.bootstrap.lifecycle import http_app, http_services
 from zfsapi.domain.authz import LOCALHOST
 from zfsapi.domain.errors import FileFailed, ServiceUnavailable
 
@@ -26,9 +26,27 @@ class DownStore(MemoryJobStore):
         raise ServiceUnavailable("job store", "ConnectionError")
 
 
+def test_the_job_runner_starts_first_and_stops_after_the_servers_hooks_then_the_replicas_close(container) -> None:
+    async def starting() -> None: ...
+    async def stopping() -> None: ...
+
+    app = http_app(container, on_startup=[starting], on_shutdown=[stopping])
+    runner = container.job_runner()
+    assert list(app.on_startup) == [runner.start, starting]
+    assert list(app.on_shutdown) == [stopping, runner.stop, container.replicas().aclose]
+
+
+def test_the_http_services_are_the_containers(container) -> None:
+    services = http_services(container)
+    assert services.registry is container.registry() and services.jobs is container.jobs()
+    assert services.options is container.http_options() and services.limiter is container.rate_limiter()
+    assert services.authenticate is container.auth().authenticate and services.metrics is container.metrics()
+    assert services.pools is container.use_cases().pool_overview
+
+
 async def test_health_is_503_naming_the_job_store_and_the_gauge_is_0(container) -> None:
     container.job_store.override(providers.Object(DownStore()))
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         h = await c.get("/health")
         metrics = (await c.get("/metrics")).text
         events = await c.get("/jobs/abc/events")
@@ -41,7 +59,7 @@ async def test_health_is_503_naming_the_job_store_and_the_gauge_is_0(container) 
 
 
 async def test_health_reports_a_working_job_store(container) -> None:
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         h = await c.get("/health")
         metrics = (await c.get("/metrics")).text
     assert h.status_code == 200 and h.json()["job_store"] == {"backend": "embedded", "status": "ok"}

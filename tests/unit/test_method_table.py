@@ -10,15 +10,13 @@ from typing import get_type_hints
 import msgspec
 import pytest
 from dependency_injector import providers
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.jsonrpc.access import require_permission
 from zfsapi.adapters.inbound.jsonrpc.auth_methods import AUTH
 from zfsapi.adapters.inbound.jsonrpc.errors import code_of, to_rpc_error
-from zfsapi.adapters.inbound.jsonrpc.methods import (
-    CORE,
-    DatasetCreateResult,
-    DatasetOnly,
-)
+from zfsapi.adapters.inbound.jsonrpc import methods as core_methods
+from zfsapi.adapters.inbound.jsonrpc.dataset_methods import DatasetCreateResult
+from zfsapi.adapters.inbound.jsonrpc.method_common import DatasetOnly
+from zfsapi.adapters.inbound.jsonrpc.methods import CORE
 from zfsapi.adapters.inbound.jsonrpc.openrpc import RPC, document
 from zfsapi.adapters.inbound.jsonrpc.registry import CallContext, Method, Table
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
@@ -29,6 +27,7 @@ from zfsapi.application.ports import Clock, Snapshots
 from zfsapi.application.snapshots import CreateAutoSnapshot
 from zfsapi.application.transfers import StreamService
 from zfsapi.bootstrap.containers import wired
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain import errors as domain_errors
 from zfsapi.domain.authz import Action, Carries, Principal, Role
 from zfsapi.domain.errors import PermissionDenied
@@ -43,7 +42,7 @@ OUTSIDE = {Carries.DATASET: "tank/b", Carries.SNAPSHOT: "tank/b@s", Carries.POOL
 
 @pytest.fixture
 def registry(container):
-    return create_app(container).state["registry"]
+    return http_app(container).state["registry"]
 
 
 def methods(registry, kinds) -> list[tuple[str, str, Carries]]:
@@ -81,6 +80,31 @@ def test_a_row_naming_a_missing_param_is_refused_at_declaration():
         async def typo(uc: CreateDataset, p: DatasetOnly, ctx: CallContext) -> DatasetCreateResult:
             raise AssertionError
     assert table.rows == []
+
+
+def test_a_core_methods_params_result_and_handler_are_declared_in_its_feature_module():
+    shared = {"zfsapi.adapters.inbound.jsonrpc.method_common", "zfsapi.adapters.inbound.jsonrpc.registry"}
+    for row in CORE:
+        home = row.handler.__module__
+        assert home.endswith("_methods") and home != core_methods.__name__, row.name
+        assert {row.params.__module__, row.result.__module__} <= {home, *shared}, row.name
+
+
+def test_a_joined_table_keeps_its_parts_rows_in_order_with_their_own_errors():
+    first, second = Table(errors=(PermissionDenied,)), Table()
+
+    @first.method(Action.READ)
+    async def one(uc: CreateDataset, p: DatasetOnly, ctx: CallContext) -> DatasetCreateResult:
+        """One."""
+        raise AssertionError
+
+    @second.method(Action.READ)
+    async def two(uc: CreateDataset, p: DatasetOnly, ctx: CallContext) -> DatasetCreateResult:
+        """Two."""
+        raise AssertionError
+
+    joined = Table.joined(second, first)
+    assert [(r.name, r.errors) for r in joined] == [("two", ()), ("one", (PermissionDenied,))]
 
 
 def test_params_named_like_names_are_declared():

@@ -8,8 +8,8 @@ from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
 from tests.unit.test_replication import World
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import LOCALHOST
 from zfsapi.domain.names import DatasetName
 
@@ -26,7 +26,7 @@ async def world_rpc(tmp_path):
     runner = c.job_runner()
     await runner.start()
     try:
-        async with http_client(create_app(c)) as client:
+        async with http_client(http_app(c)) as client:
             world.container = c
             yield world, Rpc(client)
     finally:

@@ -12,13 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import http_client
 from tests.fakes import FakeZfs
 from tests.unit.test_executor import SPEC, script
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters import metrics as metrics_module
 from zfsapi.adapters.metrics import Metrics
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
 from zfsapi.application.jobs import Jobs
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import Job, JobOwner, JobState
 from zfsapi.domain.names import DatasetName
@@ -40,7 +40,7 @@ def call(method: str, params: dict | None = None, id_: int = 1) -> dict:
 
 
 async def test_outcomes_are_told_apart_in_metrics(container):
-    app = create_app(container)
+    app = http_app(container)
     async with http_client(app) as local, http_client(app, peer="203.0.113.9", uid=None) as remote:
         await local.post("/", json=call("dataset_list"))  # ok
         await local.post("/", json=call("dataset_list"))  # ok
@@ -68,7 +68,7 @@ async def test_an_internal_error_has_its_own_outcome(container):
             raise RuntimeError("boom")
 
     container.zfs.override(providers.Object(Crashing()))
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         body = (await c.post("/", json=call("dataset_list"))).json()
         text = (await c.get("/metrics")).text
     assert body["error"]["code"] == -32603
@@ -94,7 +94,7 @@ async def test_send_file_bytes_are_counted(tmp_path):
 
 async def test_one_access_line_per_request(container, caplog):
     caplog.set_level(logging.INFO, logger="zfsapi.access")
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         await c.post("/", json=call("dataset_list"), headers={"X-Request-ID": "req-1"})
         await c.post("/", json=[call("dataset_list", id_=1), call("nope", id_=2), call("pool_list", id_=3)],
                      headers={"X-Request-ID": "req-2"})
@@ -134,7 +134,7 @@ HISTORY = (
 
 async def test_job_gauges_come_from_the_job_store(container):
     await jobs_in(container.job_store(), *HISTORY)
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         text = (await c.get("/metrics")).text
     assert samples(text, "zfsapi_jobs") == {(("state", "queued"),): 2.0, (("state", "running"),): 1.0}
     assert samples(text, "zfsapi_replication_last_success_timestamp_seconds") == {
@@ -172,7 +172,7 @@ async def test_a_job_store_out_of_reach_leaves_the_job_gauges_out(container):
     store = Flaky()
     container.job_store.override(providers.Object(store))
     await jobs_in(store, *HISTORY)
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         before = (await c.get("/metrics")).text
         assert samples(before, "zfsapi_jobs")[(("state", "queued"),)] == 2.0
         store.down = True

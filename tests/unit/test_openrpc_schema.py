@@ -12,7 +12,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from tests.conftest import http_client
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 
 DATA = Path(__file__).parent / "data" / "openrpc"
 
@@ -29,7 +29,7 @@ def meta_validator() -> jsonschema.Draft7Validator:
 
 
 async def test_rpc_discover_is_a_valid_openrpc_document(container):
-    async with http_client(create_app(container)) as c:
+    async with http_client(http_app(container)) as c:
         doc = (await c.post("/", json={"jsonrpc": "2.0", "method": "rpc.discover", "id": 1})).json()["result"]
     errors = sorted(meta_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
     assert [f"{list(e.absolute_path)}: {e.message}" for e in errors] == []
@@ -37,7 +37,7 @@ async def test_rpc_discover_is_a_valid_openrpc_document(container):
 
 
 async def test_every_example_fits_its_method(container):
-    app = create_app(container)
+    app = http_app(container)
     async with http_client(app) as c:
         doc = (await c.post("/", json={"jsonrpc": "2.0", "method": "rpc.discover", "id": 1})).json()["result"]
     registry = app.state["registry"]

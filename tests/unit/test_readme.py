@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.bootstrap.apidoc import BEGIN, END, markdown
+from zfsapi.bootstrap.lifecycle import http_app
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -24,4 +24,4 @@ def test_readme_method_table_lists_every_registered_method_once(container):
     text = README.read_text()
     rows = [line.split("|")[1].strip().strip("`") for line in text[text.index(BEGIN): text.index(END)].splitlines()
             if line.startswith("| `")]
-    assert sorted(rows) == sorted(m.name for m in create_app(container).state["registry"])
+    assert sorted(rows) == sorted(m.name for m in http_app(container).state["registry"])

@@ -17,7 +17,6 @@ from dependency_injector import providers
 from tests.conftest import http_client
 from tests.fakes import FakeZfs
 from tests.unit.test_replication import World
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
 from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
 from zfsapi.adapters.outbound.replicas.sides import RemoteConfig, ReplicaSides, Secret
@@ -25,6 +24,7 @@ from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.bootstrap.containers import remote_config
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.bootstrap.security import signing_key
 from zfsapi.bootstrap.service import Reloader
 from zfsapi.bootstrap.settings import SettingsError
@@ -350,7 +350,7 @@ async def same_server(settings):
         await zfs.create_dataset(DatasetName.parse(name), properties={}, parents=False)
     c.zfs.override(providers.Object(zfs))
     c.job_store.override(providers.Object(MemoryJobStore()))
-    app = create_app(c)
+    app = http_app(c)
     async with http_client(app) as client:
         mint = build_container(settings).replicas()._mint
         c.replicas.override(providers.Singleton(ReplicaSides, c.replicas().side(None, OP), ZfsExecutor(),
@@ -436,7 +436,7 @@ ALLOWED_UNLISTED = {("adm", "root@other.example"), ("root", "root@other.example"
 @pytest.mark.parametrize("allow", [False, True])
 async def test_migration_create_refuses_unlisted_remotes_before_queueing(wire, allow: bool) -> None:
     c = wire(allow_unlisted_remotes=allow)
-    async with http_client(create_app(c)) as client:
+    async with http_client(http_app(c)) as client:
         callers = {"op": await login(client, "op"), "sadm": await login(client, "sadm"),
                    "adm": await login(client, "adm"), "root": {}}
         for remote in ("http://169.254.169.254/", "root@other.example", "nas3", "http://127.0.0.1:8546",
@@ -462,7 +462,7 @@ async def test_migration_create_refuses_unlisted_remotes_before_queueing(wire, a
 
 async def test_a_remote_removed_on_reload_fails_the_queued_job_naming_remote(wire, tmp_path) -> None:
     c = wire()
-    async with http_client(create_app(c)) as client:
+    async with http_client(http_app(c)) as client:
         op = await login(client, "op")
         created = await call(client, "migration_create", op, **MIGRATION, remote="nas")
         job_id = created["result"]["job_id"]

@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from tests.conftest import http_client
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.replicas.http import HttpReplica, remote_error
+from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
 from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import (
     AlreadyExists,
     Busy,
@@ -456,7 +457,7 @@ async def test_post_stream_decodes_its_content_encoding(receiving_container, tmp
 
     data = os.urandom(2 << 20)
     body = subprocess.run([encoding, "-c"], input=data, capture_output=True, check=True).stdout if encoding else data
-    async with http_client(create_app(receiving_container)) as c:
+    async with http_client(http_app(receiving_container)) as c:
         init = (await c.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "stream_init",
                                          "params": {"operation": "receive", "target_dataset": "tank/b"}})).json()
         headers = {"Content-Type": "application/octet-stream", **({"Content-Encoding": encoding} if encoding else {})}
@@ -467,7 +468,7 @@ async def test_post_stream_decodes_its_content_encoding(receiving_container, tmp
 
 
 async def test_post_stream_refuses_an_unknown_content_encoding(receiving_container, tmp_path):
-    async with http_client(create_app(receiving_container)) as c:
+    async with http_client(http_app(receiving_container)) as c:
         r = await c.post("/stream/" + "0" * 32, content=b"x",
                          headers={"Content-Type": "application/octet-stream", "Content-Encoding": "br"})
     assert r.status_code == 415

@@ -10,8 +10,8 @@ import time
 
 from tests.conftest import http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.state.sqlite.revocations import FILE, EmbeddedRevocations
+from zfsapi.bootstrap.lifecycle import http_app
 
 
 
@@ -21,22 +21,22 @@ async def _pool_list(app, token: str) -> dict:
 
 
 async def test_a_logout_survives_a_restart(tmp_path):
-    first = create_app(make_container(tmp_path))
+    first = http_app(make_container(tmp_path))
     async with http_client(first, peer=REMOTE, host="zfs.example") as c:
         revoked, kept = await login(c, "viewer"), await login(c, "viewer")
         assert (await call(c, "auth_logout", token=revoked)).json()["result"]
-    restarted = create_app(make_container(tmp_path))
+    restarted = http_app(make_container(tmp_path))
     assert (await _pool_list(restarted, revoked))["error"]["code"] == -32002
     assert "result" in await _pool_list(restarted, kept)
     assert stat.S_IMODE(os.stat(tmp_path / FILE).st_mode) == 0o600
 
 
 async def test_all_sessions_survives_a_restart(tmp_path):
-    first = create_app(make_container(tmp_path))
+    first = http_app(make_container(tmp_path))
     async with http_client(first, peer=REMOTE, host="zfs.example") as c:
         a, b = await login(c, "viewer"), await login(c, "viewer")
         assert (await call(c, "auth_logout", {"all_sessions": True}, token=a)).json()["result"]
-    restarted = create_app(make_container(tmp_path))
+    restarted = http_app(make_container(tmp_path))
     for token in (a, b):
         assert (await _pool_list(restarted, token))["error"]["code"] == -32002
     async with http_client(restarted, peer=REMOTE, host="zfs.example") as c:

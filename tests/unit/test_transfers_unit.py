@@ -15,7 +15,6 @@ import pytest
 from dependency_injector import providers
 
 from tests.conftest import Rpc, http_client
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.inbound.http.peer import BODY_KEY, SOCKET_KEY
 from zfsapi.adapters.inbound.http.stream_bodies import RequestBody, ResponseBody
 from zfsapi.adapters.inbound.http.stream_bodies import discard as _discard
@@ -28,6 +27,7 @@ from zfsapi.adapters.splicing import Spliceable, spliceable
 from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
 from zfsapi.application.transfers import ReceiveFromFile, TransferRoots
 from zfsapi.bootstrap import build_container, load_settings
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.errors import InvalidArgument, PermissionDenied
 from zfsapi.domain.names import BookmarkName, DatasetName, SnapshotName
@@ -265,7 +265,7 @@ async def test_stream_init_names_the_bad_param(rpc, params, param):
 
 
 async def test_stream_routes_refuse_before_touching_zfs(container):
-    app = create_app(container)
+    app = http_app(container)
     async with http_client(app) as c:
         assert (await c.get("/stream/" + "0" * 32)).status_code == 404
         assert (await c.get("/stream/../etc")).status_code == 404
@@ -302,7 +302,7 @@ async def test_transfer_results_keep_their_wire_keys(tmp_path):
     c = build_container(load_settings(environ={}, overrides={"transfer": {"directories": [str(tmp_path)]}}))
     c.zfs.override(providers.Object(StubZfs()))
     c.pipelines.override(providers.Object(StubZfs()))
-    async with http_client(create_app(c)) as client:
+    async with http_client(http_app(c)) as client:
         rpc = Rpc(client)
         est = await rpc("send_estimate", dataset="tank/a", snapshot="s1", from_snapshot="#b")
         assert est == {"dataset": "tank/a", "snapshot": "s1", "from_snapshot": "#b", "size_bytes": 123456,

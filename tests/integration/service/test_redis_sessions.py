@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 
 from tests.conftest import free_port, http_client
 from tests.unit.test_auth import REMOTE, call, login, make_container
-from zfsapi.adapters.inbound.http.app import create_app
 from zfsapi.adapters.outbound.state.redis.client import PREFIX, connect
 from zfsapi.adapters.outbound.state.redis.sessions import RedisRateLimiter, RedisRevocations, RedisStreamSessions
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.ratelimit import Quota
 from zfsapi.domain.names import DatasetName, SnapshotName
@@ -60,8 +60,8 @@ async def test_one_script_per_check_run_with_evalsha(client):
 
 
 async def test_logout_is_seen_by_another_server_sharing_redis(tmp_path, redis_url):
-    a = create_app(make_container(tmp_path, **redis_sections(redis_url)))
-    b = create_app(make_container(tmp_path, **redis_sections(redis_url)))
+    a = http_app(make_container(tmp_path, **redis_sections(redis_url)))
+    b = http_app(make_container(tmp_path, **redis_sections(redis_url)))
     async with http_client(a, peer=REMOTE, host="zfs.example") as ca, \
             http_client(b, peer=REMOTE, host="zfs.example") as cb:
         token = await login(ca, "root")
@@ -73,7 +73,7 @@ async def test_logout_is_seen_by_another_server_sharing_redis(tmp_path, redis_ur
 async def test_rate_limit_shared_by_two_apps(tmp_path, redis_url):
     sections = redis_sections(redis_url, rate_limit={"requests": 6, "window": 600, "local_requests": 6,
                                                      "local_window": 600})
-    apps = [create_app(make_container(tmp_path, **sections)) for _ in range(2)]
+    apps = [http_app(make_container(tmp_path, **sections)) for _ in range(2)]
     async with http_client(apps[0]) as c0, http_client(apps[1]) as c1:
         codes = [(await call((c0, c1)[i % 2], "pool_list")).status_code for i in range(10)]
     assert codes == [200] * 6 + [429] * 4
@@ -92,7 +92,7 @@ async def test_redis_down_rate_limits_per_process_and_token_checks_fail_closed(t
     through; passwordless local callers keep working."""
     limits = {"requests": 3, "window": 600, "local_requests": 3, "local_window": 600}
     sections = {"redis": {"host": "127.0.0.1", "port": _closed_port()}, "rate_limit": limits}
-    app = create_app(make_container(tmp_path, **sections))
+    app = http_app(make_container(tmp_path, **sections))
     async with http_client(app) as c:
         codes = [(await call(c, "pool_list")).status_code for _ in range(5)]
         assert codes == [200, 200, 200, 429, 429]

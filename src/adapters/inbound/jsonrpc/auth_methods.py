@@ -13,7 +13,7 @@ from zfsapi.domain.authz import Action
 from zfsapi.domain.errors import InvalidCredentials, RateLimited
 from zfsapi.domain.ratelimit import Quota
 
-from .methods import iso
+from .method_common import iso
 from .registry import CallContext, Params, Registry, Result, Table
 
 AUTH = Table()

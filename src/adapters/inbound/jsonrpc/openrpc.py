@@ -88,7 +88,9 @@ def _example(schema: dict[str, Any], schemas: dict[str, Any], key: str, depth: i
     if kind == "string":
         return named if isinstance(named, str) else key
     if kind == "integer":
-        return named if isinstance(named, int) else max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
+        if isinstance(named, int):
+            return named
+        return max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
     if kind == "number":
         return 1.5
     if kind == "boolean":

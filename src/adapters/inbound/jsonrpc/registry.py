@@ -129,6 +129,13 @@ class Table:
 
         return declare
 
+    @classmethod
+    def joined(cls, *tables: Table) -> Table:
+        """One table of the rows of `tables`, in their order (each row keeps the errors its own table added)."""
+        table = cls()
+        table.rows = [row for part in tables for row in part]
+        return table
+
     def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
 

@@ -1,0 +1,127 @@
+"""POST /: JSON-RPC 2.0 calls (one or a batch), and one access log line per request.
+
+A raw ASGI route rather than a Litestar handler: it is the hot path (no Request or Response objects per call);
+it reads the body itself, with a cap, so an oversized body is refused (413) as soon as its Content-Length or the
+bytes read pass max_body_bytes; its refusals (405 with Allow, 415, 413, the guard's) are JSON-RPC error bodies;
+and it notes the status it sent, for the access log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Message, Receive, Scope, Send
+
+from zfsapi.domain.errors import RateLimited
+
+from ..jsonrpc.dispatcher import Dispatcher
+from ..jsonrpc.errors import RATE_LIMITED, outcome_of
+from ..jsonrpc.registry import CallContext
+from .admission import Admission, Gate
+from .guard import is_json_content_type
+from .identity import Identity, via
+from .limits import RateLimits
+from .replies import read_body, refusal_body, retry_after, send_reply
+
+access_log = logging.getLogger("zfsapi.access")
+
+
+def access_line(a: Admission, ctx: CallContext | None, status: int, started: float) -> None:
+    """One line per POST /: the method(s), the outcome and error code (of the first call that failed), the HTTP
+    status, the duration and who called (the request id comes with every line)."""
+    calls = ctx.calls if ctx is not None else []
+    code = next((c for _, c in calls if c is not None), RATE_LIMITED if status == 429 else None)
+    principal = ctx.principal if ctx is not None else None
+    access_log.info("rpc", extra={
+        "method": calls[0][0] if len(calls) == 1 else [m for m, _ in calls],
+        "outcome": outcome_of(code) if calls or code is not None else "refused",
+        "code": code,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "principal": principal.name if principal is not None else None,
+        "peer": a.peer,
+        "request_id": a.request_id,
+    })
+
+
+class RpcEndpoint:
+    """Answers POST /: admitted, identified, charged to its caller's rate limit, dispatched."""
+
+    def __init__(self, gate: Gate, identity: Identity, limits: RateLimits, dispatcher: Dispatcher,
+                 max_body_bytes: int) -> None:
+        self._gate, self._identity, self._limits = gate, identity, limits
+        self._dispatcher, self._max_body = dispatcher, max_body_bytes
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request and log it, whatever happened."""
+        started = time.perf_counter()
+        a = self._gate.admit(scope)
+        status = 0
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        ctx = None
+        try:
+            ctx = await self.answer(scope, receive, noting, a)
+        finally:
+            access_line(a, ctx, status, started)
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send, a: Admission) -> CallContext | None:
+        """Answer one POST /; the call context once the request got as far as the dispatcher."""
+        body = await self._body(scope, receive, send, a)
+        if body is None:
+            return None
+        principal, auth_error = await self._identity.identify(a)
+        ctx = CallContext(
+            request_id=a.request_id,
+            peer=a.peer or "",
+            principal=principal,
+            passwordless=principal is not None and principal.token_id is None,
+            via=via(principal, a.local),
+            credentials_presented="authorization" in a.headers,
+            auth_error=auth_error,
+        )
+        charge = self._limits.charge(principal, ctx.peer)  # local users: their own quota (or none)
+        try:
+            reply = await self._dispatcher.handle(body, ctx, charge)
+        except RateLimited as exc:
+            self._limits.refused()
+            await send_reply(send, 429, self._dispatcher.refusal_body(body, exc), a.request_id,
+                             charge.headers() + retry_after(exc.retry_after))
+            return ctx
+        await send_reply(send, 204 if reply is None else 200, reply or b"", a.request_id, charge.headers())
+        return ctx
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send, a: Admission) -> bytes | None:
+        """The request's body, or None when the request was refused (and answered) before it."""
+        rid = a.request_id
+        if scope.get("method") != "POST":
+            await send_reply(send, 405, refusal_body("only POST is accepted"), rid, [(b"allow", b"POST")])
+            return None
+        if a.refusal is not None:
+            await send_reply(send, a.refusal.status, refusal_body(a.refusal.reason), rid)
+            return None
+        if not is_json_content_type(a.headers.get("content-type")):
+            await send_reply(send, 415, refusal_body("Content-Type must be application/json"), rid)
+            return None
+        body = await read_body(receive, a.headers.get("content-length"), self._max_body)
+        if body is None:
+            await send_reply(send, 413, refusal_body(f"request body over {self._max_body} bytes"), rid)
+        return body
+
+
+def rpc_route(endpoint: RpcEndpoint) -> ASGIRouteHandler:
+    """POST / as a route (every method reaches it: anything but POST is answered 405 by the endpoint)."""
+
+    @asgi("/", is_mount=False, copy_scope=False)
+    async def jsonrpc(scope: Scope, receive: Receive, send: Send) -> None:
+        await endpoint.serve(scope, receive, send)
+
+    return jsonrpc
