@@ -357,3 +357,27 @@ def _size_or_none(text: str) -> int | None:
         return send_size(text)
     except ValueError:
         return None
+
+
+# ---- policies ----
+
+_DESTROY_HELD = re.compile(r"cannot destroy snapshot (.+?): it's being held")
+_DESTROY_CLONED = re.compile(r"cannot destroy '(.+?)': snapshot has dependent clones")
+
+
+def refused_snapshots(stderr: str) -> dict[str, str]:
+    """The snapshots a failed `zfs destroy ds@a,b,c` names as refused ({full name: reason}): ZFS destroys a
+    call's snapshots all or none, and says which are held (all of them) or a clone's origin (the first)."""
+    out: dict[str, str] = {}
+    for line in stderr.split("\n"):
+        if m := _DESTROY_HELD.match(line):
+            out[m.group(1)] = "it is held (a hold placed since the listing)"
+        elif m := _DESTROY_CLONED.match(line):
+            out[m.group(1)] = "it is a clone's origin (a clone made since the listing)"
+    return out
+
+
+def other_errors(stderr: str, *ignored: str) -> str:
+    """The lines of a command's stderr that contain none of the `ignored` texts (a command over many names
+    prints one line per name it could not change and goes on with the others)."""
+    return "\n".join(line for line in stderr.split("\n") if line and not any(text in line for text in ignored))
