@@ -797,7 +797,9 @@ class FakePolicyOps:
 
     async def tree(self, roots: Sequence[DatasetName]) -> list[TreeEntry]:
         self._count("list", roots)
-        return [TreeEntry(DatasetName.parse(d), self.zfs.written_of(d)) for d in self._under(roots)]
+        with_snapshots = {n.split("@")[0] for n in self.zfs.snapshots}
+        return [TreeEntry(DatasetName.parse(d), (0 if d in with_snapshots else FS_USED) + self.zfs.written.get(d, 0))
+                for d in self._under(roots)]
 
     async def snapshots(self, roots: Sequence[DatasetName]) -> list[ListedSnapshot]:
         self._count("list", roots)
@@ -805,13 +807,14 @@ class FakePolicyOps:
         under = self._under(roots)
         if any(z._holder(d, OWNER_PROPERTY, True) for d in under):
             self.children["get"] += 1  # the snapshots' own values, apart from what the datasets lend them
-        for d in under:
-            for name in z._snaps_of(d):
-                s = z.snapshots[name]
-                info = SnapshotInfo(name.split("@")[1], s.guid, s.creation, s.props.get(OWNER_PROPERTY), (),
-                                    bool(z._clones_of(name)), s.txg)
-                out.append(ListedSnapshot(DatasetName.parse(d), info, len(s.holds)))
-        return out
+        origins = {d.origin for d in z.datasets.values()}
+        names = {d: DatasetName.parse(d) for d in under}
+        for name, s in sorted(z.snapshots.items(), key=lambda item: item[1].txg):
+            dataset, short = name.split("@")
+            if dataset in names:
+                info = SnapshotInfo(short, s.guid, s.creation, s.props.get(OWNER_PROPERTY), (), name in origins, s.txg)
+                out.append(ListedSnapshot(names[dataset], info, len(s.holds)))
+        return sorted(out, key=lambda item: item.dataset.value)  # stable: oldest first within a dataset
 
     async def holds(self, snapshots: Sequence[SnapshotName]) -> dict[SnapshotName, tuple[str, ...]]:
         self._count("holds", snapshots)
@@ -837,7 +840,7 @@ class FakePolicyOps:
         for name in family:
             ds = name.split("@")[0]
             z.snapshots[name] = _Snap(_guid(), txg, props={OWNER_PROPERTY: policy}, creation=creation,
-                                      referenced=z._space(ds).useddss)
+                                      referenced=FS_USED if z.datasets[ds].type is FS else VOL_USED)
             z.written.pop(ds, None)
 
     async def destroy(self, dataset: DatasetName, shorts: Sequence[str]) -> dict[str, str]:
