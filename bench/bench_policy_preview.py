@@ -9,6 +9,10 @@
    verb (target: one destroy child per dataset, e.g. at most 100 for 10,000 snapshots over 100 datasets).
 
 The bench makes its own pool (bench_zfs.scratch_pool) and destroys it at the end. Figures are from one run.
+In the emulated test host a user property costs about 30 ms per snapshot to list (the raw listing of 400
+snapshots took 12 s there), so the default scale takes hours in the guest: `--datasets 20 --per-dataset 20
+--rounds 2 --prune` gives a figure in about two minutes (there: ratio 1.07; prune 376 destroyed in 20 destroy
+children, 22 in all).
 """
 
 from __future__ import annotations

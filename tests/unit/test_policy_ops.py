@@ -115,3 +115,23 @@ async def test_a_prune_of_10000_snapshots_over_100_datasets_runs_101_zfs_childre
     assert verbs.count("destroy") == 100 and len(verbs) == 101  # the listing, then one destroy per dataset
     first = next(argv for argv in ex.argvs if argv[1] == "destroy")
     assert first == ["zfs", "destroy", "tank/home/d000@" + ",".join(f"auto-{s:04}" for s in range(99))]
+
+
+async def test_what_zfs_refuses_in_a_batch_is_left_out_of_the_next_call() -> None:
+    answers = iter([
+        "cannot destroy 'tank/a@s3': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\n"
+        "tank/clone",
+        "cannot destroy snapshot tank/a@s2: it's being held. Run 'zfs holds -r tank/a@s2' to see holders.\n"
+        "cannot destroy snapshot tank/a@s4: dataset is busy",  # 2.3's and 2.1's words for a held snapshot
+        ""])
+
+    def answer(argv: list[str]) -> Completed:
+        err = next(answers)
+        return Completed(argv, 1 if err else 0, b"", err)
+
+    ex = ScriptedExecutor(answer)
+    refused = await ops(ex).destroy(DatasetName.parse("tank/a"), ["s1", "s2", "s3", "s4", "s5"])
+    assert refused == {"s3": "it is a clone's origin (a clone made since the listing)",
+                       "s2": "it is held (a hold placed since the listing)",
+                       "s4": "it is held or in use (OpenZFS 2.1 does not tell which)"}
+    assert [argv[2] for argv in ex.argvs] == ["tank/a@s1,s2,s3,s4,s5", "tank/a@s1,s2,s4,s5", "tank/a@s1,s5"]
