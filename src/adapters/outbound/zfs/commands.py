@@ -189,3 +189,50 @@ def receive_abort(target: DatasetName) -> list[str]:
 
 def get_value(name: DatasetName, prop: str) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "value", prop, name.value]
+
+
+# ---- policies (zfsapi.application.policy_ports) ----
+
+OWNER_PROPERTY = "zfsapi:policy"
+POLICY_TREE_COLUMNS = ("name", "written")
+# one listing of the datasets and their snapshots: a dataset's row says whether it has a `zfsapi:policy` value
+# that its snapshots would inherit (then `local_values` tells the snapshots' own values apart)
+POLICY_SNAPSHOT_COLUMNS = ("name", "guid", "createtxg", "creation", "userrefs", OWNER_PROPERTY, "clones")
+
+
+def policy_tree(roots: Sequence[DatasetName]) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(POLICY_TREE_COLUMNS), "-t", "filesystem,volume", "-r",
+            *(r.value for r in roots)]
+
+
+def policy_snapshots(roots: Sequence[DatasetName]) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(POLICY_SNAPSHOT_COLUMNS), "-t", "filesystem,volume,snapshot",
+            "-r", *(r.value for r in roots)]
+
+
+def local_values(prop: str, datasets: Sequence[DatasetName]) -> list[str]:
+    """The values of `prop` set on the snapshots of `datasets` themselves (not inherited)."""
+    return ["zfs", "get", "-H", "-p", "-o", "name,value", "-s", "local", "-t", "snapshot", "-d", "1", prop,
+            *(d.value for d in datasets)]
+
+
+def holds_of(snapshots: Sequence[SnapshotName]) -> list[str]:
+    # no -p: 2.1 has none, and only the tags are read
+    return ["zfs", "holds", "-H", *(s.value for s in snapshots)]
+
+
+def snapshot_many(snapshots: Sequence[SnapshotName], recursive: bool, properties: Properties) -> list[str]:
+    return ["zfs", "snapshot", *(["-r"] if recursive else []), *_opts(properties), *(s.value for s in snapshots)]
+
+
+def destroy_snapshots(argument: str) -> list[str]:
+    """`zfs destroy ds@a,b,c` (`argument` from zfsapi.domain.retention.destroy_arguments)."""
+    return ["zfs", "destroy", argument]
+
+
+def hold_many(tag: HoldTag, snapshots: Sequence[SnapshotName]) -> list[str]:
+    return ["zfs", "hold", tag.value, *(s.value for s in snapshots)]
+
+
+def release_many(tag: HoldTag, snapshots: Sequence[SnapshotName]) -> list[str]:
+    return ["zfs", "release", tag.value, *(s.value for s in snapshots)]
