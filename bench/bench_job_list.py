@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import Any
 
-from zfsapi.adapters.outbound.jobs.embedded import EmbeddedJobStore
+from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
 from zfsapi.application.jobs import Jobs
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.jobs import Job, JobOwner, JobState
@@ -64,8 +64,8 @@ async def main() -> None:
         await compare("embedded", store)
         store.close()
     if REDIS_PORT:
-        from zfsapi.adapters.outbound.jobs.redis_store import RedisJobStore
-        from zfsapi.adapters.outbound.sessions.redis_store import connect
+        from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
+        from zfsapi.adapters.outbound.state.redis.client import connect
         client = connect("127.0.0.1", REDIS_PORT, 0, None)
         await client.flushdb()
         store = RedisJobStore(client)

@@ -23,7 +23,9 @@ def create() -> Litestar:
     """The app of one worker: the server's settings, with users, roles, scopes and limits read again from the
     config file (at start, and on SIGHUP, which the supervisor forwards to every worker: it reloads in place);
     a file that fails to load keeps the server's."""
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app's startup installs the reload: never die of it
+    # blocked (held, not lost) until the app's startup installs the reload: never die of it (the supervisor
+    # starts workers with it blocked already; this covers a worker started otherwise)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     settings = msgspec.json.decode(os.environ["ZFSAPI_SETTINGS_JSON"], type=Settings)
     configure_logging(settings.logging)
     source = settings.source

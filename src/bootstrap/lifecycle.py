@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Sequence
 
 from uvicorn.supervisors import Multiprocess
 
@@ -55,15 +55,49 @@ def close_first_on_exit(jobs: Jobs) -> Hook:
 
 
 def reload_on_hangup(reload: Callable[[], bool]) -> Hook:
-    """A worker's startup hook: SIGHUP (forwarded by the supervisor) reloads this worker's configuration."""
+    """A worker's startup hook: SIGHUP (forwarded by the supervisor) reloads this worker's configuration. A
+    worker starts with SIGHUP blocked (see `Supervisor`), so one sent while it was still starting waits, and is
+    handled here, once the handler is in place, rather than killing the worker or being lost."""
     async def install() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     return install
+
+
+@contextlib.contextmanager
+def _hangup_blocked() -> Iterator[None]:
+    """SIGHUP blocked in this thread for the block: a worker started inside it inherits the blocked signal (the
+    mask survives fork and exec), and one sent to this supervisor meanwhile is delivered at the end."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Supervisor(Multiprocess):
     """uvicorn's supervisor of several workers, except that SIGHUP is forwarded to every worker, which reloads in
-    place (running jobs, event streams and connections go on), instead of replacing the workers."""
+    place (running jobs, event streams and connections go on), instead of replacing the workers. Every worker
+    is started with SIGHUP blocked until its handler is installed: a SIGHUP forwarded to a worker that is still
+    importing would otherwise kill it (the default action), and uvicorn would replace it.
+
+    The four methods below are every place uvicorn's Multiprocess starts a worker."""
+
+    def init_processes(self) -> None:
+        with _hangup_blocked():
+            super().init_processes()
+
+    def restart_all(self) -> None:
+        with _hangup_blocked():
+            super().restart_all()
+
+    def keep_subprocess_alive(self) -> None:
+        with _hangup_blocked():
+            super().keep_subprocess_alive()
+
+    def handle_ttin(self) -> None:
+        with _hangup_blocked():
+            super().handle_ttin()
 
     def handle_hup(self) -> None:
         log.info("reloading every worker", extra={"workers": len(self.processes)})

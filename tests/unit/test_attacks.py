@@ -346,6 +346,7 @@ async def files_rpc(tmp_path):
     from tests.conftest import Rpc, http_client
     from tests.unit.test_transfers_unit import StubZfs
     from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
+    from zfsapi.bootstrap.lifecycle import http_app
     from zfsapi.bootstrap import build_container, load_settings
 
     (tmp_path / "files").mkdir()

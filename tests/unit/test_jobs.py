@@ -15,7 +15,6 @@ from tests.job_drills import toy_kinds
 from tests.unit.test_transfers_unit import StubZfs
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, error_code
 from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
-from zfsapi.adapters.inbound.jsonrpc.job_methods import describe
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.bootstrap.lifecycle import http_app

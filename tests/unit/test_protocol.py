@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from tests.conftest import free_port, http_client
-from zfsapi.adapters.inbound.http.app import create_app
+from zfsapi.bootstrap.lifecycle import http_app
 from zfsapi.domain.errors import (
     AlreadyExists,
     Busy,
@@ -139,7 +139,7 @@ def test_the_envelope_on_the_wire() -> None:
 # ---- the async client against the real server in process ----
 
 async def test_the_client_against_the_server(container) -> None:
-    async with http_client(create_app(container)) as http:
+    async with http_client(http_app(container)) as http:
         rpc = RpcClient(http, "http://127.0.0.1:8545")
         assert (await rpc.call("pool_list"))["pools"] == ["tank"]
         with pytest.raises(RpcError) as exc:

@@ -17,7 +17,6 @@ import pytest
 
 from tests.conftest import http_client
 from zfsapi.adapters.outbound.replicas.http import HttpReplica, remote_error
-from zfsapi.adapters.outbound.replicas.http import HttpReplica, _Error, remote_error
 from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs import commands
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor

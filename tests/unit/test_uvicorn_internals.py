@@ -50,3 +50,17 @@ def test_peer_py_extends_the_protocol_it_checks() -> None:
     assert issubclass(PeerAwareHttpTools, HttpToolsProtocol)
     overridden = {"connection_made", "on_message_begin", "on_body"}
     assert overridden <= set(vars(PeerAwareHttpTools)), "peer.py overrides these; the checks above cover them"
+
+
+def test_every_place_uvicorns_supervisor_starts_a_worker_is_one_the_supervisor_wraps() -> None:
+    """lifecycle.Supervisor starts workers with SIGHUP blocked by wrapping the Multiprocess methods that call
+    `start()`: a release that starts workers from another method fails here, naming it."""
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    from zfsapi.bootstrap.lifecycle import Supervisor
+
+    starting = {name for name, fn in vars(Multiprocess).items() if callable(fn)
+                and ".start()" in inspect.getsource(fn)}
+    assert starting, "uvicorn's Multiprocess no longer starts workers with .start(): lifecycle.Supervisor relies on it"
+    unwrapped = sorted(starting - set(vars(Supervisor)))
+    assert not unwrapped, f"uvicorn's Multiprocess starts workers in {unwrapped}: lifecycle.Supervisor must wrap them"

@@ -16,9 +16,9 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from zfsapi.application.jobs import Jobs
-from zfsapi.domain.errors import ServiceUnavailable
+from zfsapi.protocol.status import Route, http_status
 
-from ..jsonrpc.errors import AUTH_REQUIRED, RATE_LIMITED, RpcError, to_rpc_error
+from ..jsonrpc.errors import AUTH_REQUIRED, RpcError, to_rpc_error
 from .admission import Admission, Gate
 from .events import StreamGuard, follow
 from .identity import Identity
@@ -29,8 +29,7 @@ from .replies import ENCODER, Headers, refusal_body, send_reply
 async def stream_refused(send: Send, exc: BaseException, request_id: str, extra: Headers) -> None:
     """An event stream refused before it started: the JSON-RPC error with its HTTP status."""
     error = to_rpc_error(exc, "job_events")
-    status = {-32010: 404, -32001: 401, -32002: 401, RATE_LIMITED: 429}.get(
-        error.code, 503 if isinstance(exc, ServiceUnavailable) else 400)  # 503: the job store does not answer
+    status = http_status(Route.EVENTS, error.code, error.data)  # 503: the job store does not answer
     body = {"jsonrpc": "2.0", "error": {"code": error.code, "message": error.message, "data": error.data or {}},
             "id": None}
     await send_reply(send, status, ENCODER.encode(body), request_id, extra if status == 429 else None)

@@ -25,13 +25,10 @@ from zfsapi.application.transfers import StreamService
 from zfsapi.domain.errors import (
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     ReceiveFailed,
-    StateConflict,
-    ZfsApiError,
-    ZfsUnavailable,
 )
 from zfsapi.domain.transfer import Compression
+from zfsapi.protocol.status import Route, http_status
 
 from ..jsonrpc.errors import to_rpc_error
 from .stream_bodies import ClientGone, RequestBody, ResponseBody
@@ -46,11 +43,7 @@ ENCODINGS = {"": Compression.NONE, "identity": Compression.NONE, "gzip": Compres
 
 
 def _status(exc: BaseException) -> int:
-    for cls, status in ((NotFound, 404), (StateConflict, 409), (InvalidArgument, 400), (PermissionDenied, 403),
-                        (ZfsUnavailable, 503), (ZfsApiError, 500)):
-        if isinstance(exc, cls):
-            return status
-    return 500
+    return http_status(Route.STREAM, to_rpc_error(exc, "stream").code)
 
 
 def _error_body(exc: BaseException, **extra: Any) -> bytes:

@@ -23,7 +23,7 @@ from zfsapi.domain.jobs import (
 
 from .access import access_request
 from .errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError, code_of, to_rpc_error
-from .methods import iso
+from .method_common import iso
 from .registry import (
     ID_PATTERN,
     MAX_OFFSET,

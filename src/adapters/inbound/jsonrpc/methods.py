@@ -11,14 +11,10 @@ from .bookmark_methods import BOOKMARKS
 from .dataset_methods import DATASETS
 from .diff_methods import DIFFS
 from .hold_methods import HOLDS
-from .method_common import Dataset, Name, dataset_name, iso, parse
 from .pool_methods import POOLS
 from .registry import Registry, Table
 from .snapshot_methods import SNAPSHOTS
 from .volume_methods import VOLUMES
-
-# the shared helpers transfer_methods, job_methods and replication_methods import from here
-__all__ = ["CORE", "Dataset", "Name", "dataset_name", "iso", "parse", "register_core"]
 
 CORE = Table.joined(DATASETS, VOLUMES, SNAPSHOTS, HOLDS, DIFFS, BOOKMARKS, POOLS)
 

@@ -22,7 +22,7 @@ from zfsapi.domain.jobs import Job, JobState
 from zfsapi.domain.replication import MAX_LIMIT, MIN_LIMIT, ReplicationSpec
 
 from .job_methods import ErrorOut, ProgressOut, origin_of, record
-from .methods import Name
+from .method_common import Name
 from .registry import ID_PATTERN, CallContext, Params, Registry, Result, Table
 
 REPLICATION = Table()

@@ -32,7 +32,7 @@ from zfsapi.domain.transfer import (
     size_human,
 )
 
-from .methods import Dataset, Name, dataset_name, iso, parse
+from .method_common import Dataset, Name, dataset_name, iso, parse
 from .registry import Background, CallContext, NoParams, Params, Registry, Result, Table
 
 TRANSFERS = Table()
