@@ -185,13 +185,6 @@ def test_jobs_of_a_user_followed_with_its_token(tmp_path):
         assert r.returncode == 1 and r.stderr.startswith("zfsapi: ") and "(code -32002)" in r.stderr
 
 
-def _has_migrations() -> bool:
-    from zfsapi.bootstrap import build_container, load_settings
-
-    return "migration_create" in build_container(load_settings(environ={})).registry()
-
-
-@pytest.mark.skipif(not _has_migrations(), reason="migration_* methods are not on this branch yet")
 def test_migrate_on_a_host_without_zfs_exits_1_with_the_error(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("the passwordless call needs this test to run as root (the default local user)")
