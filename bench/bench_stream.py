@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from typing import Callable
 
 from zfsapi.adapters.outbound.zfs.executor import PIPE_SIZE, make_pipe, pipe_size
 from zfsapi.adapters.outbound.zfs.pipelines import READ_SIZE
@@ -92,6 +93,63 @@ def http_post_file(port: int, path: str, file: str) -> tuple[float, dict]:
     return time.perf_counter() - t, json.loads(data.split(b"\r\n\r\n", 1)[1])
 
 
+def serve(port: int, env: dict[str, str]) -> subprocess.Popen:
+    """`zfsapi serve` on loopback `port` (rate limits off, warnings only), once it accepts connections."""
+    env = {**env, "ZFSAPI_SERVER__HTTP__PORT": str(port), "ZFSAPI_RATE_LIMIT__ENABLED": "false",
+           "ZFSAPI_LOGGING__LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve"], env=env)
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
+def measure(port: int, pid: int, size: int, stream_file: str, rounds: int, send: tuple[list[str], dict],
+            receive: Callable[[int], tuple[list[str], str]], after: Callable[[int], object] = lambda i: None
+            ) -> dict[str, float]:
+    """Medians of `rounds` rounds of: `send argv | cat` vs GET /stream of a send (params), and
+    `cat stream_file | receive argv` vs POST /stream of the file into the receive's target (`receive(i)`)."""
+    results: dict[str, list[float]] = {k: [] for k in ("send_base", "send_ours", "recv_base", "recv_ours")}
+    for i in range(rounds):
+        b0, s0 = cpu_total(), cpu_of(pid)
+        results["send_base"].append(pipeline(send[0], ["cat"], stdout=subprocess.DEVNULL))
+        report("send base", b0, s0, cpu_total(), cpu_of(pid))
+        sid = rpc(port, "stream_init", operation="send", **send[1])["result"]["stream_id"]
+        b0, s0 = cpu_total(), cpu_of(pid)
+        took, got = http_get_discard(port, f"/stream/{sid}")
+        report("GET", b0, s0, cpu_total(), cpu_of(pid))
+        assert got > size, (got, size)
+        results["send_ours"].append(took)
+
+        argv, target = receive(i)
+        b0, s0 = cpu_total(), cpu_of(pid)
+        with open(stream_file, "rb") as f:
+            results["recv_base"].append(pipeline(["cat"], argv, stdin=f, stdout=subprocess.DEVNULL))
+        report("recv base", b0, s0, cpu_total(), cpu_of(pid))
+        sid = rpc(port, "stream_init", operation="receive", target_dataset=target)["result"]["stream_id"]
+        b0, s0 = cpu_total(), cpu_of(pid)
+        took, body = http_post_file(port, f"/stream/{sid}", stream_file)
+        report("POST", b0, s0, cpu_total(), cpu_of(pid))
+        assert body["success"], body
+        results["recv_ours"].append(took)
+        after(i)
+    return {k: statistics.median(v) for k, v in results.items()}
+
+
+def print_ratios(size: int, rounds: int, med: dict[str, float], note: str) -> None:
+    def mbps(seconds: float) -> float:
+        return size / seconds / 1e6
+
+    print(f"stream of {size / 1e6:.1f} MB, {rounds} rounds, medians; {note}")
+    print(f"GET  /stream  {mbps(med['send_ours']):7.1f} MB/s   zfs send | cat        "
+          f"{mbps(med['send_base']):7.1f} MB/s   ratio {med['send_base'] / med['send_ours']:.2f}")
+    print(f"POST /stream  {mbps(med['recv_ours']):7.1f} MB/s   cat file | zfs receive "
+          f"{mbps(med['recv_base']):7.1f} MB/s   ratio {med['recv_base'] / med['recv_ours']:.2f}")
+
+
 def main(mib: int, rounds: int) -> None:
     work = tempfile.mkdtemp(prefix="zfsapi-bench-", dir="/dev/shm")
     pool = f"zb{uuid.uuid4().hex[:6]}"
@@ -114,53 +172,16 @@ def main(mib: int, rounds: int) -> None:
         size = os.path.getsize(stream_file)
 
         port = 18000 + os.getpid() % 1000
-        env = {**os.environ, "ZFSAPI_SERVER__HTTP__PORT": str(port), "ZFSAPI_RATE_LIMIT__ENABLED": "false",
-               "ZFSAPI_LOGGING__LEVEL": "WARNING", "ZFSAPI_STATE_DIR": os.path.join(work, "state")}
-        server = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve"], env=env)
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-
-        results: dict[str, list[float]] = {k: [] for k in ("send_base", "send_ours", "recv_base", "recv_ours")}
-        for i in range(rounds):
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            results["send_base"].append(pipeline(["zfs", "send", "-L", "-e", "-c", f"{src}@s1"], ["cat"],
-                                                 stdout=subprocess.DEVNULL))
-            report("send base", b0, s0, cpu_total(), cpu_of(server.pid))
-            sid = rpc(port, "stream_init", operation="send", dataset=src, snapshot="s1")["result"]["stream_id"]
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            took, got = http_get_discard(port, f"/stream/{sid}")
-            report("GET", b0, s0, cpu_total(), cpu_of(server.pid))
-            assert got > size, (got, size)
-            results["send_ours"].append(took)
-
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            with open(stream_file, "rb") as f:
-                results["recv_base"].append(pipeline(["cat"], ["zfs", "receive", f"{pool}/base{i}"], stdin=f))
-            report("recv base", b0, s0, cpu_total(), cpu_of(server.pid))
-            sid = rpc(port, "stream_init", operation="receive", target_dataset=f"{pool}/ours{i}")["result"]["stream_id"]
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            took, body = http_post_file(port, f"/stream/{sid}", stream_file)
-            report("POST", b0, s0, cpu_total(), cpu_of(server.pid))
-            assert body["success"], body
-            results["recv_ours"].append(took)
-            run("zfs", "destroy", "-r", f"{pool}/base{i}")
-            run("zfs", "destroy", "-r", f"{pool}/ours{i}")
-
+        server = serve(port, {**os.environ, "ZFSAPI_STATE_DIR": os.path.join(work, "state")})
+        results = measure(port, server.pid, size, stream_file, rounds,
+                          send=(["zfs", "send", "-L", "-e", "-c", f"{src}@s1"], {"dataset": src, "snapshot": "s1"}),
+                          receive=lambda i: (["zfs", "receive", f"{pool}/base{i}"], f"{pool}/ours{i}"),
+                          after=lambda i: [run("zfs", "destroy", "-r", f"{pool}/{n}{i}") for n in ("base", "ours")])
         r, w = make_pipe()
         actual = pipe_size(w)
         os.close(r), os.close(w)
-        med = {k: statistics.median(v) for k, v in results.items()}
-        mbps = lambda t: size / t / 1e6  # noqa: E731
-        print(f"stream of {size / 1e6:.1f} MB, {rounds} rounds, medians; pipes {actual} bytes "
-              f"(asked {PIPE_SIZE}), reads of {READ_SIZE} bytes, event loop: asyncio (stdlib, uvicorn loop=asyncio)")
-        print(f"GET  /stream  {mbps(med['send_ours']):7.1f} MB/s   zfs send | cat        {mbps(med['send_base']):7.1f} MB/s"
-              f"   ratio {med['send_base'] / med['send_ours']:.2f}")
-        print(f"POST /stream  {mbps(med['recv_ours']):7.1f} MB/s   cat file | zfs receive {mbps(med['recv_base']):7.1f} MB/s"
-              f"   ratio {med['recv_base'] / med['recv_ours']:.2f}")
+        print_ratios(size, rounds, results, f"pipes {actual} bytes (asked {PIPE_SIZE}), reads of {READ_SIZE} bytes, "
+                                            "event loop: asyncio (stdlib, uvicorn loop=asyncio)")
     finally:
         if server is not None:
             server.terminate()

@@ -17,22 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from .bench_stream import (
-    cpu_of,
-    cpu_total,
-    http_get_discard,
-    http_post_file,
-    pipeline,
-    report,
-    rpc,
-)
+from .bench_stream import measure, print_ratios, serve
 
 STAND_IN = '''#!{python}
 import os, sys
@@ -73,51 +61,12 @@ def main(mib: int, rounds: int) -> None:
 
         port = 18000 + os.getpid() % 1000
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")},
-               "ZFSAPI_SERVER__HTTP__PORT": str(port), "ZFSAPI_RATE_LIMIT__ENABLED": "false",
-               "ZFSAPI_LOGGING__LEVEL": "WARNING", "ZFSAPI_STATE_DIR": os.path.join(work, "state"),
-               "ZFSAPI_ZFS__ZFS": zfs, "ZFSAPI_ZFS__ZPOOL": zpool}
-        server = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve"], env=env)
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-
-        results: dict[str, list[float]] = {k: [] for k in ("send_base", "send_ours", "recv_base", "recv_ours")}
-        for i in range(rounds):
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            results["send_base"].append(pipeline([zfs, "send", "tank/src@s1"], ["cat"], stdout=subprocess.DEVNULL))
-            report("send base", b0, s0, cpu_total(), cpu_of(server.pid))
-            sid = rpc(port, "stream_init", operation="send", dataset="tank/src", snapshot="s1")["result"]["stream_id"]
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            took, got = http_get_discard(port, f"/stream/{sid}")
-            report("GET", b0, s0, cpu_total(), cpu_of(server.pid))
-            assert got > size, (got, size)
-            results["send_ours"].append(took)
-
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            with open(stream, "rb") as f:
-                results["recv_base"].append(pipeline(["cat"], [zfs, "receive", f"tank/base{i}"], stdin=f,
-                                                     stdout=subprocess.DEVNULL))
-            report("recv base", b0, s0, cpu_total(), cpu_of(server.pid))
-            sid = rpc(port, "stream_init", operation="receive", target_dataset=f"tank/ours{i}")["result"]["stream_id"]
-            b0, s0 = cpu_total(), cpu_of(server.pid)
-            took, body = http_post_file(port, f"/stream/{sid}", stream)
-            report("POST", b0, s0, cpu_total(), cpu_of(server.pid))
-            assert body["success"], body
-            results["recv_ours"].append(took)
-
-        med = {k: statistics.median(v) for k, v in results.items()}
-
-        def mbps(seconds: float) -> float:
-            return size / seconds / 1e6
-
-        print(f"stream of {size / 1e6:.1f} MB, {rounds} rounds, medians (stand-in zfs)")
-        print(f"GET  /stream  {mbps(med['send_ours']):7.1f} MB/s   zfs send | cat        "
-              f"{mbps(med['send_base']):7.1f} MB/s   ratio {med['send_base'] / med['send_ours']:.2f}")
-        print(f"POST /stream  {mbps(med['recv_ours']):7.1f} MB/s   cat file | zfs receive "
-              f"{mbps(med['recv_base']):7.1f} MB/s   ratio {med['recv_base'] / med['recv_ours']:.2f}")
+               "ZFSAPI_STATE_DIR": os.path.join(work, "state"), "ZFSAPI_ZFS__ZFS": zfs, "ZFSAPI_ZFS__ZPOOL": zpool}
+        server = serve(port, env)
+        results = measure(port, server.pid, size, stream, rounds,
+                          send=([zfs, "send", "tank/src@s1"], {"dataset": "tank/src", "snapshot": "s1"}),
+                          receive=lambda i: ([zfs, "receive", f"tank/base{i}"], f"tank/ours{i}"))
+        print_ratios(size, rounds, results, "stand-in zfs")
     finally:
         if server is not None:
             server.terminate()
