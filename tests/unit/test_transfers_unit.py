@@ -424,7 +424,10 @@ async def test_a_spliceable_send_goes_into_the_socket_as_http_chunks_and_counts_
 
     scope = {"extensions": {SOCKET_KEY: lambda: os.dup(server.fileno())}}
     feeder.start()
-    await ResponseBody(scope, send, "rid", counted.append)(b"first", _SplicedPipe(r), moved.append)
+    body = ResponseBody(scope, send, "rid", counted.append)
+    await body(b"first", _SplicedPipe(r), moved.append)
+    assert [m["type"] for m in messages] == ["http.response.start"]  # the end waits for the session's outcome
+    await body.end()
     feeder.join()
     server.close()
     reader.join(60)
@@ -445,8 +448,9 @@ async def test_a_send_that_cannot_be_spliced_goes_through_asgi_and_the_socket_is
     def never() -> int:
         raise AssertionError("the socket is taken only for a pipe that can be spliced")
 
-    await ResponseBody({"extensions": {SOCKET_KEY: never}}, send, "rid", lambda n: None)(
-        b"a", _ReadPipe([b"bc", b"d"]), moved.append)
+    body = ResponseBody({"extensions": {SOCKET_KEY: never}}, send, "rid", lambda n: None)
+    await body(b"a", _ReadPipe([b"bc", b"d"]), moved.append)
+    await body.end()
     bodies = [m["body"] for m in messages if m["type"] == "http.response.body"]
     assert bodies == [b"a", b"bc", b"d", b""] and moved == [1, 2, 1]
 
@@ -513,3 +517,37 @@ def test_the_pipelines_pipes_are_the_ones_the_http_adapter_splices():
     """The adapters agree on splicing by duck typing: the pipelines' pipes must keep offering it."""
     assert issubclass(ZfsSendPipe, Spliceable) and issubclass(ZfsReceivePipe, Spliceable)
     assert spliceable(_ReadPipe([])) is None
+
+
+async def test_a_send_whose_zfs_takes_a_while_to_exit_is_recorded_done_before_the_response_ends(
+        container, fake_zfs, monkeypatch):
+    """The end of GET /stream's body is sent after the send has exited and its session is recorded done: a
+    response that is complete reads as a disconnect (uvicorn, httpx), which stopped a real zfs send's session
+    as "client disconnected" while it exited (seen on real ZFS only: the fake's exit took no time)."""
+    from tests.fakes import FakePipe, FakeStreams
+    from zfsapi.domain.names import DatasetName, SnapshotName
+
+    finish = FakePipe.finish
+
+    async def slow_exit(self):
+        await asyncio.sleep(0.2)
+        return await finish(self)
+
+    monkeypatch.setattr(FakePipe, "finish", slow_exit)
+    await fake_zfs.create_dataset(DatasetName("tank/a"), properties={}, parents=True)
+    await fake_zfs.create_snapshot(SnapshotName.parse("tank/a@s1"), recursive=False, properties={})
+    streams = FakeStreams(fake_zfs)
+
+    class ZfsAndStreams:  # the zfs port's transfer side (estimates, encryption) is the fake streams'
+        def __getattr__(self, name):
+            return getattr(streams if hasattr(streams, name) else fake_zfs, name)
+
+    container.zfs.override(providers.Object(ZfsAndStreams()))
+    container.pipelines.override(providers.Object(streams))
+    async with http_client(http_app(container)) as client:
+        rpc = Rpc(client)
+        out = await rpc("stream_init", operation="send", dataset="tank/a", snapshot="s1")
+        r = await client.get(out["url"])
+        assert r.status_code == 200 and r.content
+        (listed,) = (await rpc("stream_list"))["sessions"]
+        assert (listed["state"], listed["error"], listed["bytes"]) == ("done", None, len(r.content))

@@ -37,7 +37,9 @@ def _extension(scope: Scope, key: str) -> Any:
 
 class ResponseBody:
     """GET /stream/{id}'s answer: the response head, then the send's bytes as HTTP chunks (spliced into the socket
-    when it can be), then the end of the body. Used as a SendStream's drain."""
+    when it can be). Used as a SendStream's drain; `end` ends the body once the drain has returned, that is once
+    the send has exited cleanly and its session is recorded done (the server reads a request whose response is
+    complete as disconnected, which would stop the session before that)."""
 
     def __init__(self, scope: Scope, send: Send, request_id: str, counted: Callable[[int], None]) -> None:
         self._scope, self._send, self._rid, self._counted = scope, send, request_id, counted
@@ -64,6 +66,8 @@ class ResponseBody:
                 await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
                 both(len(chunk))
                 chunk = await pipe.read()
+
+    async def end(self) -> None:
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

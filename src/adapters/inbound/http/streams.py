@@ -80,8 +80,8 @@ class _Transfers:
             return
         self._metrics.streams_active.inc()
         outcome = "failed"
-        pumping = asyncio.create_task(stream.drain(ResponseBody(scope, send, rid,
-                                                                self._metrics.stream_bytes.labels("sent").inc)))
+        body = ResponseBody(scope, send, rid, self._metrics.stream_bytes.labels("sent").inc)
+        pumping = asyncio.create_task(stream.drain(body))
         watching = asyncio.create_task(_wait_disconnect(receive))
         try:
             await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
@@ -91,6 +91,7 @@ class _Transfers:
                 await asyncio.gather(pumping, return_exceptions=True)
                 return
             pumping.result()  # a failure midway raises here: the connection is dropped, not ended cleanly
+            await body.end()  # after the session is recorded done: a complete response reads as a disconnect
             outcome = "done"
         finally:
             watching.cancel()
