@@ -7,7 +7,7 @@ import operator
 from typing import Any, Callable, ClassVar, Iterable, Mapping, get_type_hints
 
 from dependency_injector import containers, providers
-from zfsapi.adapters.inbound.http.app import HttpOptions
+from zfsapi.adapters.inbound.http.services import HttpOptions
 from zfsapi.adapters.inbound.http.live import Live
 from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.api import build_registry

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from zfsapi.adapters.inbound.http.app import request_id_var
+from zfsapi.adapters.inbound.http.admission import request_id_var
 
 from .settings import LoggingSettings
 

@@ -12,17 +12,14 @@ from litestar import Litestar
 from ..jsonrpc.access import require_permission
 from ..jsonrpc.dispatcher import Dispatcher
 from ..jsonrpc.job_methods import submit
-from .admission import Gate, request_id_var
+from .admission import Gate
 from .identity import Identity
 from .job_events_route import job_events_route
 from .limits import RateLimits
 from .operational_routes import Probes, operational_routes
 from .rpc_route import RpcEndpoint, rpc_route
-from .services import HttpOptions, HttpServices
+from .services import HttpServices
 from .streams import stream_route
-
-# HttpOptions and request_id_var are what the composition root and its logging import from here
-__all__ = ["HttpOptions", "HttpServices", "create_app", "request_id_var"]
 
 Hook = Callable[[], Awaitable[None]]
 
