@@ -44,12 +44,21 @@ def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
 def _client_command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     """A command that calls a server: --url, --config (for the default URL), --token or --user."""
     parser = _command(sub, name, help)
-    parser.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
-    parser.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)")
-    who = parser.add_mutually_exclusive_group()
-    who.add_argument("--token", default=os.environ.get("ZFSAPI_TOKEN"), help="a bearer token (default $ZFSAPI_TOKEN)")
-    who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)")
+    _client_options(parser)
     return parser
+
+
+def _client_options(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """--url, --config, --token, --user. `inherited`: on a subcommand of a command that takes them too (`zfsapi
+    jobs --url U list` and `zfsapi jobs list --url U` both work): no defaults here, so the command's stay."""
+    keep = {"default": argparse.SUPPRESS} if inherited else {}
+    parser.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})",
+                        **keep)
+    parser.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)", **keep)
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--token", help="a bearer token (default $ZFSAPI_TOKEN)",
+                     **(keep or {"default": os.environ.get("ZFSAPI_TOKEN")}))
+    who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)", **keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,17 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--no-sync", dest="sync", action="store_false",
                          help="no holds and bookmark for the next incremental")
     migrate.add_argument("--detach", action="store_true", help=DETACH_HELP)
-    jobs = _command(sub, "jobs", "list, show, cancel or follow jobs")
+    jobs = _client_command(sub, "jobs", "list, show, cancel or follow jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command")
     # `zfsapi jobs` alone lists (a subcommand's own values replace these)
-    jobs.set_defaults(jobs_command="list", url=None, config=None, token=os.environ.get("ZFSAPI_TOKEN"), user=None,
-                      state=None, kind=None, job_id=None, detach=False)
-    listing = _client_command(jobs_sub, "list", "the jobs, newest first, as a table (the default)")
+    jobs.set_defaults(jobs_command="list", state=None, kind=None, job_id=None, detach=False)
+    listing = _command(jobs_sub, "list", "the jobs, newest first, as a table (the default)")
     listing.add_argument("--state", choices=[s.value for s in JobState])
     listing.add_argument("--kind", help="the method that started them, e.g. migration_create")
+    _client_options(listing, inherited=True)
     for name, help in (("get", "one job's record as JSON"), ("cancel", "cancel a job"),
                        ("watch", "follow a job with a progress display until it ends; Ctrl-C cancels it")):
-        _client_command(jobs_sub, name, help).add_argument("job_id")
+        command = _command(jobs_sub, name, help)
+        command.add_argument("job_id")
+        _client_options(command, inherited=True)
     jobs_sub.choices["watch"].add_argument("--detach", action="store_true", help=DETACH_HELP)
     user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -115,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit code. Output cut short by the reader (`zfsapi call rpc.discover | head -1`) ends
+    quietly with 141, as a program stopped by SIGPIPE does."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would be "Exception ignored" and exit 120
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what is still buffered for stdout goes nowhere at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "hash-password":
         from .users_cli import hash_password
@@ -187,6 +211,10 @@ def _client(args: argparse.Namespace) -> int:
                 print(f"zfsapi: {exc}", file=sys.stderr)
                 return 2
             url = DEFAULT_URL  # a config found by default but unreadable (e.g. /etc, not root): the default
+    problem = url_problem(url)
+    if problem is not None:  # bad usage (2), not a server out of reach (3)
+        print(f"zfsapi: --url {url!r}: {problem}", file=sys.stderr)
+        return 2
     session = c.Session(url, args.token, args.user)
     if args.command == "call":
         return c.run_call(session, args.method, args.params)
@@ -201,13 +229,33 @@ def _client(args: argparse.Namespace) -> int:
     return c.run_migrate(session, params, detach=args.detach)
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a zfsapi server's address (http or https, a host, a port if any in range); None when
+    it can."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return "port 0 is not a server's port"
+    return None
+
+
 def state_dir_problem(settings: Settings) -> str | None:
-    """Why the server could not keep its state (signing key, revocations) in state_dir, if it needs to; None
-    when it can. Nothing is created: the nearest existing ancestor must be a writable directory."""
+    """Why the server could not keep its state (the job store and policies without Redis; the signing key and
+    revocations when tokens outlive the process) in state_dir, if it needs to; None when it can. Nothing is
+    created: the nearest existing ancestor must be a writable directory."""
     from .security import tokens_outlive_the_process
 
-    if not tokens_outlive_the_process(settings):
-        return None  # nothing to keep: no users and no configured key
+    if settings.redis.host and not tokens_outlive_the_process(settings):
+        return None  # nothing to keep here: jobs in Redis, no users and no configured key
     path = os.path.abspath(settings.state_dir)
     while not os.path.lexists(path):
         path = os.path.dirname(path)
@@ -246,6 +294,10 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     log.info("configuration", extra={"config": settings.source or "built-in defaults"})
     for notice in settings.notices:
         log.warning(notice)
+    problem = state_dir_problem(settings)
+    if problem is not None:  # refused at once, rather than a job store failing on every tick
+        print(f"zfsapi: config key state_dir: {problem}", file=sys.stderr)
+        return 2
     workers = settings.server.http.workers
     try:
         container = build_container(settings)

@@ -215,6 +215,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where: PyYAML's problem with its line and column (1-based), e.g. "line 3, column 9:
+    expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)"."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc).splitlines()[0]
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = exc.problem or exc.context or "malformed"
+    return where + what + (f" ({exc.context})" if exc.context and exc.problem else "")
+
+
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read the config file (if any), apply ZFSAPI_* variables, then `overrides`. Raises SettingsError."""
@@ -227,7 +238,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         except OSError as exc:
             raise SettingsError(f"config {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise SettingsError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise SettingsError(f"config {path}: not valid YAML: {_yaml_problem(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise SettingsError(f"config {path}: the top level must be a mapping")
         data = loaded or {}
@@ -259,7 +270,8 @@ def _old_keys(data: dict[str, Any]) -> list[str]:
         if isinstance(unix, dict) and "enabled" in unix:
             if unix.pop("enabled") is False:
                 unix["path"] = None
-            notices.append("config key server.unix.enabled read: the Unix socket is on when server.unix.path is set")
+            notices.append("config key server.unix.enabled read: the Unix socket is "
+                           + ("on (server.unix.path is set)" if unix.get("path") else "off"))
         if "workers" in server:
             # the old server's thread pool for zfs commands: zfsapi's cap on concurrent zfs children
             _move(data, server.pop("workers"), ("zfs", "max_concurrency"), 1024, notices, "server.workers")

@@ -104,6 +104,8 @@ def list_users(config: Path) -> None:
     users = _users(doc)
     if not users:
         print(f"no users in {config}")
+        return
+    print("NAME\tROLE\tDATASETS")
     for name, entry in users.items():
         role, prefixes = _describe(entry)
         print(f"{name}\t{role}\t{', '.join(prefixes) or '(all datasets)'}")

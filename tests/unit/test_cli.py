@@ -56,24 +56,26 @@ def test_user_commands_edit_the_config_keeping_comments(tmp_path):
                       f"    ops: {{password_hash: \"{FAST.hash('ops-pw')}\", role: operator, datasets: [tank/a]}}\n")
     r = zfsapi("user", "list", "--config", str(config))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["old\tadmin\t(all datasets)", "ops\toperator\ttank/a"]
+    assert r.stdout.splitlines() == ["NAME\tROLE\tDATASETS", "old\tadmin\t(all datasets)", "ops\toperator\ttank/a"]
 
     r = zfsapi("user", "set-role", "old", "readonly", "--dataset", "tank/b c", "--config", str(config))
     assert r.returncode == 0, r.stderr
     r = zfsapi("user", "set-role", "ops", "admin", "--all-datasets", "--config", str(config))
     assert r.returncode == 0, r.stderr
     r = zfsapi("user", "passwd", "ops", "--profile", "owasp-minimum", "--config", str(config), stdin="new-pw\n")
+    assert (r.returncode, r.stderr) == (1, "zfsapi: a password needs at least 8 characters\n")
+    r = zfsapi("user", "passwd", "ops", "--profile", "owasp-minimum", "--config", str(config), stdin="new-pw-8\n")
     assert r.returncode == 0, r.stderr
     users = load_settings(config, environ={}).auth.users
     assert (users["old"].role, users["old"].datasets) == ("readonly", ["tank/b c"])
     PasswordHasher().verify(users["old"].password_hash, "old-pw")
     assert (users["ops"].role, users["ops"].datasets) == ("admin", [])
-    PasswordHasher().verify(users["ops"].password_hash, "new-pw")
+    PasswordHasher().verify(users["ops"].password_hash, "new-pw-8")
 
     r = zfsapi("user", "remove", "old", "--config", str(config))
     assert r.returncode == 0, r.stderr
     assert list(load_settings(config, environ={}).auth.users) == ["ops"]
-    assert "# production box" in config.read_text() and "new-pw" not in config.read_text()
+    assert "# production box" in config.read_text() and "new-pw-8" not in config.read_text()
 
     r = zfsapi("user", "remove", "old", "--config", str(config))
     assert (r.returncode, r.stderr) == (1, f"zfsapi: no user 'old' in {config}\n")
@@ -84,7 +86,7 @@ def test_user_commands_edit_the_config_keeping_comments(tmp_path):
 def test_user_commands_find_the_config_like_serve(tmp_path):
     (tmp_path / "config.yaml").write_text(f"auth:\n  users:\n    a: \"{FAST.hash('pw')}\"\n")
     r = zfsapi("user", "list", cwd=tmp_path)
-    assert r.stdout == "a\tadmin\t(all datasets)\n"
+    assert r.stdout == "NAME\tROLE\tDATASETS\na\tadmin\t(all datasets)\n"
     other = tmp_path / "other.yaml"
     other.write_text("auth: {users: {}}\n")
     r = zfsapi("user", "list", cwd=tmp_path, env={"ZFSAPI_CONFIG": str(other)})
@@ -134,3 +136,33 @@ def test_progress_bar_on_a_terminal():
     text = out.getvalue()
     assert "receive tank/b" in text and "3.0/6.0 MiB" in text
     assert text.splitlines()[-1] == "receive tank/b: failed: Conflict with current state"
+
+
+def test_a_bad_url_is_bad_usage_not_an_unreachable_server(tmp_path):
+    for url, why in (("nonsense", "must start with http:// or https://"), ("http://", "has no host"),
+                     ("http://h:99999", "Port out of range 0-65535"), ("ftp://h", "must start with http://")):
+        r = zfsapi("call", "--url", url, "pool_list", cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.startswith(f"zfsapi: --url {url!r}: {why}"), (url, r.stderr)
+
+
+def test_jobs_takes_the_server_options_before_or_after_its_subcommand(tmp_path):
+    parser = build_parser()
+    for argv in (["jobs", "--url", "http://a:1", "list"], ["jobs", "list", "--url", "http://a:1"],
+                 ["jobs", "--url", "http://a:1"]):
+        args = parser.parse_args(argv)
+        assert (args.url, args.jobs_command) == ("http://a:1", "list"), argv
+    args = parser.parse_args(["jobs", "--token", "T", "get", "abc"])
+    assert (args.token, args.job_id, args.url) == ("T", "abc", None)
+    port = free_port()  # the README's form reaches the client (nothing listens: exit 3, one line)
+    r = zfsapi("jobs", "--url", f"http://127.0.0.1:{port}", "list", cwd=tmp_path)
+    assert r.returncode == 3 and r.stderr.startswith(f"zfsapi: cannot reach http://127.0.0.1:{port}/"), r.stderr
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(tmp_path):
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone (`| head -1` after its line): every write gets EPIPE
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")}
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "hash-password", "--profile", "owasp-minimum"],
+                       input="a password\n", stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    os.close(write)
+    assert r.returncode == 141 and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr

@@ -25,3 +25,12 @@ def test_readme_method_table_lists_every_registered_method_once(container):
     rows = [line.split("|")[1].strip().strip("`") for line in text[text.index(BEGIN): text.index(END)].splitlines()
             if line.startswith("| `")]
     assert sorted(rows) == sorted(m.name for m in http_app(container).state["registry"])
+
+
+def test_readme_error_table_explains_every_code_the_server_answers():
+    from zfsapi.protocol.codes import MEANINGS
+
+    text = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    table = text.split("| code | meaning | data |", 1)[1].split("\n\n", 1)[0]
+    missing = [code for code in MEANINGS if str(code) not in table]
+    assert not missing, f"README error table lacks {missing}"

@@ -108,8 +108,34 @@ def test_check_config_refuses_a_state_dir_it_cannot_write(tmp_path):
     assert key not in r.stderr
     r = _check_config(tmp_path, f"state_dir: {tmp_path}/new/state\nauth:\n  secret_key: {key}\n")
     assert r.returncode == 0 and not (tmp_path / "new").exists()  # checked, nothing created
-    r = _check_config(tmp_path, f"state_dir: {tmp_path}/plain/state\n")  # no users, no key: nothing to keep
-    assert r.returncode == 0
+    # no users, no key, but the job store (no Redis) lives there: refused too (it was "ok", then serve logged a
+    # traceback every second)
+    r = _check_config(tmp_path, f"state_dir: {tmp_path}/plain/state\n")
+    assert (r.returncode, r.stderr) == (2, f"zfsapi: config key state_dir: {tmp_path}/plain is not a directory\n")
+    r = _check_config(tmp_path, f"state_dir: {tmp_path}/plain/state\nredis: {{host: 127.0.0.1}}\n")
+    assert r.returncode == 0, r.stderr  # jobs in Redis, no users, no key: nothing to keep there
+
+
+def test_serve_refuses_a_state_dir_it_cannot_write_in_one_line(tmp_path):
+    (tmp_path / "plain").write_text("")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"state_dir: {tmp_path}/plain/state\nserver: {{http: {{port: 0}}}}\n")
+    r = subprocess.run([sys.executable, "-m", "zfsapi", "serve", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")})
+    assert r.returncode == 2, r.stderr
+    assert f"zfsapi: config key state_dir: {tmp_path}/plain is not a directory" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_yaml_errors_name_their_line_and_column(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("server:\n  http:\n    port: [1, 2\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg, environ={})
+    assert str(err.value).startswith(f"config {cfg}: not valid YAML: line 4, column 1: expected ',' or ']'"), err.value
+    cfg.write_text("a: b\n\tc: d\n")
+    with pytest.raises(SettingsError, match=r"line 2, column 1: found character '\\t'"):
+        load_settings(cfg, environ={})
 
 
 OLD_SERVER_CONFIG = """\
@@ -151,7 +177,7 @@ def test_the_old_servers_config_is_read_into_its_zfsapi_meaning(tmp_path):
     assert s.notices == (
         "config key server.tcp ignored: the token socket is replaced by HTTP streams (stream_init, then GET or "
         "POST /stream/{id})",
-        "config key server.unix.enabled read: the Unix socket is on when server.unix.path is set",
+        "config key server.unix.enabled read: the Unix socket is on (server.unix.path is set)",
         "config key server.workers read as zfs.max_concurrency: 20",
         "config key task_manager.migration_workers read as jobs.workers: 6",
     )
@@ -163,6 +189,7 @@ def test_old_keys_never_refuse_a_config(tmp_path):
                    "  workers: 5000\ntask_manager: {migration_workers: 0, poll: 3}\nzfs: {max_concurrency: 8}\n")
     s = load_settings(cfg, environ={})
     assert s.server.unix.path is None
+    assert "config key server.unix.enabled read: the Unix socket is off" in s.notices  # it said "on" before
     assert s.zfs.max_concurrency == 8  # the new key wins over the old one
     assert s.jobs.workers == 1  # kept within the new key's bounds
     assert s.notices[-2:] == ("config key task_manager.migration_workers read as jobs.workers: 1",

@@ -6,9 +6,12 @@ import getpass
 import sys
 
 
+MIN_NEW_PASSWORD = 8  # characters of a password being set (NIST SP 800-63B's minimum); logins take any
+
+
 def read_password(confirm: bool = True) -> str:
     """The password typed (twice when `confirm`, on a terminal). Exits with a message when the two differ or
-    the password is empty."""
+    the password is empty; a password being set (`confirm`) shorter than MIN_NEW_PASSWORD is refused too."""
     if not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -17,4 +20,6 @@ def read_password(confirm: bool = True) -> str:
             raise SystemExit("zfsapi: the passwords differ")
     if not password:
         raise SystemExit("zfsapi: empty password")
+    if confirm and len(password) < MIN_NEW_PASSWORD:
+        raise SystemExit(f"zfsapi: a password needs at least {MIN_NEW_PASSWORD} characters")
     return password
