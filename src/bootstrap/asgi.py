@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from .cli import find_config
 from .containers import build_container
 from .lifecycle import serving_app
 from .logs import configure_logging
@@ -31,9 +32,10 @@ def create() -> Litestar:
     source = settings.source
 
     def load() -> Settings:
-        if source is None:
+        path = source or find_config(None, os.environ)  # found as a start finds it (written since, maybe)
+        if path is None:
             return settings
-        return load_settings(source, overrides={"server": msgspec.to_builtins(settings.server)})
+        return load_settings(path, overrides={"server": msgspec.to_builtins(settings.server)})
 
     try:
         settings = load()

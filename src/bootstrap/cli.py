@@ -168,7 +168,8 @@ def _main(argv: list[str] | None) -> int:
             return 2
         print(f"configuration ok ({settings.source or 'built-in defaults'})")
         return 0
-    return serve_forever(settings, lambda: load_settings(path, overrides=overrides))
+    # a reload finds the config file as this start did (one may have been written since: `zfsapi user add`)
+    return serve_forever(settings, lambda: load_settings(find_config(args.config, os.environ), overrides=overrides))
 
 
 def _user_command(args: argparse.Namespace) -> int:
