@@ -1,5 +1,5 @@
 """The `zfsapi` command: serve, check-config, call (a JSON-RPC client), migrate, jobs list|get|cancel|watch,
-hash-password, user add|list|remove|passwd|set-role. Every command answers --version."""
+login, logout, hash-password, user add|list|remove|passwd|set-role. Every command answers --version."""
 
 from __future__ import annotations
 
@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--no-sync", dest="sync", action="store_false",
                          help="no holds and bookmark for the next incremental")
     migrate.add_argument("--detach", action="store_true", help=DETACH_HELP)
+    for name, help in (("login", "log in and save the token for the server (password asked, or one line of "
+                                 "stdin); later commands use it until it expires"),
+                       ("logout", "revoke the saved token on the server and forget it")):
+        command = _command(sub, name, help)
+        command.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
+        command.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)")
+    sub.choices["login"].add_argument("--user", required=True, help="the user to log in as")
     jobs = _client_command(sub, "jobs", "list, show, cancel or follow jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command")
     # `zfsapi jobs` alone lists (a subcommand's own values replace these)
@@ -147,7 +154,7 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.command == "user":
         return _user_command(args)
-    if args.command in ("call", "migrate", "jobs"):
+    if args.command in ("call", "migrate", "jobs", "login", "logout"):
         return _client(args)
 
     http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
@@ -201,6 +208,7 @@ def url_from(settings: Settings) -> str:
 def _client(args: argparse.Namespace) -> int:
     """`call`, `migrate` and `jobs`: the URL found here, the command run by zfsapi.adapters.inbound.cli."""
     from zfsapi.adapters.inbound.cli import client as c
+    from zfsapi.adapters.inbound.cli.saved_tokens import SavedTokens
 
     url = args.url
     if url is None:
@@ -216,7 +224,17 @@ def _client(args: argparse.Namespace) -> int:
     if problem is not None:  # bad usage (2), not a server out of reach (3)
         print(f"zfsapi: --url {url!r}: {problem}", file=sys.stderr)
         return 2
-    session = c.Session(url, args.token, args.user)
+    if args.command in ("login", "logout"):
+        from zfsapi.adapters.inbound.cli import login
+
+        tokens = SavedTokens()
+        return login.run_login(url, args.user, tokens) if args.command == "login" else login.run_logout(url, tokens)
+    # the token: --token, else $ZFSAPI_TOKEN (its default), else the one `zfsapi login` saved for this server
+    token = args.token
+    if token is None and args.user is None:
+        saved = SavedTokens().get(url)
+        token = saved.token if saved else None
+    session = c.Session(url, token, args.user)
     if args.command == "call":
         return c.run_call(session, args.method, args.params)
     if args.command == "jobs":

@@ -75,3 +75,51 @@ def test_a_reload_finds_a_config_written_after_the_start(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_login_saves_a_token_that_later_commands_use_until_logout(tmp_path):
+    """`zfsapi login` once, then more calls than the login limit allows logins (5 a minute), then `zfsapi logout`
+    revokes the token on the server and forgets it; the password only ever on stdin."""
+    from argon2 import PasswordHasher
+
+    digest = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("alice-password")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"state_dir: {tmp_path}/state\nzfs: {{zfs: /nonexistent/zfs, zpool: /nonexistent/zpool}}\n"
+                   f"auth:\n  passwordless_localhost: false\n  users:\n    alice: {{password_hash: '{digest}', "
+                   "role: admin}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")} | {
+        "XDG_CONFIG_HOME": str(tmp_path / "home")}
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--config", str(cfg), "--port", "0"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def zfsapi(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "zfsapi", *args], input=stdin, text=True, capture_output=True,
+                              timeout=120, env=env, cwd=tmp_path)
+
+    try:
+        deadline = time.monotonic() + 60
+        while not (url := next((e["url"] for e in _log_entries(log) if e.get("msg") == "listening"), None)):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        r = zfsapi("call", "--url", url, "job_list")
+        assert r.returncode == 1 and "(code -32001)" in r.stderr, r.stderr  # no token, no passwordless access
+        r = zfsapi("login", "--url", url, "--user", "alice", stdin="wrong\n")
+        assert r.returncode == 1 and "login refused" in r.stderr and "(code -32003)" in r.stderr
+        r = zfsapi("login", "--url", url, "--user", "alice", stdin="alice-password\n")
+        assert r.returncode == 0 and "logged in" in r.stderr and "alice-password" not in r.stderr, r.stderr
+        saved = json.loads((tmp_path / "home" / "zfsapi" / "tokens.json").read_text())[url]["token"]
+        for _ in range(7):  # more than 5 logins a minute would allow
+            r = zfsapi("call", "--url", url, "job_list")
+            assert r.returncode == 0 and json.loads(r.stdout)["total"] == 0, r.stderr
+        r = zfsapi("logout", "--url", url)
+        assert r.returncode == 0 and "logged out" in r.stderr, r.stderr
+        assert url not in json.loads((tmp_path / "home" / "zfsapi" / "tokens.json").read_text())
+        r = zfsapi("call", "--url", url, "--token", saved, "job_list")
+        assert r.returncode == 1 and "(code -32002)" in r.stderr, r.stderr  # revoked on the server
+        r = zfsapi("logout", "--url", url)
+        assert r.returncode == 1 and "no saved token" in r.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
