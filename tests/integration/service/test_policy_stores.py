@@ -1,13 +1,17 @@
 """The policy store contract (tests/policy_store_contract.py) over Redis (a real redis-server on a loopback port,
 each store on its own connection pool: two servers); then what only Redis has: the keys it keeps, servers on
-separate connections racing for one slot, and Redis being down."""
+separate connections racing for one slot, and Redis being down; and separate processes claiming slots from one
+SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import AsyncIterator
@@ -19,6 +23,7 @@ from tests.conftest import free_port
 from tests.policy_store_contract import NOTE, PolicyStoreContract, Stores, make
 from zfsapi.adapters.outbound.state.redis.client import PREFIX, connect
 from zfsapi.adapters.outbound.state.redis.policies import RedisPolicyStore
+from zfsapi.adapters.outbound.state.sqlite.policies import EmbeddedPolicyStore
 from zfsapi.domain.errors import ServiceUnavailable
 
 
@@ -133,3 +138,43 @@ async def test_redis_stopped_is_the_policy_store_unavailable_until_it_is_back(re
         proc.kill()
         proc.wait(30)
         await client.aclose()
+
+
+CLAIMER = textwrap.dedent("""
+    import asyncio, json, os, sys
+    from zfsapi.adapters.outbound.state.sqlite.policies import EmbeddedPolicyStore
+
+    async def main(state_dir, name, count):
+        store = EmbeddedPolicyStore(state_dir)
+        await store.last_slot("-")  # opened
+        open(os.path.join(state_dir, "ready-" + name), "w").close()
+        while not os.path.exists(os.path.join(state_dir, "go")):
+            await asyncio.sleep(0.01)
+        won = []
+        for n in range(int(count)):
+            key = f"p{n}:snapshot"
+            tries = await asyncio.gather(*(store.claim_slot(key, "2026-12-06T04:00:00Z") for _ in range(3)))
+            won.extend(key for claimed in tries if claimed)
+        print(json.dumps(won))
+        store.close()
+
+    asyncio.run(main(*sys.argv[1:]))
+""")
+
+
+async def test_processes_sharing_the_file_claim_each_slot_once(tmp_path: Path) -> None:
+    store = EmbeddedPolicyStore(str(tmp_path))
+    await store.last_slot("-")  # the file made before the claimers open it
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(tmp_path), f"c{c}", "40"], stdout=subprocess.PIPE,
+                              text=True) for c in range(3)]
+    deadline = time.monotonic() + 60  # all three start claiming at once
+    while len(list(tmp_path.glob("ready-*"))) < 3:
+        assert time.monotonic() < deadline and all(proc.poll() is None for proc in procs), "claimers not ready"
+        await asyncio.sleep(0.02)
+    (tmp_path / "go").touch()
+    won = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    print("claims per process:", [len(w) for w in won])
+    assert sorted(k for w in won for k in w) == sorted(f"p{n}:snapshot" for n in range(40))  # each once
+    assert await store.last_slot("p39:snapshot") == "2026-12-06T04:00:00Z"
+    store.close()
