@@ -23,6 +23,7 @@ from zfsapi.bootstrap import build_container, load_settings
 from zfsapi.bootstrap.lifecycle import http_app
 
 pytest.register_assert_rewrite("tests.job_store_contract")  # a suite outside test_*.py: detailed failures too
+pytest.register_assert_rewrite("tests.policy_store_contract")
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ class MemoryPolicyStore(PolicyStore, PolicyLedger):
 
     # ---- policies ----
     async def all(self) -> list[StoredPolicy]:
-        return [self._policies[name] for name in sorted(self._policies)]
+        return [_frozen(self._policies[name]) for name in sorted(self._policies)]
 
     async def get(self, name: str) -> StoredPolicy | None:
-        return self._policies.get(name)
+        found = self._policies.get(name)
+        return None if found is None else _frozen(found)
 
     async def add(self, stored: StoredPolicy) -> None:
         if stored.name in self._policies:
@@ -35,7 +36,7 @@ class MemoryPolicyStore(PolicyStore, PolicyLedger):
             return None
         new = _frozen(replace(stored, revision=revision + 1))
         self._policies[stored.name] = new
-        return new
+        return _frozen(new)
 
     async def remove(self, name: str) -> bool:
         return self._policies.pop(name, None) is not None
@@ -64,5 +65,5 @@ class MemoryPolicyStore(PolicyStore, PolicyLedger):
 
 
 def _frozen(stored: StoredPolicy) -> StoredPolicy:
-    """A copy the caller's later changes to its definition cannot reach."""
+    """A copy whose definition is its own: changing what was stored, or what was read, changes nothing else."""
     return replace(stored, definition=copy.deepcopy(dict(stored.definition)))
