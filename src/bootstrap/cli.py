@@ -34,16 +34,16 @@ DETACH_HELP = "Ctrl-C leaves the job running and prints its id"
 CONFIG_HELP = "config.yaml (default: $ZFSAPI_CONFIG, else ./config.yaml, else /etc/zfsapi/config.yaml)"
 
 
-def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
-    """A subcommand that also answers --version."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+def _command(sub: Any, name: str, help: str, **options: Any) -> argparse.ArgumentParser:
+    """A subcommand that also answers --version (`options`: more of argparse's parser options)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, **options)
     parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
     return parser
 
 
-def _client_command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+def _client_command(sub: Any, name: str, help: str, **options: Any) -> argparse.ArgumentParser:
     """A command that calls a server: --url, --config (for the default URL), --token or --user."""
-    parser = _command(sub, name, help)
+    parser = _command(sub, name, help, **options)
     _client_options(parser)
     return parser
 
@@ -61,6 +61,26 @@ def _client_options(parser: argparse.ArgumentParser, *, inherited: bool = False)
     who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)", **keep)
 
 
+def method_summaries() -> list[tuple[str, str]]:
+    """(name, summary) of every method this version serves, from the same registry as the server's."""
+    from .containers import build_container
+
+    registry = build_container(load_settings(environ={})).registry()
+    return sorted((m.name, m.summary) for m in registry)
+
+
+class _MethodsHelp(argparse.Action):
+    """`zfsapi call --help`: the usage, then the methods (built only when asked: it loads the whole registry)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        rows = method_summaries()
+        width = max(len(name) for name, _ in rows)
+        parser.epilog = "methods:\n" + "\n".join(f"  {name.ljust(width)}  {summary}" for name, summary in rows)
+        parser.print_help()
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
     parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
@@ -72,10 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     _command(sub, "check-config", "validate the configuration and exit").add_argument("--config", help=CONFIG_HELP)
     hp = _command(sub, "hash-password", "print an Argon2id hash of a password (read without echo or from stdin)")
     hp.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
-    call = _client_command(sub, "call", "call one JSON-RPC method and print its result as JSON")
-    call.add_argument("method")
-    call.add_argument("params", nargs="*", help="key=value (values read as JSON when they parse), or one JSON "
-                                                "object or array")
+    call = _client_command(sub, "call", "call one JSON-RPC method and print its result as JSON", add_help=False,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    # its own -h: the usage and every method with its summary
+    call.add_argument("-h", "--help", action=_MethodsHelp, nargs=0, help="show this help and the methods")
+    call.add_argument("method", help="the method (see the list below)")
+    call.add_argument("params", nargs="*", default=[], help="optional: key=value (values read as JSON when they parse), or "
+                                                "one JSON object or array")
     migrate = _client_command(sub, "migrate", "replicate a snapshot or dataset (migration_create) and follow the "
                                               "job with a progress display; Ctrl-C cancels it")
     migrate.add_argument("source", help="pool/ds@snap, or a dataset (a snapshot is taken now)")

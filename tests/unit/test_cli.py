@@ -166,3 +166,38 @@ def test_output_cut_short_by_the_reader_ends_quietly(tmp_path):
                        input="a password\n", stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, env=env)
     os.close(write)
     assert r.returncode == 141 and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+def test_call_help_lists_every_method_and_params_are_optional(tmp_path):
+    from zfsapi.bootstrap.cli import method_summaries
+
+    r = zfsapi("call", "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    listed = r.stdout.split("methods:\n", 1)[1]
+    for name, summary in method_summaries():
+        assert f"  {name} " in listed and summary[:40] in listed, name
+    assert "pool_list" in listed and "job_wait" in listed
+    r = zfsapi("call", cwd=tmp_path)
+    assert r.returncode == 2 and "required: method\n" in r.stderr, r.stderr  # params are optional
+
+
+def test_an_unknown_method_gets_did_you_mean(tmp_path, capsys):
+    from zfsapi.adapters.inbound.cli import client as c
+
+    class Client:
+        def call(self, method, params=None):
+            if method == "rpc.discover":
+                return {"methods": [{"name": "pool_list"}, {"name": "pool_status"}, {"name": "job_list"}]}
+            raise c.RpcError(-32601, "Method not found", {"method": method})
+
+    class Session(c.Session):
+        def run(self, work):
+            try:
+                return work(Client())
+            except c.RpcError:
+                return 1
+
+    assert c.run_call(Session("http://x"), "pool_lst", []) == 1
+    assert capsys.readouterr().err == "zfsapi: did you mean pool_list or pool_status or job_list?\n"
+    assert c.run_call(Session("http://x"), "zzzz", []) == 1
+    assert capsys.readouterr().err == ""

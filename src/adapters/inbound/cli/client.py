@@ -9,6 +9,7 @@ on stderr); 2 on bad usage; 3 when the server cannot be reached; 130 on Ctrl-C w
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any, Callable
 from zfsapi.domain.jobs import JobState
 from zfsapi.protocol.blocking import BlockingClient
 from zfsapi.protocol.client import NoAnswer
+from zfsapi.protocol.codes import METHOD_NOT_FOUND
 from zfsapi.protocol.envelope import RpcError
 
 from .prompt import read_password
@@ -99,10 +101,31 @@ def run_call(session: Session, method: str, args: list[str]) -> int:
         return 2
 
     def work(client: BlockingClient) -> int:
-        _print_json(client.call(method, params))
+        try:
+            _print_json(client.call(method, params))
+        except RpcError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                _suggest(client, method)
+            raise
         return 0
 
     return session.run(work)
+
+
+def method_names(client: BlockingClient) -> list[str]:
+    """The methods the server offers (its rpc.discover document)."""
+    return [m["name"] for m in client.call("rpc.discover")["methods"]]
+
+
+def _suggest(client: BlockingClient, method: str) -> None:
+    """"did you mean" for a method the server does not have: the close names from its rpc.discover (asked only
+    now, so the server's unknown-method path stays as cheap as it is)."""
+    try:
+        close = difflib.get_close_matches(method, method_names(client), n=3, cutoff=0.6)
+    except (RpcError, NoAnswer):
+        return
+    if close:
+        print(f"zfsapi: did you mean {' or '.join(close)}?", file=sys.stderr)
 
 
 def follow(client: BlockingClient, job_id: str, label: str) -> dict[str, Any]:
