@@ -273,12 +273,15 @@ def _may_run(who: Principal, policy: Policy, kind: str) -> None:
 
 def _jsonable(run: object) -> Any:
     """A target's run as the job's result keeps it (a dataclass's fields; names as strings)."""
-    value = dataclasses.asdict(run) if dataclasses.is_dataclass(run) and not isinstance(run, type) else {
-        "base_snapshot": getattr(run, "base_snapshot", None), "bytes": getattr(run, "bytes", 0)}
-    return _plain(value)
+    if dataclasses.is_dataclass(run) and not isinstance(run, type):
+        return _plain(run)
+    return {"base_snapshot": getattr(run, "base_snapshot", None), "bytes": getattr(run, "bytes", 0)}
 
 
 def _plain(value: Any) -> Any:
+    """JSON-able: records (dataclasses without their own str) as objects, value objects (names) as text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and type(value).__str__ is object.__str__:
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
