@@ -106,13 +106,13 @@ class StartPolicyRun:
         if step not in KINDS:
             raise InvalidArgument("step", "must be snapshot, replicate or prune")
         entry = await self._catalog.find(who, name, "policy_run")
-        if step == REPLICATE and not self.replication:
-            raise InvalidArgument("step", "this server runs no policy replication")
         if target is not None:
             if step != REPLICATE:
                 raise InvalidArgument("target", "only the replicate step takes a target")
             if entry.policy.target(check_target_name(target)) is None:
                 raise InvalidArgument("target", f"policy {name!r} has no target {target!r}")
+        if step == REPLICATE and not self.replication:
+            raise InvalidArgument("step", "this server runs no policy replication")
         if not entry.policy.enabled:
             raise StateConflict(f"policy {name} is disabled", policy=name)
         spec = PolicyRunSpec(name, target)

@@ -268,6 +268,7 @@ class Container(containers.DeclarativeContainer):
     # ledger of their runs
     policy_config = providers.Singleton(Live, providers.Callable(policy_config, settings))
     policy_store = providers.Singleton(MemoryPolicyStore)  # lead: Selector embedded/redis
+    policy_zfs = providers.Singleton(ZfsPolicyOps, executor)  # the policy engine's ZFS (few children per run)
 
     ports: ClassVar[Ports] = {
         Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Transfers: zfs, Clock: clock,
@@ -278,7 +279,7 @@ class Container(containers.DeclarativeContainer):
                                             retain=settings.provided.transfer.stream_retain),
         UserDirectory: users, PasswordHasher: passwords, TokenCodec: tokens, Revocations: revocations,
         JobStore: job_store, Replicas: replicas, PolicyStore: policy_store, PolicyLedger: policy_store,
-        PolicyZfs: providers.Singleton(ZfsPolicyOps, executor),
+        PolicyZfs: policy_zfs,
     }
 
     # Every method's use case (core and transfers), by method name.
