@@ -171,16 +171,15 @@ class PolicyKinds:
     def _step(self, step: str, work: Work) -> Callable[[PolicyRunSpec, JobContext, ProgressMeter],
                                                        Awaitable[dict[str, Any]]]:
         async def run(spec: PolicyRunSpec, ctx: JobContext, meter: ProgressMeter) -> dict[str, Any]:
-            entry = await self._catalog.entry(spec.policy)
-            _may_run(ctx.who, entry.policy, ctx.job.kind)
-            if not entry.policy.enabled:
+            entry = await self._catalog.entry(spec.policy)  # deleted since: the job fails, nothing is noted
+            try:
+                _may_run(ctx.who, entry.policy, ctx.job.kind)
                 result: dict[str, Any] = {"policy": spec.policy, "disabled": True}
-            else:
-                try:
+                if entry.policy.enabled:
                     result = await work(entry, spec, ctx, meter)
-                except Exception:
-                    await self._note_last(spec.policy, step, ctx.job, "failed")
-                    raise
+            except Exception:
+                await self._note_last(spec.policy, step, ctx.job, "failed")
+                raise
             await self._note_last(spec.policy, step, ctx.job, "succeeded")
             return result
         return run

@@ -163,8 +163,7 @@ async def test_without_after_snapshot_targets_the_snapshot_queues_the_prune_and_
         world.clock.when += timedelta(hours=1)
         manual = await world.start.execute(who=ROOT, name="home", step="snapshot", target=None)
         assert (await world.finished(manual)).state is JobState.SUCCEEDED
-        await asyncio.sleep(0.3)
-        assert (await world.jobs.list(ROOT))[1] == 3  # nothing followed the manual run
+        assert (await world.jobs.list(ROOT))[1] == 3  # nothing followed the manual run (it would be queued by now)
         prune = await world.start.execute(who=ROOT, name="home", step="prune", target=None)
         done = await world.finished(prune)
     assert done.result is not None and sorted(done.result["destroyed"]) == [
@@ -227,6 +226,9 @@ async def test_an_owner_whose_rights_shrank_is_refused_at_start_and_nothing_runs
     async with world:
         again = await world.finished(again)
     assert again.state is JobState.FAILED and "scope narrowed" in again.error.data["reason"]
+    # the operator's snapshot ran as far as the policy's own check (noted); the narrowed one never started
+    assert (await world.store.notes("mine"))["last:snapshot"] == {"job_id": snap.job_id, "state": "failed",
+                                                                "finished_at": 1000.0}
 
 
 async def test_policy_run_checks_the_step_the_target_and_the_callers_rights():
@@ -259,3 +261,14 @@ async def test_without_replication_the_replicate_step_is_refused_and_a_snapshot_
     async with world:
         await world.start.scheduled(await world.catalog.entry("home"), "snapshot", follow=True)
         assert sorted(by_kind(await world.all_finished(2))) == ["policy_prune", "policy_snapshot"]
+
+
+async def test_a_policy_widened_since_the_job_was_queued_is_checked_against_the_owner_when_it_runs():
+    world = World()
+    await world.catalog.create(ALICE, raw("mine"))
+    queued = await world.start.scheduled(await world.catalog.entry("mine"), "snapshot")  # as alice, on tank/a
+    await world.catalog.update(ROOT, "mine", raw("mine", datasets=["tank/a", "tank/b"]))
+    async with world:
+        done = await world.finished(queued)
+    assert (done.state, error_code(done.error), done.error.data["dataset"]) == (JobState.FAILED, -32004, "tank/b")
+    assert not any("@auto-" in s for s in world.zfs.snapshots)
