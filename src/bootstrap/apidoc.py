@@ -22,8 +22,9 @@ def _type(schema: dict[str, Any]) -> str:
     kind = str(schema.get("type", "any"))
     if kind == "array":
         return f"[{_type(schema.get('items', {}))}]"
-    if kind == "object":
-        return "{str: str}"
+    if kind == "object":  # a map of typed values, or an object whose shape its description gives
+        extra = schema.get("additionalProperties")
+        return f"{{str: {_type(extra)}}}" if isinstance(extra, dict) and extra else "object"
     return {"string": "str", "integer": "int", "number": "number", "boolean": "bool", "null": "null"}.get(kind, kind)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import operator
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Mapping, get_type_hints
 
 from dependency_injector import containers, providers
@@ -13,6 +15,7 @@ from zfsapi.adapters.inbound.http.peer import scope_peer
 from zfsapi.adapters.inbound.jsonrpc.api import build_registry
 from zfsapi.adapters.inbound.jsonrpc.job_methods import describe, method_kinds
 from zfsapi.adapters.inbound.jsonrpc.methods import CORE
+from zfsapi.adapters.inbound.jsonrpc.policy_methods import PolicyUseCases
 from zfsapi.adapters.inbound.jsonrpc.registry import Row
 from zfsapi.adapters.inbound.jsonrpc.transfer_methods import TRANSFERS
 from zfsapi.adapters.metrics import Metrics
@@ -28,6 +31,7 @@ from zfsapi.adapters.outbound.replicas.sides import (
     Secret,
 )
 from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
+from zfsapi.adapters.outbound.state.memory.policies import MemoryPolicyStore
 from zfsapi.adapters.outbound.state.memory.sessions import (
     MemoryRateLimiter,
     MemoryRevocations,
@@ -45,6 +49,7 @@ from zfsapi.adapters.outbound.state.sqlite.revocations import EmbeddedRevocation
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
+from zfsapi.adapters.outbound.zfs.policy_ops import ZfsPolicyOps
 from zfsapi.application import pools as p
 from zfsapi.application import transfers as t
 from zfsapi.application.auth import (
@@ -61,6 +66,11 @@ from zfsapi.application.catalog import UseCases
 from zfsapi.application.job_kinds import JobKinds
 from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.migrations import migration_kind
+from zfsapi.application.policies import PreviewPrune, Prune, TakePolicySnapshots
+from zfsapi.application.policy_catalog import PolicyCatalog
+from zfsapi.application.policy_jobs import PolicyKinds, PreviewPolicy, StartPolicyRun
+from zfsapi.application.policy_ports import PolicyZfs
+from zfsapi.application.policy_state import PolicyLedger, PolicyStore
 from zfsapi.application.ports import (
     Bookmarks,
     Clock,
@@ -77,11 +87,12 @@ from zfsapi.application.ports import (
 from zfsapi.application.replication import Replicate, StartMigration
 from zfsapi.domain.authz import Principal
 from zfsapi.domain.errors import InvalidArgument
+from zfsapi.domain.policies import Policy
 from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
 
 from .owners import ConfiguredOwners
 from .security import access_of, revocation_store, signing_key, user_records
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, config_policies
 
 Ports = Mapping[type[Any], "providers.Provider[Any]"]
 
@@ -144,6 +155,31 @@ def remote_config(settings: Settings) -> RemoteConfig:
         if credentials:
             secrets[name] = Secret(entry.username, entry.password, entry.token)
     return RemoteConfig(RemoteBook(tuple(remotes), r.allow_unlisted_remotes), secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """The configuration's policies and the replication.remotes names a policy may use (swapped on reload)."""
+
+    policies: tuple[Policy, ...] = ()
+    remotes: tuple[str, ...] = ()
+
+
+def policy_config(settings: Settings) -> PolicyConfig:
+    """`policies:` as load_settings checked them. Raises SettingsError naming the key path."""
+    return PolicyConfig(config_policies(settings), tuple(settings.replication.remotes))
+
+
+def live_policies(live: Live[PolicyConfig]) -> Callable[[], tuple[Policy, ...]]:
+    return lambda: live.current.policies
+
+
+def live_remotes(live: Live[PolicyConfig]) -> Callable[[], tuple[str, ...]]:
+    return lambda: live.current.remotes
+
+
+def policy_rows(kinds: PolicyKinds) -> list[Any]:
+    return kinds.rows()
 
 
 REPLICA_TOKEN_LIFETIME = 300.0  # seconds; a refused one is made again
@@ -228,6 +264,11 @@ class Container(containers.DeclarativeContainer):
         ReplicaSides, providers.Singleton(LocalReplica, zfs, zfs, pipelines), executor,
         ssh_options=settings.provided.replication.ssh_options,
         config=providers.Callable(remote_config, settings), mint=providers.Callable(owner_tokens, settings, users))
+    # Policies: the configuration's (swapped whole on reload) and the API's, kept in the policy store with the
+    # ledger of their runs
+    policy_config = providers.Singleton(Live, providers.Callable(policy_config, settings))
+    policy_store = providers.Singleton(MemoryPolicyStore)  # lead: Selector embedded/redis
+    policy_zfs = providers.Singleton(ZfsPolicyOps, executor)  # the policy engine's ZFS (few children per run)
 
     ports: ClassVar[Ports] = {
         Datasets: zfs, Snapshots: zfs, Bookmarks: zfs, Pools: zfs, Transfers: zfs, Clock: clock,
@@ -237,7 +278,8 @@ class Container(containers.DeclarativeContainer):
         t.StreamLimits: providers.Singleton(t.StreamLimits, max_ttl=settings.provided.transfer.stream_max_ttl,
                                             retain=settings.provided.transfer.stream_retain),
         UserDirectory: users, PasswordHasher: passwords, TokenCodec: tokens, Revocations: revocations,
-        JobStore: job_store, Replicas: replicas,
+        JobStore: job_store, Replicas: replicas, PolicyStore: policy_store, PolicyLedger: policy_store,
+        PolicyZfs: policy_zfs,
     }
 
     # Every method's use case (core and transfers), by method name.
@@ -249,12 +291,22 @@ class Container(containers.DeclarativeContainer):
     jobs = wired(Jobs, ports, max_per_owner=settings.provided.jobs.max_per_owner)
     replicate = wired(Replicate, ports, retries=settings.provided.jobs.retries)
     start_migration = wired(StartMigration, ports, jobs=jobs, replicate=replicate)
+    policy_catalog = wired(PolicyCatalog, ports, configured=providers.Callable(live_policies, policy_config),
+                           remotes=providers.Callable(live_remotes, policy_config))
+    start_policy_run = wired(StartPolicyRun, ports, jobs=jobs, catalog=policy_catalog, replication=False)
+    policy_kinds = wired(PolicyKinds, ports, catalog=policy_catalog, start=start_policy_run,
+                         take=wired(TakePolicySnapshots, ports), prune=wired(Prune, ports),
+                         clock=providers.Object(time.time))  # lead: replicate=wired(ReplicatePolicyTarget, ports)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
-                                   start_migration)
+                                   start_migration, providers.Singleton(
+                                       PolicyUseCases, policy_catalog, start_policy_run,
+                                       wired(PreviewPolicy, ports, catalog=policy_catalog,
+                                             preview=wired(PreviewPrune, ports))))
     # Jobs run by this process's runner: every kind of job it runs (the background methods' handlers, and
     # migrations); each runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
     job_kinds = providers.Singleton(JobKinds, providers.Callable(method_kinds, registry),
-                                    providers.List(providers.Callable(migration_kind, replicate)))
+                                    providers.List(providers.Callable(migration_kind, replicate)),
+                                    providers.Callable(policy_rows, policy_kinds))
     job_runner = wired(
         JobRunner, ports, jobs=jobs, kinds=job_kinds, workers=settings.provided.jobs.workers,
         lease=settings.provided.jobs.lease, retention=settings.provided.jobs.retention,

@@ -1,6 +1,6 @@
 """Running as a service: the systemd notify protocol (READY=1, WATCHDOG=1, STOPPING=1 as datagrams to
-$NOTIFY_SOCKET; sd_notify(3)), and reloading users, roles, scopes, local users and rate limits on SIGHUP
-without dropping a connection."""
+$NOTIFY_SOCKET; sd_notify(3)), and reloading users, roles, scopes, local users, rate limits, remotes and
+policies on SIGHUP without dropping a connection."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 
 import uvicorn
 
-from .containers import Container, remote_config
+from .containers import Container, policy_config, remote_config
 from .security import access_of, user_records
 from .settings import Settings, SettingsError
 
@@ -52,8 +52,8 @@ async def _watchdog(interval: float) -> None:
 
 class Reloader:
     """Re-read the configuration and swap in what a running server may change: users (with their roles and
-    scopes), auth.local_users, the rate limits and replication.remotes. A configuration that fails to load
-    changes nothing and is logged in one line. Everything else (addresses, workers, Redis, zfs) needs a
+    scopes), auth.local_users, the rate limits, replication.remotes and the policies. A configuration that fails
+    to load changes nothing and is logged in one line. Everything else (addresses, workers, Redis, zfs) needs a
     restart."""
 
     def __init__(self, container: Container, load: Callable[[], Settings]) -> None:
@@ -63,12 +63,14 @@ class Reloader:
         try:
             settings = self._load()
             access, users, remotes = access_of(settings), user_records(settings), remote_config(settings)
+            policies = policy_config(settings)
         except SettingsError as exc:
             log.warning("reload refused, the running configuration stays", extra={"reason": str(exc)})
             return False
         self._container.users().replace(users)
         self._container.http_options().access.swap(access)
         self._container.replicas().swap(remotes)
+        self._container.policy_config().swap(policies)
         log.info("configuration reloaded", extra={"config": settings.source or "built-in defaults",
                                                   "users": len(users)})
         return True

@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import DatasetName
+from zfsapi.domain.policies import Policy, parse_policies
 from zfsapi.domain.replication import REMOTE_NAME, Remote, RemoteKind
 
 ENV_PREFIX = "ZFSAPI_"
@@ -174,6 +175,9 @@ class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     transfer: TransferSettings = TransferSettings()
     jobs: JobSettings = JobSettings()
     replication: ReplicationSettings = ReplicationSettings()
+    # Policies declared here (the contract's shape, read by domain.policies.parse_policies): read-only over the
+    # API, swapped in on reload (SIGHUP). Kept raw; `config_policies` reads them.
+    policies: list[Any] = []
     state_dir: str = "/var/lib/zfsapi"
     source: str | None = None  # the config file these settings came from (set by load_settings)
     notices: tuple[str, ...] = ()  # old keys read or ignored (set by load_settings; logged at start)
@@ -345,6 +349,7 @@ def _check(settings: Settings) -> None:
             except InvalidArgument as exc:
                 raise SettingsError(f"config key auth.local_users.{name}.datasets: {prefix!r}: {exc.reason}") from None
     _check_replication(s.replication, s.server.http.port)
+    config_policies(s)
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:
@@ -355,6 +360,15 @@ def _check(settings: Settings) -> None:
         if not _is_password_hash(digest):
             raise SettingsError(f"config key auth.users.{name}: not a well-formed Argon2id or bcrypt hash "
                                 "(make one with `zfsapi hash-password`)")
+
+
+def config_policies(settings: Settings) -> tuple[Policy, ...]:
+    """The `policies:` of the configuration, every target's remote a replication.remotes name. Raises
+    SettingsError naming the key path, e.g. `config key policies[0].retention.daily: ...`."""
+    try:
+        return parse_policies(settings.policies, remotes=tuple(settings.replication.remotes))
+    except InvalidArgument as exc:
+        raise SettingsError(f"config key {exc.param}: {exc.reason}") from None
 
 
 _SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*[= ]\S.*")
