@@ -51,14 +51,14 @@ def _client_command(sub: Any, name: str, help: str, **options: Any) -> argparse.
 def _client_options(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """--url, --config, --token, --user. `inherited`: on a subcommand of a command that takes them too (`zfsapi
     jobs --url U list` and `zfsapi jobs list --url U` both work): no defaults here, so the command's stay."""
-    keep = {"default": argparse.SUPPRESS} if inherited else {}
-    parser.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})",
-                        **keep)
-    parser.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)", **keep)
+    none: Any = argparse.SUPPRESS if inherited else None
+    parser.add_argument("--url", default=none,
+                        help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
+    parser.add_argument("--config", default=none, help=CONFIG_HELP + " (read for the default URL)")
     who = parser.add_mutually_exclusive_group()
-    who.add_argument("--token", help="a bearer token (default $ZFSAPI_TOKEN)",
-                     **(keep or {"default": os.environ.get("ZFSAPI_TOKEN")}))
-    who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)", **keep)
+    who.add_argument("--token", default=none if inherited else os.environ.get("ZFSAPI_TOKEN"),
+                     help="a bearer token (default $ZFSAPI_TOKEN)")
+    who.add_argument("--user", default=none, help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)")
 
 
 def method_summaries() -> list[tuple[str, str]]:

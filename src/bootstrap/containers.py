@@ -31,7 +31,6 @@ from zfsapi.adapters.outbound.replicas.sides import (
     Secret,
 )
 from zfsapi.adapters.outbound.send_file_dirs import LocalSendFileDirs
-from zfsapi.adapters.outbound.state.memory.policies import MemoryPolicyStore
 from zfsapi.adapters.outbound.state.memory.sessions import (
     MemoryRateLimiter,
     MemoryRevocations,
@@ -39,12 +38,14 @@ from zfsapi.adapters.outbound.state.memory.sessions import (
 )
 from zfsapi.adapters.outbound.state.redis.client import connect
 from zfsapi.adapters.outbound.state.redis.jobs import RedisJobStore
+from zfsapi.adapters.outbound.state.redis.policies import RedisPolicyStore
 from zfsapi.adapters.outbound.state.redis.sessions import (
     RedisRateLimiter,
     RedisRevocations,
     RedisStreamSessions,
 )
 from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
+from zfsapi.adapters.outbound.state.sqlite.policies import EmbeddedPolicyStore
 from zfsapi.adapters.outbound.state.sqlite.revocations import EmbeddedRevocations
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
@@ -267,7 +268,11 @@ class Container(containers.DeclarativeContainer):
     # Policies: the configuration's (swapped whole on reload) and the API's, kept in the policy store with the
     # ledger of their runs
     policy_config = providers.Singleton(Live, providers.Callable(policy_config, settings))
-    policy_store = providers.Singleton(MemoryPolicyStore)  # lead: Selector embedded/redis
+    policy_store = providers.Selector(
+        providers.Callable(job_backend, settings.provided.redis.host),
+        embedded=providers.Singleton(EmbeddedPolicyStore, settings.provided.state_dir),
+        redis=providers.Singleton(RedisPolicyStore, redis),
+    )
     policy_zfs = providers.Singleton(ZfsPolicyOps, executor)  # the policy engine's ZFS (few children per run)
 
     ports: ClassVar[Ports] = {

@@ -48,7 +48,7 @@ class SavedTokens:
 
     def get(self, url: str, now: float | None = None) -> SavedToken | None:
         """The token saved for `url` while it has not expired."""
-        entry = self._read().get(_key(url))
+        entry: Any = self._read().get(_key(url))
         try:
             saved = SavedToken(str(entry["token"]), str(entry["user"]), float(entry["expires_at"]))
         except (TypeError, KeyError, ValueError):
