@@ -16,8 +16,11 @@ Each tick reads every policy (config and API) and, for each enabled one, its sna
   recorded, so it runs once at the next tick (it is a slot of the schedule that has not run).
 - Targets with `after_snapshot` run in the snapshot job's follow chain, never here; targets without a schedule
   run only when asked (policy_run).
+- A disabled policy claims nothing and runs nothing; enabled again, its newest passed slot runs once (like a
+  server that was down). A submission the submitter refuses (e.g. the owner lost its rights) is logged and
+  counted as a failure of that step; its slot stays claimed, so the next slot is the next try.
 
-Retries: a scheduled target (after_snapshot or own cron) whose last run failed is run again once its backoff has
+Retries: a scheduled target (own cron, or after_snapshot with a snapshot schedule) whose last run failed is run again once its backoff has
 passed since the failure: 60 s * 2^(failures - 1), at most 1 h (the jobs' own retries, `jobs.retries`, already
 handle short outages inside one run, so the scheduler starts coarser; for comparison zrepl retries a temporary
 error within one attempt after a fixed 4 s, ZREPL_REPLICATION_RETRY_INTERVAL, and otherwise waits for the next
@@ -198,7 +201,7 @@ class PolicyScheduler(Generic[E]):
                 replicate_next = upcoming
         notes = await self._ledger.notes(name)
         for target in policy.replicate:
-            scheduled = target.after_snapshot or target.schedule is not None
+            scheduled = target.schedule is not None or (target.after_snapshot and snapshot is not None)
             if scheduled and target.name not in submitted:
                 await self._retry(entry, target.name, notes.get(f"target:{target.name}", {}), now)
         last_success = {}

@@ -225,9 +225,15 @@ async def test_a_failed_target_is_retried_once_after_each_backoff() -> None:
 
 async def test_no_retry_for_targets_that_run_only_when_asked() -> None:
     p = policy(replicate={"manual": {"remote": "local", "destination": "b/h"}})
-    s, store, sub = scheduler(Source([p]))
+    chained = policy("asked", schedule=None,  # after_snapshot, but the snapshot runs only when asked
+                     replicate={"nas2": {"remote": "local", "destination": "b/h", "schedule": "after_snapshot"}})
+    s, store, sub = scheduler(Source([p, chained]))
     await store.note("home", "target:manual", {"failures": 3, "last_failure": 0})
+    await store.note("asked", "target:nas2", {"failures": 1, "last_failure": 0})
     await s.tick(at("2026-06-01T10:20:00"))
+    assert sub.jobs == []
+    await store.note("home", "target:manual", {"failures": 3, "last_failure": "not a time"})
+    await s.tick(at("2026-06-01T10:21:00"))
     assert sub.jobs == []
 
 
