@@ -1,13 +1,16 @@
 """Prometheus metrics shared by the adapters. Labels are bounded: never a dataset name, except the replication
-destinations (as many as the replications set up, read from at most `RECENT_JOBS` records)."""
+destinations (as many as the replications set up, read from at most `RECENT_JOBS` records); the policy metrics
+are labelled by configured policy and target names and the steps (snapshot, replicate, prune) only."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from zfsapi.application.jobs import Jobs
+from zfsapi.application.scheduler import PolicyStatus
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.jobs import JobState
 
@@ -77,6 +80,60 @@ class Metrics:
             "zfsapi_replication_seconds_since_success",
             "Seconds since the newest successful migration to the destination ended", ["destination"], registry=r,
         )
+
+        self._policy_metrics(r)
+
+    def _policy_metrics(self, r: CollectorRegistry) -> None:
+        self.policy_last_success = Gauge(
+            "zfsapi_policy_last_success_timestamp_seconds",
+            "When the policy's newest successful replication to the target ended", ["policy", "target"],
+            registry=r,
+        )
+        self.policy_target_lag = Gauge(
+            "zfsapi_policy_target_lag_seconds", "Seconds since the policy's newest successful replication to the "
+            "target ended", ["policy", "target"], registry=r,
+        )
+        self.policy_next_run = Gauge(
+            "zfsapi_policy_next_run_timestamp_seconds", "The policy's next scheduled run of the step (replicate: "
+            "the nearest of its targets with a cron of their own)", ["policy", "step"], registry=r,
+        )
+        self.policy_snapshots_owned = Gauge(
+            "zfsapi_policy_snapshots_owned", "Snapshots the policy owns, as its newest snapshot or prune job in "
+            "this process counted them", ["policy"], registry=r,
+        )
+        self.policy_snapshots_destroyed = Counter(
+            "zfsapi_policy_snapshots_destroyed", "Snapshots the policy's prunes in this process destroyed",
+            ["policy"], registry=r,
+        )
+        self.policy_failures = Counter(
+            "zfsapi_policy_failures", "Failed runs of the policy's steps in this process", ["policy", "step"],
+            registry=r,
+        )
+
+    # ---- PolicyObserver (application/scheduler.py): the scheduler's ticks and the policy job kinds ----
+    def policies_seen(self, statuses: list[PolicyStatus], now: datetime) -> None:
+        """The enabled policies as the scheduler's tick saw them: their series replace the last tick's (a policy
+        or target removed, or disabled, drops out; a target that never succeeded has no series)."""
+        gauges = (self.policy_last_success, self.policy_target_lag, self.policy_next_run)
+        for gauge in gauges:
+            gauge.clear()
+        at = now.timestamp()
+        for status in statuses:
+            for target, success in status.last_success.items():
+                self.policy_last_success.labels(status.policy, target).set(success)
+                self.policy_target_lag.labels(status.policy, target).set(max(0.0, at - success))
+            for step, when in status.next_runs.items():
+                if when is not None:
+                    self.policy_next_run.labels(status.policy, step).set(when.timestamp())
+
+    def snapshots_owned(self, policy: str, count: int) -> None:
+        self.policy_snapshots_owned.labels(policy).set(count)
+
+    def snapshots_destroyed(self, policy: str, count: int) -> None:
+        self.policy_snapshots_destroyed.labels(policy).inc(count)
+
+    def step_failed(self, policy: str, step: str) -> None:
+        self.policy_failures.labels(policy, step).inc()
 
     def job_ended(self, kind: str, state: str, nbytes: int) -> None:
         """A job this process ran has ended, having moved `nbytes`."""

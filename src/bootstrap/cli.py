@@ -1,5 +1,6 @@
 """The `zfsapi` command: serve, check-config, call (a JSON-RPC client), migrate, jobs list|get|cancel|watch,
-login, logout, hash-password, user add|list|remove|passwd|set-role. Every command answers --version."""
+policy list|get|preview|run, login, logout, hash-password, user add|list|remove|passwd|set-role. Every command
+answers --version."""
 
 from __future__ import annotations
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("job_id")
         _client_options(command, inherited=True)
     jobs_sub.choices["watch"].add_argument("--detach", action="store_true", help=DETACH_HELP)
+    _policy_parser(sub)
     user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = _command(user_sub, "add", "add or replace a user (password read without echo or from stdin)")
@@ -155,6 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _policy_parser(sub: Any) -> None:
+    """`zfsapi policy list|get|preview|run`."""
+    policy = _command(sub, "policy", "list, show, preview or run the snapshot, retention and replication policies")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    _client_command(policy_sub, "list", "the policies as a table: name, source, enabled, datasets, next snapshot")
+    get = _client_command(policy_sub, "get", "one policy with its last runs and its targets' status")
+    get.add_argument("name")
+    get.add_argument("--json", dest="as_json", action="store_true", help="the result as JSON")
+    preview = _client_command(policy_sub, "preview", "what a prune would keep and destroy (nothing is destroyed)")
+    preview.add_argument("name")
+    preview.add_argument("--at", help="as of this ISO 8601 time (default: now)")
+    run = _client_command(policy_sub, "run", "run one step of a policy now, outside its schedule")
+    run.add_argument("name")
+    run.add_argument("--step", required=True, choices=["snapshot", "replicate", "prune"])
+    run.add_argument("--target", help="with --step replicate: this target only (default: every target)")
+    run.add_argument("--wait", action="store_true", help="follow the job with a progress display; Ctrl-C "
+                                                         "cancels it")
+    run.add_argument("--detach", action="store_true", help="with --wait: " + DETACH_HELP)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command's exit code. Output cut short by the reader (`zfsapi call rpc.discover | head -1`) ends
     quietly with 141, as a program stopped by SIGPIPE does."""
@@ -177,7 +199,7 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.command == "user":
         return _user_command(args)
-    if args.command in ("call", "migrate", "jobs", "login", "logout"):
+    if args.command in ("call", "migrate", "jobs", "policy", "login", "logout"):
         return _client(args)
 
     http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
@@ -229,7 +251,8 @@ def url_from(settings: Settings) -> str:
 
 
 def _client(args: argparse.Namespace) -> int:
-    """`call`, `migrate` and `jobs`: the URL found here, the command run by zfsapi.adapters.inbound.cli."""
+    """`call`, `migrate`, `jobs` and `policy`: the URL found here, the command run by
+    zfsapi.adapters.inbound.cli."""
     from zfsapi.adapters.inbound.cli import client as c
     from zfsapi.adapters.inbound.cli.saved_tokens import SavedTokens
 
@@ -260,6 +283,14 @@ def _client(args: argparse.Namespace) -> int:
     session = c.Session(url, token, args.user)
     if args.command == "call":
         return c.run_call(session, args.method, args.params)
+    if args.command == "policy":
+        from zfsapi.adapters.inbound.cli.policies import PolicyRequest, run_policy
+
+        return run_policy(session, PolicyRequest(
+            args.policy_command, getattr(args, "name", None), at=getattr(args, "at", None),
+            step=getattr(args, "step", None), target=getattr(args, "target", None),
+            wait=getattr(args, "wait", False), detach=getattr(args, "detach", False),
+            as_json=getattr(args, "as_json", False)))
     if args.command == "jobs":
         return c.run_jobs(session, args.jobs_command, args.job_id, state=args.state, kind=args.kind,
                           detach=args.detach)

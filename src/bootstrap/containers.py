@@ -72,6 +72,7 @@ from zfsapi.application.policy_catalog import PolicyCatalog
 from zfsapi.application.policy_jobs import PolicyKinds, PreviewPolicy, StartPolicyRun
 from zfsapi.application.policy_ports import PolicyZfs
 from zfsapi.application.policy_state import PolicyLedger, PolicyStore
+from zfsapi.application.scheduler import PolicyScheduler
 from zfsapi.application.ports import (
     Bookmarks,
     Clock,
@@ -299,6 +300,9 @@ class Container(containers.DeclarativeContainer):
     policy_catalog = wired(PolicyCatalog, ports, configured=providers.Callable(live_policies, policy_config),
                            remotes=providers.Callable(live_remotes, policy_config))
     start_policy_run = wired(StartPolicyRun, ports, jobs=jobs, catalog=policy_catalog, replication=False)
+    # one scheduler per server process: each (policy, slot) claimed once in the policy store, then run as a job
+    policy_scheduler = providers.Singleton(PolicyScheduler, source=policy_catalog, ledger=policy_store,
+                                           submitter=start_policy_run, clock=clock, observer=metrics)
     policy_kinds = wired(PolicyKinds, ports, catalog=policy_catalog, start=start_policy_run,
                          take=wired(TakePolicySnapshots, ports), prune=wired(Prune, ports),
                          clock=providers.Object(time.time))  # lead: replicate=wired(ReplicatePolicyTarget, ports)

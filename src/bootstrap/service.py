@@ -71,6 +71,7 @@ class Reloader:
         self._container.http_options().access.swap(access)
         self._container.replicas().swap(remotes)
         self._container.policy_config().swap(policies)
+        self._container.policy_scheduler().changed.set()  # the schedules as they read now
         log.info("configuration reloaded", extra={"config": settings.source or "built-in defaults",
                                                   "users": len(users)})
         return True

@@ -39,7 +39,7 @@ def commands(parser=None, prefix=()):
 
 def test_version_everywhere(capsys):
     paths = list(commands())
-    assert ("user", "set-role") in paths and ("jobs", "watch") in paths and ("login",) in paths and len(paths) == 18
+    assert ("user", "set-role") in paths and ("jobs", "watch") in paths and ("login",) in paths and len(paths) == 23
     for path in [(), *paths]:
         with pytest.raises(SystemExit) as exc:
             main([*path, "--version"])
