@@ -175,6 +175,7 @@ class PruneRun:
     destroyed: tuple[SnapshotName, ...]
     failed: tuple[Failed, ...]
     kept: int
+    owned: int = 0  # the policy's own snapshots left after the prune
 
 
 class Prune:
@@ -210,7 +211,8 @@ class Prune:
             destroyed += [plan.dataset.snapshot(s) for s in doomed if s not in refused]
             done += len(doomed)
             progress(done, total)
-        return PruneRun(tuple(destroyed), tuple(failed), kept)
+        owned = sum(d.snapshot.policy == policy.name for p in plans for d in p.decisions) - len(destroyed)
+        return PruneRun(tuple(destroyed), tuple(failed), kept, owned)
 
     async def _release_stale(self, plans: Sequence[DatasetPlan]) -> None:
         """Release the holds of this policy's removed targets from the snapshots about to be destroyed."""

@@ -28,6 +28,7 @@ from .jobs import Jobs
 from .policies import DatasetPlan, PreviewPrune, Progress, Prune, TakePolicySnapshots
 from .policy_catalog import PolicyCatalog, PolicyEntry, within_scope
 from .policy_state import PolicyLedger
+from .scheduler import NoObserver, PolicyObserver
 
 SNAPSHOT, REPLICATE, PRUNE = "snapshot", "replicate", "prune"
 KINDS = {SNAPSHOT: "policy_snapshot", REPLICATE: "policy_replicate", PRUNE: "policy_prune"}
@@ -156,9 +157,10 @@ class PolicyKinds:
 
     def __init__(self, catalog: PolicyCatalog, ledger: PolicyLedger, start: StartPolicyRun,
                  take: TakePolicySnapshots, prune: Prune, replicate: ReplicateTarget | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, observer: PolicyObserver | None = None) -> None:
         self._catalog, self._ledger, self._start = catalog, ledger, start
         self._take, self._prune, self._replicate, self._clock = take, prune, replicate, clock
+        self._observer: PolicyObserver = observer or NoObserver()  # failures, destroyed and owned counts
 
     def rows(self) -> list[JobKind[Any]]:
         rows: list[JobKind[Any]] = [
@@ -178,6 +180,7 @@ class PolicyKinds:
                 if entry.policy.enabled:
                     result = await work(entry, spec, ctx, meter)
             except Exception:
+                self._observer.step_failed(spec.policy, step)
                 await self._note_last(spec.policy, step, ctx.job, "failed")
                 raise
             await self._note_last(spec.policy, step, ctx.job, "succeeded")
@@ -208,6 +211,8 @@ class PolicyKinds:
     async def _prune_step(self, entry: PolicyEntry, spec: PolicyRunSpec, ctx: JobContext,
                           meter: ProgressMeter) -> dict[str, Any]:
         run = await self._prune(entry.policy, progress=_counted(meter, "prune"))
+        self._observer.snapshots_destroyed(entry.policy.name, len(run.destroyed))
+        self._observer.snapshots_owned(entry.policy.name, run.owned)
         return {"policy": entry.policy.name, "destroyed": [str(s) for s in run.destroyed],
                 "failed": [{"snapshot": str(f.snapshot), "reason": f.reason} for f in run.failed], "kept": run.kept}
 

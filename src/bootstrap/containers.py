@@ -305,7 +305,7 @@ class Container(containers.DeclarativeContainer):
                                            submitter=start_policy_run, clock=clock, observer=metrics)
     policy_kinds = wired(PolicyKinds, ports, catalog=policy_catalog, start=start_policy_run,
                          take=wired(TakePolicySnapshots, ports), prune=wired(Prune, ports),
-                         clock=providers.Object(time.time))  # lead: replicate=wired(ReplicatePolicyTarget, ports)
+                         clock=providers.Object(time.time), observer=metrics)  # lead: replicate=wired(ReplicatePolicyTarget, ports)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
                                    start_migration, providers.Singleton(
                                        PolicyUseCases, policy_catalog, start_policy_run,

@@ -71,6 +71,24 @@ class Owners:
         return owner.principal() if owner.origin == "embedded" else self.now.get(owner.name)
 
 
+class Observed:
+    """What the kinds report to the metrics: (what, policy, value)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, object]] = []
+
+    def policies_seen(self, statuses, now) -> None: ...
+
+    def snapshots_owned(self, policy: str, count: int) -> None:
+        self.seen.append(("owned", policy, count))
+
+    def snapshots_destroyed(self, policy: str, count: int) -> None:
+        self.seen.append(("destroyed", policy, count))
+
+    def step_failed(self, policy: str, step: str) -> None:
+        self.seen.append(("failed", policy, step))
+
+
 class World:
     def __init__(self, *config: Policy) -> None:
         self.zfs = FakeZfs(pools=["tank"])
@@ -83,8 +101,10 @@ class World:
         self.jobs = Jobs(MemoryJobStore())
         self.start = StartPolicyRun(self.jobs, self.catalog)
         self.replicate = FakeReplicate()
+        self.observed = Observed()
         self.kinds = PolicyKinds(self.catalog, self.store, self.start, TakePolicySnapshots(self.ops, self.clock),
-                                 Prune(self.ops, self.clock), self.replicate, clock=lambda: 1000.0)
+                                 Prune(self.ops, self.clock), self.replicate, clock=lambda: 1000.0,
+                                 observer=self.observed)
         self.owners = Owners()
         self.runner = JobRunner(self.jobs._store, self.jobs, kinds=JobKinds(self.kinds.rows()), describe=describe,
                                 owners=self.owners)
@@ -170,6 +190,9 @@ async def test_without_after_snapshot_targets_the_snapshot_queues_the_prune_and_
         "tank/a/x@auto-20261206T100000Z", "tank/a@auto-20261206T100000Z"], done.result  # keep_last 1: the newer
     assert (done.result["failed"], done.result["kept"]) == ([], 2)
     assert done.owner.name == "root" and done.progress.phase == "prune 2/2"
+    # the metrics heard it: the first prune destroyed nothing (2 owned), the second 2 (2 owned left)
+    assert world.observed.seen == [("destroyed", "home", 0), ("owned", "home", 2), ("destroyed", "home", 2),
+                                   ("owned", "home", 2)], world.observed.seen
 
 
 async def test_a_failing_target_is_noted_the_others_run_and_the_job_fails_with_its_error():
@@ -188,6 +211,7 @@ async def test_a_failing_target_is_noted_the_others_run_and_the_job_fails_with_i
     assert notes["target:bad"]["failures"] == 2 and "diverged" in notes["target:bad"]["last_error"]
     assert notes["target:bad"]["last_success"] is None and notes["target:bad"]["last_failure"] == 1000.0
     assert notes["target:good"]["failures"] == 0 and notes["last:replicate"]["state"] == "failed"
+    assert world.observed.seen == [("failed", "home", "replicate")] * 2
 
 
 async def test_each_run_loads_its_policy_when_it_starts():
