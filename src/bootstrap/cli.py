@@ -82,6 +82,19 @@ class _MethodsHelp(argparse.Action):
         parser.exit()
 
 
+def completion_script(shell: str) -> str:
+    """The completion script of `shell` for this parser (shtab), `zfsapi call <TAB>` offering the method names."""
+    import shtab
+
+    parser = build_parser()
+    names = " ".join(name for name, _ in method_summaries())
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    method = next(a for a in subcommands.choices["call"]._actions if a.dest == "method")
+    setattr(method, "complete", {"bash": "_zfsapi_methods", "zsh": f"({names})"})  # shtab reads it
+    preamble: Any = {"bash": f'_zfsapi_methods() {{ compgen -W "{names}" -- "$1"; }}'}  # typed str, takes a dict
+    return str(shtab.complete(parser, shell, preamble=preamble))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
     parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
@@ -133,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         _client_options(command, inherited=True)
     jobs_sub.choices["watch"].add_argument("--detach", action="store_true", help=DETACH_HELP)
     _policy_parser(sub)
+    completion = _command(sub, "completion", "print a shell completion script (commands, options and method "
+                                             "names), e.g. `zfsapi completion bash > /etc/bash_completion.d/zfsapi`")
+    completion.add_argument("shell", choices=["bash", "zsh"])
     user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = _command(user_sub, "add", "add or replace a user (password read without echo or from stdin)")
@@ -199,6 +215,9 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.command == "user":
         return _user_command(args)
+    if args.command == "completion":
+        print(completion_script(args.shell))
+        return 0
     if args.command in ("call", "migrate", "jobs", "policy", "login", "logout"):
         return _client(args)
 

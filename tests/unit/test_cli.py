@@ -39,7 +39,7 @@ def commands(parser=None, prefix=()):
 
 def test_version_everywhere(capsys):
     paths = list(commands())
-    assert ("user", "set-role") in paths and ("jobs", "watch") in paths and ("login",) in paths and len(paths) == 23
+    assert ("user", "set-role") in paths and ("jobs", "watch") in paths and ("login",) in paths and len(paths) == 24
     for path in [(), *paths]:
         with pytest.raises(SystemExit) as exc:
             main([*path, "--version"])
@@ -201,3 +201,17 @@ def test_an_unknown_method_gets_did_you_mean(tmp_path, capsys):
     assert capsys.readouterr().err == "zfsapi: did you mean pool_list or pool_status or job_list?\n"
     assert c.run_call(Session("http://x"), "zzzz", []) == 1
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("line, offered", [("zfsapi call pool_l", "pool_list"), ("zfsapi pol", "policy"),
+                                           ("zfsapi jobs wa", "watch"), ("zfsapi call --ur", "--url")])
+def test_bash_completion_offers_commands_options_and_method_names(tmp_path, line, offered):
+    script = tmp_path / "zfsapi.bash"
+    r = zfsapi("completion", "bash", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    script.write_text(r.stdout)
+    words = line.split(" ")
+    probe = (f"source {script}; COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; "
+             f"COMP_LINE='{line}'; COMP_POINT={len(line)}; _shtab_zfsapi; echo \"${{COMPREPLY[@]}}\"")
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert offered in out.stdout.split(), (out.stdout, out.stderr)
