@@ -3,7 +3,8 @@ this host and `nas2`, a second zfsapi server process over HTTP (listed in replic
 its pools are this host's). Snapshots (TakePolicySnapshots), both targets replicated full, then incremental;
 then nas2 is down (its server stopped): `one` goes on (its retention prunes its destination), nas2's run fails
 naming both datasets, and a prune of the source evaluated days later keeps nas2's base (its hold), a snapshot
-made by hand and one with a foreign hold; back up, nas2 catches up incrementally. The duration is printed."""
+made by hand and one with a foreign hold; back up, nas2 catches up incrementally. The duration is printed.
+And destroy_snapshots (what a target's retention destroys with) on each replica side: this host, SSH, HTTP."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
+import httpx
 import pytest
 
 from tests.fakes import FixedClock
+from zfsapi.adapters.outbound.replicas.http import HttpReplica
 from zfsapi.adapters.outbound.replicas.local import LocalReplica
 from zfsapi.adapters.outbound.replicas.sides import RemoteConfig, ReplicaSides, Secret
+from zfsapi.adapters.outbound.replicas.ssh import SshReplica
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
@@ -27,6 +31,7 @@ from zfsapi.application.policy_replication import ReplicatePolicyTarget, TargetI
 from zfsapi.application.replication import Replicate
 from zfsapi.domain.authz import LOCALHOST
 from zfsapi.domain.jobs import ProgressMeter
+from zfsapi.domain.names import DatasetName
 from zfsapi.domain.policies import Policy, parse_policy
 from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
 
@@ -166,3 +171,35 @@ async def test_a_policy_with_two_targets(names: tuple[str, str, str], nas2: Serv
     finally:
         await rig.sides.aclose()
     print(f"policy replication, two targets: {time.monotonic() - started:.1f} s")
+
+
+@pytest.fixture(params=["local", "ssh", "http"])
+async def side(request, ssh_options, nas2):
+    """Each replica side, on this host's pools."""
+    executor = ZfsExecutor()
+    if request.param == "local":
+        gateway = ZfsCliGateway(executor)
+        yield LocalReplica(gateway, gateway, ZfsPipelines(executor))
+    elif request.param == "ssh":
+        yield SshReplica(Remote.parse("root@127.0.0.1"), executor, options=ssh_options)
+    else:
+        if nas2.proc is None:
+            nas2.start()
+        async with httpx.AsyncClient(timeout=60) as client:
+            yield HttpReplica(Remote.parse(nas2.url), client, executor, username="repl", password="repl-pw")
+
+
+async def test_destroy_snapshots_on_each_side(side, dataset) -> None:
+    """A target's retention destroys through its side: the held one is refused with ZFS's reason, a missing
+    one skipped, the others destroyed; the detailed listing has each snapshot's creation and userrefs."""
+    for short in ("s1", "s2", "s3"):
+        zfs("zfs", "snapshot", f"{dataset}@{short}")
+    zfs("zfs", "hold", "keep", f"{dataset}@s1")  # released by the `dataset` fixture
+    ds = DatasetName.parse(dataset)
+    listed = await side.snapshots(ds, details=True)
+    assert [(s.short, s.userrefs) for s in listed or []] == [("s1", 1), ("s2", 0), ("s3", 0)]
+    assert all(s.creation and abs(s.creation - time.time()) < 3600 for s in listed or [])
+    refused = await side.destroy_snapshots(ds, ["s1", "s2", "gone", "s3"])
+    print(type(side).__name__, refused)
+    assert list(refused) == ["s1"]
+    assert snapshots(dataset) == ["s1"]
