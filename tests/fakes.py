@@ -638,9 +638,10 @@ CHUNK = 64 * 1024
 
 class FakeStreams:
     """The Transfers and Pipelines ports over a FakeZfs: a send stream is a JSON header (the snapshots it carries:
-    dataset, short, guid; its base's guid) padded to `padding` bytes; a receive applies it as zfs does (full into
-    a missing dataset, incremental onto its base, snapshots a dataset has skipped), and a resumable receive cut
-    off keeps the bytes it got and a token from which `zfs send -t` sends the rest."""
+    dataset, short, guid, creation; its base's guid) padded to `padding` bytes; a receive applies it as zfs does
+    (full into a missing dataset, incremental onto its base, snapshots a dataset has skipped, the creation time
+    kept), and a resumable receive cut off keeps the bytes it got and a token from which `zfs send -t` sends the
+    rest."""
 
     def __init__(self, zfs: FakeZfs, padding: int = 3 * CHUNK) -> None:
         self.zfs, self.padding = zfs, padding
@@ -665,7 +666,7 @@ class FakeStreams:
                 snap, short = z.snapshots[name], name.split("@")[1]
                 every = spec.intermediates or spec.recursive and spec.from_ is None  # -I, or a full -R
                 if base_txg < snap.txg <= top if every else snap.txg == top:
-                    snaps.append([ds[len(src):], short, snap.guid])
+                    snaps.append([ds[len(src):], short, snap.guid, snap.creation])
         header = {"id": len(self.streams), "to": spec.snapshot.value, "from": base_guid, "snaps": snaps}
         return json.dumps(header).encode() + b"\n" + b"\0" * self.padding
 
@@ -725,11 +726,11 @@ class FakeStreams:
         if header["from"] is not None and (not have or z.snapshots[have[-1]].guid != header["from"]):
             raise _refused(argv, "cannot receive incremental stream",
                            f"most recent snapshot of {top} does not match incremental source")
-        for rel, short, guid in header["snaps"]:
+        for rel, short, guid, creation in header["snaps"]:
             ds = top + rel
             z.datasets.setdefault(ds, _Dataset(FS))
             if not any(z.snapshots[s].guid == guid for s in z._snaps_of(ds)):  # else "already exists; ignoring"
-                z.snapshots[f"{ds}@{short}"] = _Snap(guid, next(_TXG))
+                z.snapshots[f"{ds}@{short}"] = _Snap(guid, next(_TXG), creation=creation)  # as zfs keeps it
         self.tokens.pop(top, None)
         return f"{top}@{header['to'].split('@')[1]}"
 

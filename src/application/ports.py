@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from zfsapi.domain.authz import Principal
 from zfsapi.domain.jobs import Job, JobError, JobProgress, JobState, ProgressMeter
@@ -393,8 +393,9 @@ class ReplicaSide(Protocol):
     """Where a replication lands: datasets on this host, on an SSH host (`zfs` run there) or on another zfsapi
     (its JSON-RPC methods and POST /stream). Names are the destination's."""
 
-    async def snapshots(self, dataset: DatasetName) -> list[Snapshot] | None:
-        """The dataset's own snapshots, oldest first, with guid and createtxg; None when it does not exist."""
+    async def snapshots(self, dataset: DatasetName, *, details: bool = False) -> list[Snapshot] | None:
+        """The dataset's own snapshots, oldest first, with guid and createtxg (and with `details` their creation
+        and userrefs too: what a target's retention reads); None when it does not exist."""
         ...
 
     async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
@@ -414,6 +415,12 @@ class ReplicaSide(Protocol):
 
     async def release(self, snapshot: SnapshotName, tag: HoldTag) -> None:
         """Release (no such hold or snapshot is fine)."""
+        ...
+
+    async def destroy_snapshots(self, dataset: DatasetName, shorts: Sequence[str]) -> Mapping[str, str]:
+        """Destroy these snapshots of one dataset there (a policy target's retention). Those refused (held, a
+        clone's origin, busy) are left and returned with the reason ({short: reason}); the others are destroyed;
+        one that no longer exists is skipped. Raises ZfsUnavailable when the side cannot be reached."""
         ...
 
 

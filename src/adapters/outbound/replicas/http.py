@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
 import httpx
 import msgspec
@@ -27,7 +27,17 @@ from zfsapi.adapters.outbound.zfs import parsers
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor, make_pipe
 from zfsapi.adapters.outbound.zfs.pipelines import COMPRESSORS, ZfsReceivePipe, ZfsSendPipe
 from zfsapi.application.ports import ReceivePipe, ReplicaSide
-from zfsapi.domain.errors import AlreadyExists, NotFound, ReceiveFailed, ZfsApiError, ZfsCommandFailed, ZfsUnavailable
+from zfsapi.domain.errors import (
+    AlreadyExists,
+    Busy,
+    HasDependents,
+    NotFound,
+    ReceiveFailed,
+    StateConflict,
+    ZfsApiError,
+    ZfsCommandFailed,
+    ZfsUnavailable,
+)
 from zfsapi.domain.models import Snapshot
 from zfsapi.domain.names import DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.replication import Remote, RemoteKind
@@ -50,6 +60,8 @@ class _Detail(msgspec.Struct):
     name: str
     guid: int
     createtxg: int
+    creation: int | None = None  # with details (the remote's default)
+    userrefs: int | None = None
 
 
 class _SnapshotList(msgspec.Struct):
@@ -165,13 +177,15 @@ class HttpReplica(ReplicaSide):
             raise remote_error(exc.to_object(), self.where) from None
 
     # ---- the ReplicaSide port ----
-    async def snapshots(self, dataset: DatasetName) -> list[Snapshot] | None:
+    async def snapshots(self, dataset: DatasetName, *, details: bool = False) -> list[Snapshot] | None:
         try:
             result = await self.call("snapshot_list", {"dataset": dataset.value, "recursive": False})
         except NotFound:
             return None
         listed = self._decode(result, _SnapshotList, "snapshot_list")
-        return [Snapshot(d.name, d.guid, d.createtxg) for d in listed.details]
+        if not details:
+            return [Snapshot(d.name, d.guid, d.createtxg) for d in listed.details]
+        return [Snapshot(d.name, d.guid, d.createtxg, d.creation, userrefs=d.userrefs) for d in listed.details]
 
     async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
         try:
@@ -196,6 +210,20 @@ class HttpReplica(ReplicaSide):
             await self.call("snapshot_release", self._hold_params(snapshot, tag))
         except NotFound:
             pass
+
+    async def destroy_snapshots(self, dataset: DatasetName, shorts: Sequence[str]) -> Mapping[str, str]:
+        """The remote's snapshot_destroy, one call per snapshot (it has no batch method)."""
+        refused: dict[str, str] = {}
+        for name in shorts:
+            snapshot = dataset.snapshot(name)  # checked as a name here before the remote sees it
+            try:
+                await self.call("snapshot_destroy", {"dataset": dataset.value, "snapshot": snapshot.short,
+                                                     "recursive": False})
+            except NotFound:
+                continue
+            except (HasDependents, Busy, StateConflict, ZfsCommandFailed) as exc:
+                refused[name] = exc.message
+        return refused
 
     @staticmethod
     def _hold_params(snapshot: SnapshotName, tag: HoldTag) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 from zfsapi.application.ports import Pipelines, ReceivePipe, ReplicaSide, Snapshots, Transfers
-from zfsapi.domain.errors import AlreadyExists, NotFound
+from zfsapi.domain.errors import AlreadyExists, Busy, HasDependents, NotFound, StateConflict, ZfsCommandFailed
 from zfsapi.domain.models import Snapshot
 from zfsapi.domain.names import DatasetName, HoldTag, SnapshotName
 from zfsapi.domain.transfer import Compression, ReceiveSpec, ResumeToken
@@ -16,9 +18,9 @@ class LocalReplica(ReplicaSide):
     def __init__(self, snapshots: Snapshots, transfers: Transfers, pipelines: Pipelines) -> None:
         self._snapshots, self._t, self._p = snapshots, transfers, pipelines
 
-    async def snapshots(self, dataset: DatasetName) -> list[Snapshot] | None:
+    async def snapshots(self, dataset: DatasetName, *, details: bool = False) -> list[Snapshot] | None:
         try:
-            return await self._snapshots.list_snapshots(dataset, recursive=False, details=False)
+            return await self._snapshots.list_snapshots(dataset, recursive=False, details=details)
         except NotFound:
             return None
 
@@ -42,3 +44,16 @@ class LocalReplica(ReplicaSide):
             await self._snapshots.release(snapshot, tag, recursive=False)
         except NotFound:
             pass
+
+    async def destroy_snapshots(self, dataset: DatasetName, shorts: Sequence[str]) -> Mapping[str, str]:
+        """One `zfs destroy ds@short` each, through the gateway (a target's retention destroys few at a time, and
+        each refusal is then ZFS's own answer for that snapshot)."""
+        refused: dict[str, str] = {}
+        for short in shorts:
+            try:
+                await self._snapshots.destroy_snapshot(dataset.snapshot(short), recursive=False)
+            except NotFound:
+                continue
+            except (HasDependents, Busy, StateConflict, ZfsCommandFailed) as exc:
+                refused[short] = exc.message
+        return refused

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from zfsapi.adapters.outbound.zfs import commands, parsers
 from zfsapi.adapters.outbound.zfs.executor import Completed, ZfsExecutor
 from zfsapi.adapters.outbound.zfs.pipelines import COMPRESSORS, ZfsReceivePipe, start_receive
+from zfsapi.adapters.outbound.zfs.policy_ops import destroy_batched
 from zfsapi.application.ports import ReplicaSide
 from zfsapi.domain.errors import AlreadyExists, NotFound, StateConflict, ZfsApiError, ZfsUnavailable
 from zfsapi.domain.models import Snapshot
@@ -73,12 +74,12 @@ class SshReplica(ReplicaSide):
             raise self.failure(done, name=name, kind=kind)
         return done
 
-    async def snapshots(self, dataset: DatasetName) -> list[Snapshot] | None:
+    async def snapshots(self, dataset: DatasetName, *, details: bool = False) -> list[Snapshot] | None:
         try:
-            done = await self._ok(commands.list_snapshots(dataset, False, details=False), name=dataset.value)
+            done = await self._ok(commands.list_snapshots(dataset, False, details=details), name=dataset.value)
         except NotFound:
             return None
-        return parsers.snapshots(done, details=False)
+        return parsers.snapshots(done, details=details)
 
     async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
         try:
@@ -106,6 +107,10 @@ class SshReplica(ReplicaSide):
             await self._ok(commands.release(snapshot, tag, False), name=snapshot.value, kind="snapshot")
         except NotFound:
             pass
+
+    async def destroy_snapshots(self, dataset: DatasetName, shorts: Sequence[str]) -> Mapping[str, str]:
+        """`zfs destroy ds@a,b,c` there, batched and retried without the refused ones as on this host."""
+        return await destroy_batched(self._run, dataset, shorts, lambda done: self.failure(done, name=dataset.value))
 
     async def open_receive(self, spec: ReceiveSpec, compression: Compression) -> ZfsReceivePipe:
         """Our writes -> [compressor ->] ssh -> there: [decompressor |] zfs receive."""

@@ -4,10 +4,10 @@ releases of many snapshots in one child. Argument lists longer than one child ca
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Awaitable, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from zfsapi.application.policy_ports import ListedSnapshot, PolicyZfs, TreeEntry
-from zfsapi.domain.errors import NotFound
+from zfsapi.domain.errors import NotFound, ZfsApiError
 from zfsapi.domain.names import BookmarkName, DatasetName, HoldTag, PropertyName, PropertyValue, SnapshotName
 from zfsapi.domain.policies import MAX_ARGV_BYTES, check_policy_name
 from zfsapi.domain.retention import SnapshotInfo, destroy_arguments
@@ -44,6 +44,35 @@ def _unless_only(done: Completed, *ignored: str) -> None:
     if rest or not done.stderr:
         raise parsers.classify(Completed(done.argv, done.exit_code, done.stdout, rest or done.stderr),
                                name=done.argv[-1], kind="snapshot" if "@" in done.argv[-1] else "dataset")
+
+
+async def destroy_batched(run: Callable[[list[str]], Awaitable[Completed]], dataset: DatasetName,
+                          shorts: Sequence[str],
+                          failure: Callable[[Completed], ZfsApiError] | None = None) -> dict[str, str]:
+    """Destroy snapshots of one dataset with `zfs destroy ds@a,b,c` (one child per argument that fits), run by
+    `run` (here, or on an SSH host); when ZFS refuses some (and so destroys none of that call), again without
+    them. The refused ones with the reason; `failure` classifies any other failure (default: as zfs's here)."""
+    refused: dict[str, str] = {}
+    for argument in destroy_arguments(dataset, list(shorts)):
+        refused.update(await _destroy_batch(run, dataset, argument.split("@", 1)[1].split(","), failure))
+    return refused
+
+
+async def _destroy_batch(run: Callable[[list[str]], Awaitable[Completed]], dataset: DatasetName, names: list[str],
+                         failure: Callable[[Completed], ZfsApiError] | None) -> dict[str, str]:
+    head = f"{dataset.value}@"
+    refused: dict[str, str] = {}
+    while names:
+        done = await run(commands.destroy_snapshots(head + ",".join(names)))
+        if done.ok or "could not find any snapshots to destroy" in done.stderr:
+            break  # none of them exists any more: ZFS skips missing snapshots, and finds none here
+        named = {n[len(head):]: why for n, why in parsers.refused_snapshots(done.stderr).items()
+                 if n.startswith(head) and n[len(head):] in names}
+        if not named:
+            raise failure(done) if failure is not None else parsers.classify(done, name=dataset.value)
+        refused.update(named)
+        names = [n for n in names if n not in named]
+    return refused
 
 
 class ZfsPolicyOps(PolicyZfs):
@@ -116,26 +145,7 @@ class ZfsPolicyOps(PolicyZfs):
             raise parsers.classify(done, name=snapshots[0].value, kind="snapshot")
 
     async def destroy(self, dataset: DatasetName, shorts: Sequence[str]) -> Mapping[str, str]:
-        refused: dict[str, str] = {}
-        for argument in destroy_arguments(dataset, list(shorts)):
-            refused.update(await self._destroy_batch(dataset, argument.split("@", 1)[1].split(",")))
-        return refused
-
-    async def _destroy_batch(self, dataset: DatasetName, names: list[str]) -> dict[str, str]:
-        """One `zfs destroy ds@a,b,c`; when ZFS refuses some (and so destroys none), again without them."""
-        head = f"{dataset.value}@"
-        refused: dict[str, str] = {}
-        while names:
-            done = await self._exec.run(commands.destroy_snapshots(head + ",".join(names)))
-            if done.ok or "could not find any snapshots to destroy" in done.stderr:
-                break  # none of them exists any more: ZFS skips missing snapshots, and finds none here
-            named = {n[len(head):]: why for n, why in parsers.refused_snapshots(done.stderr).items()
-                     if n.startswith(head) and n[len(head):] in names}
-            if not named:
-                raise parsers.classify(done, name=dataset.value)
-            refused.update(named)
-            names = [n for n in names if n not in named]
-        return refused
+        return await destroy_batched(self._exec.run, dataset, shorts)
 
     async def hold(self, tag: HoldTag, snapshots: Sequence[SnapshotName]) -> None:
         for batch in _batches(snapshots, self._limit):
