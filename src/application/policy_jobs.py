@@ -87,11 +87,10 @@ def touched(policy: Policy, step: str) -> tuple[str, ...]:
 
 
 class StartPolicyRun:
-    """Queue a step of a policy as a job. `replication`: this server runs policy_replicate jobs (else the
-    replicate step is refused and a followed snapshot goes straight to the prune)."""
+    """Queue a step of a policy as a job."""
 
-    def __init__(self, jobs: Jobs, catalog: PolicyCatalog, *, replication: bool = True) -> None:
-        self._jobs, self._catalog, self.replication = jobs, catalog, replication
+    def __init__(self, jobs: Jobs, catalog: PolicyCatalog) -> None:
+        self._jobs, self._catalog = jobs, catalog
 
     async def scheduled(self, entry: PolicyEntry, step: str, *, target: str | None = None, slot: str | None = None,
                         follow: bool = False) -> Job:
@@ -112,8 +111,6 @@ class StartPolicyRun:
                 raise InvalidArgument("target", "only the replicate step takes a target")
             if entry.policy.target(check_target_name(target)) is None:
                 raise InvalidArgument("target", f"policy {name!r} has no target {target!r}")
-        if step == REPLICATE and not self.replication:
-            raise InvalidArgument("step", "this server runs no policy replication")
         if not entry.policy.enabled:
             raise StateConflict(f"policy {name} is disabled", policy=name)
         spec = PolicyRunSpec(name, target)
@@ -156,19 +153,16 @@ class PolicyKinds:
     """The three rows and what they run. `clock` gives epoch seconds for the ledger's notes."""
 
     def __init__(self, catalog: PolicyCatalog, ledger: PolicyLedger, start: StartPolicyRun,
-                 take: TakePolicySnapshots, prune: Prune, replicate: ReplicateTarget | None = None, *,
+                 take: TakePolicySnapshots, prune: Prune, replicate: ReplicateTarget, *,
                  clock: Callable[[], float] = time.time, observer: PolicyObserver | None = None) -> None:
         self._catalog, self._ledger, self._start = catalog, ledger, start
         self._take, self._prune, self._replicate, self._clock = take, prune, replicate, clock
         self._observer: PolicyObserver = observer or NoObserver()  # failures, destroyed and owned counts
 
     def rows(self) -> list[JobKind[Any]]:
-        rows: list[JobKind[Any]] = [
-            _PolicyKind(KINDS[SNAPSHOT], decode_spec, self._step(SNAPSHOT, self._snapshot)),
-            _PolicyKind(KINDS[PRUNE], decode_spec, self._step(PRUNE, self._prune_step), action=Action.DESTROY)]
-        if self._replicate is not None:
-            rows.append(_PolicyKind(KINDS[REPLICATE], decode_spec, self._step(REPLICATE, self._replicate_step)))
-        return rows
+        return [_PolicyKind(KINDS[SNAPSHOT], decode_spec, self._step(SNAPSHOT, self._snapshot)),
+                _PolicyKind(KINDS[REPLICATE], decode_spec, self._step(REPLICATE, self._replicate_step)),
+                _PolicyKind(KINDS[PRUNE], decode_spec, self._step(PRUNE, self._prune_step), action=Action.DESTROY)]
 
     def _step(self, step: str, work: Work) -> Callable[[PolicyRunSpec, JobContext, ProgressMeter],
                                                        Awaitable[dict[str, Any]]]:
@@ -196,7 +190,7 @@ class PolicyKinds:
         run = await self._take(entry.policy, _counted(meter, "snapshot"))
         if spec.follow:
             after = [t for t in entry.policy.replicate if t.after_snapshot]
-            if after and self._start.replication:
+            if after:
                 await self._start.scheduled(entry, REPLICATE, slot=spec.slot, follow=True)
             else:
                 await self._follow_prune(entry, spec)
@@ -220,7 +214,6 @@ class PolicyKinds:
                               meter: ProgressMeter) -> dict[str, Any]:
         """Every target asked for, one after the other (a target's failure does not stop the others); the
         job fails with the first target's error when any failed, after the followed prune is queued."""
-        assert self._replicate is not None  # the row exists only with it
         targets = _targets(entry.policy, spec)
         results: dict[str, Any] = {}
         first_error: Exception | None = None

@@ -69,6 +69,7 @@ from zfsapi.application.jobs import JobRunner, Jobs
 from zfsapi.application.migrations import migration_kind
 from zfsapi.application.policies import PreviewPrune, Prune, TakePolicySnapshots
 from zfsapi.application.policy_catalog import PolicyCatalog
+from zfsapi.application.policy_replication import ReplicatePolicyTarget
 from zfsapi.application.policy_jobs import PolicyKinds, PreviewPolicy, StartPolicyRun
 from zfsapi.application.policy_ports import PolicyZfs
 from zfsapi.application.policy_state import PolicyLedger, PolicyStore
@@ -299,13 +300,14 @@ class Container(containers.DeclarativeContainer):
     start_migration = wired(StartMigration, ports, jobs=jobs, replicate=replicate)
     policy_catalog = wired(PolicyCatalog, ports, configured=providers.Callable(live_policies, policy_config),
                            remotes=providers.Callable(live_remotes, policy_config))
-    start_policy_run = wired(StartPolicyRun, ports, jobs=jobs, catalog=policy_catalog, replication=False)
+    start_policy_run = wired(StartPolicyRun, ports, jobs=jobs, catalog=policy_catalog)
     # one scheduler per server process: each (policy, slot) claimed once in the policy store, then run as a job
     policy_scheduler = providers.Singleton(PolicyScheduler, source=policy_catalog, ledger=policy_store,
                                            submitter=start_policy_run, clock=clock, observer=metrics)
     policy_kinds = wired(PolicyKinds, ports, catalog=policy_catalog, start=start_policy_run,
                          take=wired(TakePolicySnapshots, ports), prune=wired(Prune, ports),
-                         clock=providers.Object(time.time), observer=metrics)  # lead: replicate=wired(ReplicatePolicyTarget, ports)
+                         replicate=wired(ReplicatePolicyTarget, ports, replicate=replicate),
+                         clock=providers.Object(time.time), observer=metrics)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
                                    start_migration, providers.Singleton(
                                        PolicyUseCases, policy_catalog, start_policy_run,

@@ -271,22 +271,6 @@ async def test_policy_run_checks_the_step_the_target_and_the_callers_rights():
     assert job.owner == JobOwner("alice", "admin", ("tank/a",), "token") and job.params["target"] == "t"
 
 
-async def test_without_replication_the_replicate_step_is_refused_and_a_snapshot_goes_to_the_prune():
-    policy = parse_policy(raw(replicate={"nas": {"remote": "nas2", "destination": "b/a", "schedule": "after_snapshot"}}))
-    world = World(policy)
-    world.start = StartPolicyRun(world.jobs, world.catalog, replication=False)
-    world.kinds = PolicyKinds(world.catalog, world.store, world.start, TakePolicySnapshots(world.ops, world.clock),
-                              Prune(world.ops, world.clock))
-    world.runner = JobRunner(world.jobs._store, world.jobs, kinds=JobKinds(world.kinds.rows()), describe=describe)
-    assert [r.name for r in world.kinds.rows()] == ["policy_snapshot", "policy_prune"]
-    with pytest.raises(InvalidArgument) as caught:
-        await world.start.execute(who=ROOT, name="home", step="replicate", target=None)
-    assert caught.value.param == "step"
-    async with world:
-        await world.start.scheduled(await world.catalog.entry("home"), "snapshot", follow=True)
-        assert sorted(by_kind(await world.all_finished(2))) == ["policy_prune", "policy_snapshot"]
-
-
 async def test_a_policy_widened_since_the_job_was_queued_is_checked_against_the_owner_when_it_runs():
     world = World()
     await world.catalog.create(ALICE, raw("mine"))
