@@ -290,6 +290,10 @@ class SimulatedZfs:
 
     # ---- Datasets ----
     async def create_dataset(self, name: DatasetName, *, properties: Properties, parents: bool) -> None:
+        self.make_dataset(name, properties, parents)
+
+    def make_dataset(self, name: DatasetName, properties: Properties, parents: bool) -> None:
+        """create_dataset, done now (a seed needs no event loop)."""
         if parents and name.value in self.datasets:
             return  # `zfs create -p` of an existing dataset succeeds
         self._create(commands.create(name, properties, parents), name, FS, properties, parents)
@@ -314,6 +318,10 @@ class SimulatedZfs:
         self.datasets[name.value] = DatasetRecord(kind, props, kind is FS, origin)
 
     async def create_volume(self, name: DatasetName, *, size_bytes: int, properties: Properties, sparse: bool) -> None:
+        self.make_volume(name, size_bytes, properties, sparse)
+
+    def make_volume(self, name: DatasetName, size_bytes: int, properties: Properties, sparse: bool) -> None:
+        """create_volume, done now (a seed needs no event loop)."""
         argv = commands.create_volume(name, size_bytes, properties, sparse)
         block = int(properties.get(PropertyName("volblocksize"), PropertyValue(str(VOLBLOCKSIZE))).value)
         volsize = math.ceil(size_bytes / block) * block
@@ -456,6 +464,10 @@ class SimulatedZfs:
 
     # ---- Snapshots ----
     async def create_snapshot(self, name: SnapshotName, *, recursive: bool, properties: Properties) -> None:
+        self.take_snapshot(name, recursive, properties)
+
+    def take_snapshot(self, name: SnapshotName, recursive: bool, properties: Properties) -> None:
+        """create_snapshot, done now (a seed needs no event loop)."""
         self._need(name.dataset.value)
         targets = [name.dataset.value, *(self._children(name.dataset.value) if recursive else [])]
         for t in targets:
@@ -558,7 +570,8 @@ class SimulatedZfs:
                       key=lambda b: (self.bookmarks[b], b))
 
     async def list_bookmark_ids(self, dataset: DatasetName) -> list[Bookmark]:
-        return [Bookmark(b, self.bookmark_guids.get(b, 0), self.bookmarks[b]) for b in await self.list_bookmarks(dataset)]
+        return [Bookmark(b, self.bookmark_guids.get(b, 0), self.bookmarks[b])
+                for b in await self.list_bookmarks(dataset)]
 
     async def destroy_bookmark(self, bookmark: BookmarkName) -> None:
         if self.bookmarks.pop(bookmark.value, None) is None:
