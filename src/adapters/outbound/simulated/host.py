@@ -15,8 +15,8 @@ from .streams import CHUNK, SimulatedStreams
 from .zfs import SimulatedZfs
 
 POOLS = ("tank", "backup")
-PADDING = 4 << 20  # bytes of a simulated send stream: a migration's progress has something to show
-PACE = 0.03  # seconds per 64 KiB chunk: a seeded dataset migrates in about two seconds
+PADDING = 8 << 20  # bytes of a simulated send stream: a migration's progress has something to show
+PACE = 0.03  # seconds per 64 KiB chunk: a seeded dataset migrates in about four seconds
 
 
 class SimulatedHost(SimulatedZfs):
