@@ -174,14 +174,19 @@ def _main(argv: list[str] | None) -> int:
     http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
             if v is not None}
     overrides: dict[str, Any] | None = {"server": {"http": http}} if http else None
+    from .simulate import simulated_overrides, with_starting_user
+
     simulated = getattr(args, "simulate", False)
     if simulated:  # only ever asked for (see simulate.py)
-        from .simulate import simulated_overrides
-
         overrides = simulated_overrides(overrides)
+
+    def load(path: str | None) -> Settings:
+        loaded = load_settings(path, overrides=overrides)
+        return with_starting_user(loaded) if simulated else loaded
+
     path = find_config(args.config, os.environ)
     try:
-        settings = load_settings(path, overrides=overrides)
+        settings = load(path)
     except SettingsError as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
@@ -195,8 +200,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"configuration ok ({settings.source or 'built-in defaults'})")
         return 0
     # a reload finds the config file as this start did (one may have been written since: `zfsapi user add`)
-    return serve_forever(settings, lambda: load_settings(find_config(args.config, os.environ), overrides=overrides),
-                         simulated=simulated)
+    return serve_forever(settings, lambda: load(find_config(args.config, os.environ)), simulated=simulated)
 
 
 def _user_command(args: argparse.Namespace) -> int:

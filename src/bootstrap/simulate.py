@@ -7,16 +7,19 @@ store and keys, which live in a temporary state directory removed at exit."""
 from __future__ import annotations
 
 import atexit
+import os
+import pwd
 import shutil
 import tempfile
 from typing import Any, Mapping
 
+import msgspec
 from dependency_injector import providers
 
 from zfsapi.adapters.outbound.simulated.host import POOLS, SimulatedHost, seeded_host
 
 from .containers import Container
-from .settings import Settings
+from .settings import LocalUserSettings, Settings
 
 WARNING = ("SIMULATED ZFS: pools {pools} live in this process's memory and are lost at exit; no real pool is "
            "read or changed; jobs and keys are kept in {state_dir}, removed at exit")
@@ -34,6 +37,22 @@ def simulated_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     out["state_dir"] = state_dir
     out["redis"] = {**out.get("redis", {}), "host": None}
     return out
+
+
+def with_starting_user(settings: Settings) -> Settings:
+    """`settings` where the user who started the simulated server may call it from this machine without a token,
+    as an admin (as root may call a real one: nothing real is at stake here), unless auth.local_users names that
+    user already. Every other local user stays as configured (auth.passwordless_localhost still applies)."""
+    uid = os.getuid()
+    names = {str(uid)}
+    try:
+        names.add(pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        pass
+    if names & set(settings.auth.local_users):
+        return settings
+    users = {**settings.auth.local_users, str(uid): LocalUserSettings(role="admin")}
+    return msgspec.structs.replace(settings, auth=msgspec.structs.replace(settings.auth, local_users=users))
 
 
 def simulate(container: Container) -> SimulatedHost:

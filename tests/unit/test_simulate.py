@@ -133,3 +133,15 @@ def test_serve_version_says_when_the_zfs_is_simulated(capsys):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 0 and capsys.readouterr().out.strip().endswith(f"0{said}" if not said else said)
+
+
+def test_the_user_who_starts_a_simulated_server_may_call_it_as_an_admin():
+    """(Root, who runs the tests, is a local admin by default: it is kept as configured.)"""
+    from zfsapi.bootstrap.simulate import with_starting_user
+
+    default = load_settings(environ={})
+    assert with_starting_user(default) is default
+    others = load_settings(environ={}, overrides={"auth": {"local_users": {"alice": {"role": "readonly"}}}})
+    added = with_starting_user(others).auth.local_users
+    assert set(added) == {"alice", str(os.getuid())} and added[str(os.getuid())].role == "admin"
+    assert added["alice"].role == "readonly"
