@@ -2,8 +2,8 @@
 --simulate` also serves) under the names the tests use, held to real OpenZFS by the contract suites
 (tests/zfs_contract.py, tests/policy_zfs_contract.py); and a clock that stands still.
 
-FakeZfs: the Datasets, Snapshots, Bookmarks and Pools ports; FakeStreams (with FakePipe): the Transfers and
-Pipelines ports over a FakeZfs; FakePolicyOps: the PolicyZfs port over a FakeZfs."""
+FakeZfs: the Datasets, Snapshots, Bookmarks and Pools ports; FakeStreams: the Transfers and Pipelines ports over
+a FakeZfs (FakePipe its sends, FakeReceivePipe its receives); FakePolicyOps: the PolicyZfs port over a FakeZfs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from datetime import datetime
 
 from zfsapi.adapters.outbound.simulated.policy_ops import SimulatedPolicyOps as FakePolicyOps
 from zfsapi.adapters.outbound.simulated.streams import CHUNK
-from zfsapi.adapters.outbound.simulated.streams import SimulatedPipe as FakePipe
+from zfsapi.adapters.outbound.simulated.streams import SimulatedReceivePipe as FakeReceivePipe
+from zfsapi.adapters.outbound.simulated.streams import SimulatedSendPipe as FakePipe
 from zfsapi.adapters.outbound.simulated.streams import SimulatedStreams as FakeStreams
 from zfsapi.adapters.outbound.simulated.zfs import DatasetRecord as _Dataset
 from zfsapi.adapters.outbound.simulated.zfs import SimulatedZfs as FakeZfs
 
-__all__ = ["CHUNK", "FakePipe", "FakePolicyOps", "FakeStreams", "FakeZfs", "FixedClock", "_Dataset"]
+__all__ = ["CHUNK", "FakePipe", "FakeReceivePipe", "FakePolicyOps", "FakeStreams", "FakeZfs", "FixedClock", "_Dataset"]
 
 
 class FixedClock:

@@ -71,10 +71,8 @@ def _client_options(parser: argparse.ArgumentParser, *, inherited: bool = False)
     who.add_argument("--user", help="log in as this user (password from $ZFSAPI_PASSWORD, else asked)", **keep)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
-    parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _serve_command(sub: Any) -> None:
+    """`zfsapi serve`, whose --version says when the ZFS is simulated."""
     serve_help = "run the HTTP server (SIGHUP reloads users, roles, scopes and limits)"
     serve = sub.add_parser("serve", help=serve_help, description=serve_help)
     serve.add_argument("--version", action=_ServeVersion, version=f"zfsapi {__version__}")
@@ -83,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8545; 0: any free port, logged)")
     serve.add_argument("--simulate", action="store_true", help="serve a simulated ZFS in memory (pools tank and "
                        "backup, lost at exit; state in a temporary directory), for trying zfsapi without ZFS")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
+    parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_command(sub)
     _command(sub, "check-config", "validate the configuration and exit").add_argument("--config", help=CONFIG_HELP)
     hp = _command(sub, "hash-password", "print an Argon2id hash of a password (read without echo or from stdin)")
     hp.add_argument("--profile", choices=PROFILES, default=PROFILES[0])

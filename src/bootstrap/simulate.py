@@ -17,6 +17,7 @@ import msgspec
 from dependency_injector import providers
 
 from zfsapi.adapters.outbound.simulated.host import POOLS, SimulatedHost, seeded_host
+from zfsapi.application.ports import Bookmarks, Datasets, Pipelines, Pools, Snapshots, Transfers
 
 from .containers import Container
 from .settings import LocalUserSettings, Settings
@@ -59,8 +60,11 @@ def simulate(container: Container) -> SimulatedHost:
     """Put a seeded simulated host at the container's ZFS ports (the one-shot ports and the pipelines; gzip and zstd
     for send files still run through the executor) and mark the HTTP answers as simulated."""
     host = seeded_host(container.executor())
-    container.zfs.override(providers.Object(host))
-    container.pipelines.override(providers.Object(host.streams))
+    # typed as the ports they fill: mypy holds the simulation to every port the real gateway and pipelines fill
+    one_shot: tuple[Datasets, Snapshots, Bookmarks, Pools, Transfers] = (host, host, host, host, host)
+    pipelines: Pipelines = host.streams
+    container.zfs.override(providers.Object(one_shot[0]))
+    container.pipelines.override(providers.Object(pipelines))
     container.http_options.add_kwargs(simulated=True)
     return host
 

@@ -145,3 +145,21 @@ def test_the_user_who_starts_a_simulated_server_may_call_it_as_an_admin():
     added = with_starting_user(others).auth.local_users
     assert set(added) == {"alice", str(os.getuid())} and added[str(os.getuid())].role == "admin"
     assert added["alice"].role == "readonly"
+
+
+async def test_a_served_simulation_keeps_only_its_latest_streams_whole():
+    """Memory stays bounded however many sends a simulated server makes; an old stream keeps its header, which is
+    all a receive reads."""
+    from zfsapi.domain.names import DatasetName, SnapshotName
+    from zfsapi.domain.transfer import ReceiveSpec, SendSpec
+
+    host = SimulatedHost(padding=1000, history=2)
+    host.make_dataset(DatasetName.parse("tank/a"), {}, False)
+    host.take_snapshot(SnapshotName.parse("tank/a@s1"), False, {})
+    for _ in range(4):
+        await host.streams.open_send(SendSpec(SnapshotName.parse("tank/a@s1")))
+    assert len(host.streams.pipes) == 2 and [len(s) > 1000 for s in host.streams.streams] == [False, False, True, True]
+    receive = await host.streams.open_receive(ReceiveSpec(DatasetName.parse("backup/a")))
+    await receive.write(host.streams.streams[0])
+    assert await receive.finish() == "backup/a@s1" and host.snapshots["backup/a@s1"].guid == host.snapshots[
+        "tank/a@s1"].guid

@@ -17,6 +17,7 @@ from .zfs import SimulatedZfs
 POOLS = ("tank", "backup")
 PADDING = 8 << 20  # bytes of a simulated send stream: a migration's progress has something to show
 PACE = 0.03  # seconds per 64 KiB chunk: a seeded dataset migrates in about four seconds
+HISTORY = 8  # streams kept whole (for resuming): the memory a served simulation holds stays bounded
 
 
 class SimulatedHost(SimulatedZfs):
@@ -24,9 +25,9 @@ class SimulatedHost(SimulatedZfs):
     one-shot ports (Transfers answered by `streams`), `streams` for Pipelines."""
 
     def __init__(self, pools: Sequence[str] = POOLS, *, padding: int = 3 * CHUNK, pace: float = 0.0,
-                 executor: ZfsExecutor | None = None) -> None:
+                 executor: ZfsExecutor | None = None, history: int | None = None) -> None:
         super().__init__(pools)
-        self.streams = SimulatedStreams(self, padding, pace=pace, executor=executor)
+        self.streams = SimulatedStreams(self, padding, pace=pace, executor=executor, history=history)
 
     # ---- Transfers ----
     async def estimate(self, spec: SendSpec) -> int:
@@ -49,7 +50,7 @@ def seeded_host(executor: ZfsExecutor | None = None) -> SimulatedHost:
     """The host `serve --simulate` starts with: pool tank (home, home/alice, home/bob, data with two snapshots,
     home with one taken recursively, a 1 GiB sparse volume vol) and pool backup, empty; sends paced (PACE) and
     padded (PADDING) so that a migration's progress is there to watch."""
-    host = SimulatedHost(POOLS, padding=PADDING, pace=PACE, executor=executor)
+    host = SimulatedHost(POOLS, padding=PADDING, pace=PACE, executor=executor, history=HISTORY)
     lz4 = {PropertyName("compression"): PropertyValue("lz4")}
     for name in ("tank/home", "tank/home/alice", "tank/home/bob", "tank/data"):
         host.make_dataset(DatasetName.parse(name), lz4 if name == "tank/data" else {}, False)

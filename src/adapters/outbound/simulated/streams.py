@@ -38,16 +38,19 @@ class SimulatedStreams:
     a missing dataset, incremental onto its base, snapshots a dataset has skipped), and a resumable receive cut
     off keeps the bytes it got and a token from which `zfs send -t` sends the rest. Each chunk of a send takes
     `pace` seconds (a simulated server's transfers last long enough to watch their progress). Send files are real
-    files; `executor` runs gzip and zstd for the compressed ones."""
+    files; `executor` runs gzip and zstd for the compressed ones. `history`: how many of the latest streams and
+    pipes are kept whole (None: all, for tests to inspect); an older stream keeps its header alone (all that a
+    receive reads), so a long-running simulated server's memory stays bounded."""
 
     def __init__(self, zfs: SimulatedZfs, padding: int = 3 * CHUNK, *, pace: float = 0.0,
-                 executor: ZfsExecutor | None = None) -> None:
-        self.zfs, self.padding, self.pace, self._exec = zfs, padding, pace, executor
+                 executor: ZfsExecutor | None = None, history: int | None = None) -> None:
+        self.zfs, self.padding, self.pace, self._exec, self.history = zfs, padding, pace, executor, history
         self.streams: list[bytes] = []  # every stream sent, by id
         self.tokens: dict[str, tuple[str, bytes]] = {}  # target -> (token, the bytes it got)
         self.cut_after: int | None = None  # the next send fails after this many bytes
         self.gate: asyncio.Event | None = None  # sends wait here after their first chunk, while it is unset
-        self.pipes: list[SimulatedPipe] = []  # every pipe opened (to check that all were killed)
+        # every pipe opened (to check that all were killed)
+        self.pipes: list[SimulatedSendPipe | SimulatedReceivePipe] = []
 
     # ---- Transfers ----
     def _stream(self, spec: SendSpec) -> bytes:
@@ -91,29 +94,40 @@ class SimulatedStreams:
             raise StateConflict("no partial receive to abort", dataset=dataset.value)
 
     # ---- Pipelines ----
-    async def open_send(self, source: SendSpec | ResumeSend) -> SimulatedPipe:
+    async def open_send(self, source: SendSpec | ResumeSend) -> SimulatedSendPipe:
         if isinstance(source, ResumeSend):
             got = next(g for t, g in self.tokens.values() if t == source.token.value)
             data = self.streams[_header(got)["id"]][len(got):]
         else:
             data = self._stream(source)
             self.streams.append(data)
-        pipe = SimulatedPipe(self, data, self.cut_after)
+        pipe = SimulatedSendPipe(self, data, self.cut_after)
         self.cut_after = None
-        self.pipes.append(pipe)
+        self._keep(pipe)
         return pipe
+
+    def _keep(self, pipe: SimulatedSendPipe | SimulatedReceivePipe) -> None:
+        """Record `pipe`; beyond `history`, forget the oldest pipe and the padding of the oldest whole stream."""
+        self.pipes.append(pipe)
+        if self.history is None:
+            return
+        del self.pipes[:-self.history]
+        if len(self.streams) > self.history:
+            old = len(self.streams) - self.history - 1
+            self.streams[old] = self.streams[old].split(b"\n", 1)[0] + b"\n"
 
     async def relay(self, send: SendPipe, receive: ReceivePipe, moved: Callable[[int], float]) -> None:
         while chunk := await send.read():
             await receive.write(chunk)
             await asyncio.sleep(moved(len(chunk)))
 
-    async def open_receive(self, spec: ReceiveSpec, compression: Compression = Compression.NONE) -> SimulatedPipe:
+    async def open_receive(self, spec: ReceiveSpec,
+                           compression: Compression = Compression.NONE) -> SimulatedReceivePipe:
         """`compression`: what is written is compressed so (decompressed when the receive finishes)."""
-        pipe = SimulatedPipe(self, b"", None, spec, compression)
+        pipe = SimulatedReceivePipe(self, spec, compression)
         if spec.resume_token is not None:
             pipe.got += self.tokens[spec.target.value][1]
-        self.pipes.append(pipe)
+        self._keep(pipe)
         return pipe
 
     def receive(self, spec: ReceiveSpec, data: bytes) -> str:
@@ -174,14 +188,13 @@ def _header(stream: bytes) -> dict[str, Any]:
     return json.loads(stream.split(b"\n", 1)[0])  # type: ignore[no-any-return]
 
 
-class SimulatedPipe:
-    """A send (reads `data` in chunks, failing after `cut` bytes) or a receive (collects; applies on finish)."""
+class SimulatedSendPipe:
+    """A send (the SendPipe port): reads `data` in chunks, each after the streams' pace, failing after `cut`
+    bytes."""
 
-    def __init__(self, streams: SimulatedStreams, data: bytes, cut: int | None, spec: ReceiveSpec | None = None,
-                 compression: Compression = Compression.NONE) -> None:
-        self.streams, self.data, self.cut, self.spec, self.compression = streams, data, cut, spec, compression
+    def __init__(self, streams: SimulatedStreams, data: bytes, cut: int | None) -> None:
+        self.streams, self.data, self.cut = streams, data, cut
         self.sent = 0
-        self.got = bytearray()
         self.killed = self.done = False
 
     async def read(self) -> bytes:
@@ -194,13 +207,26 @@ class SimulatedPipe:
         self.sent += len(chunk)
         return chunk
 
+    async def finish(self) -> None:
+        self.done = True
+
+    async def kill(self) -> None:
+        self.killed = True
+
+
+class SimulatedReceivePipe:
+    """A receive (the ReceivePipe port): collects what is written (compressed so: decompressed at the end) and
+    applies it on finish; cut off, a resumable one keeps what it got and a token to continue from."""
+
+    def __init__(self, streams: SimulatedStreams, spec: ReceiveSpec, compression: Compression) -> None:
+        self.streams, self.spec, self.compression = streams, spec, compression
+        self.got = bytearray()
+        self.killed = self.done = False
+
     async def write(self, data: bytes) -> None:
         self.got += data
 
     async def finish(self) -> str | None:
-        if self.spec is None:  # a send, read to its end
-            self.done = True
-            return None
         self.done = True
         data = bytes(self.got)
         if self.compression is not Compression.NONE:
@@ -208,8 +234,7 @@ class SimulatedPipe:
         return self.streams.receive(self.spec, data)
 
     async def kill(self) -> None:
-        if self.spec is not None and not self.done and not self.killed and self.spec.resumable and self.got:
+        if not self.done and not self.killed and self.spec.resumable and self.got:
             # cut off, a resumable receive keeps what it got, and a token to continue from (zfs receive -s)
             self.streams.tokens[self.spec.target.value] = (f"1-{random.getrandbits(32):x}-10-789c", bytes(self.got))
         self.killed = True
-

@@ -377,7 +377,7 @@ class SimulatedZfs:
                 del self.bookmarks[b]
 
     async def list_datasets(self, root: DatasetName | None, *, recursive: bool, types: Sequence[DatasetType],
-                            properties: Sequence[PropertyName]) -> list[tuple[str, dict[str, str]]]:
+                            properties: Sequence[PropertyName]) -> list[tuple[str, dict[str, int | str]]]:
         if root is not None:
             self._need(root.value)
             names = [root.value, *(c for c in self._children(root.value)
@@ -390,7 +390,7 @@ class SimulatedZfs:
                 continue
             known = self._dataset_properties(n)
             out.append((n, {p.value: known[p.value].value if p.value in known else "-" for p in properties}))
-        return out  # type: ignore[return-value]  # values are int | str, as from the real gateway
+        return out  # values are int | str, as from the real gateway
 
     async def get_properties(self, name: DatasetName | SnapshotName, *, property: PropertyName | None
                              ) -> dict[str, PropertyEntry]:
