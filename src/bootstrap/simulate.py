@@ -17,6 +17,8 @@ import msgspec
 from dependency_injector import providers
 
 from zfsapi.adapters.outbound.simulated.host import POOLS, SimulatedHost, seeded_host
+from zfsapi.adapters.outbound.simulated.policy_ops import SimulatedPolicyOps
+from zfsapi.application.policy_ports import PolicyZfs
 from zfsapi.application.ports import Bookmarks, Datasets, Pipelines, Pools, Snapshots, Transfers
 
 from .containers import Container
@@ -65,6 +67,11 @@ def simulate(container: Container) -> SimulatedHost:
     pipelines: Pipelines = host.streams
     container.zfs.override(providers.Object(one_shot[0]))
     container.pipelines.override(providers.Object(pipelines))
+    # the policy engine's ZFS, where the container has it (policy wiring): never the real one under a simulation
+    policy_zfs: providers.Provider[Any] | None = getattr(container, "policy_zfs", None)
+    if policy_zfs is not None:
+        policy_ops: PolicyZfs = SimulatedPolicyOps(host)
+        policy_zfs.override(providers.Object(policy_ops))
     container.http_options.add_kwargs(simulated=True)
     return host
 

@@ -163,3 +163,15 @@ async def test_a_served_simulation_keeps_only_its_latest_streams_whole():
     await receive.write(host.streams.streams[0])
     assert await receive.finish() == "backup/a@s1" and host.snapshots["backup/a@s1"].guid == host.snapshots[
         "tank/a@s1"].guid
+
+
+def test_the_policy_engines_zfs_is_simulated_too_where_the_container_has_it(tmp_path):
+    """Policies of a simulated server snapshot and prune the simulated pools, never real ones."""
+    from dependency_injector import providers
+
+    from zfsapi.adapters.outbound.simulated.policy_ops import SimulatedPolicyOps
+
+    c = build_container(load_settings(environ={}, overrides={"state_dir": str(tmp_path)}))
+    c.policy_zfs = providers.Singleton(object)  # as the policy wiring adds it (ZfsPolicyOps over the executor)
+    host = simulate(c)
+    assert isinstance(c.policy_zfs(), SimulatedPolicyOps) and c.policy_zfs().zfs is host
