@@ -25,7 +25,7 @@ from .containers import Container
 from .settings import LocalUserSettings, Settings
 
 WARNING = ("SIMULATED ZFS: pools {pools} live in this process's memory and are lost at exit; no real pool is "
-           "read or changed; jobs and keys are kept in {state_dir}, removed at exit")
+           "read or changed; one process, no Redis; jobs and keys are kept in {state_dir}, removed at exit")
 
 
 def simulated_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
