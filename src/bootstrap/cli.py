@@ -42,6 +42,16 @@ def _command(sub: Any, name: str, help: str, **options: Any) -> argparse.Argumen
     return parser
 
 
+class _ServeVersion(argparse._VersionAction):
+    """serve's --version: after --simulate, it says the ZFS is simulated."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        simulated = " (simulated ZFS)" if getattr(namespace, "simulate", False) else ""
+        print(f"zfsapi {__version__}{simulated}")
+        parser.exit()
+
+
 def _client_command(sub: Any, name: str, help: str, **options: Any) -> argparse.ArgumentParser:
     """A command that calls a server: --url, --config (for the default URL), --token or --user."""
     parser = _command(sub, name, help, **options)
@@ -95,14 +105,23 @@ def completion_script(shell: str) -> str:
     return str(shtab.complete(parser, shell, preamble=preamble))
 
 
+def _serve_command(sub: Any) -> None:
+    """`zfsapi serve`, whose --version says when the ZFS is simulated."""
+    serve_help = "run the HTTP server (SIGHUP reloads users, roles, scopes and limits)"
+    serve = sub.add_parser("serve", help=serve_help, description=serve_help)
+    serve.add_argument("--version", action=_ServeVersion, version=f"zfsapi {__version__}")
+    serve.add_argument("--config", help=CONFIG_HELP + ", else built-in defaults")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8545; 0: any free port, logged)")
+    serve.add_argument("--simulate", action="store_true", help="serve a simulated ZFS in memory (pools tank and "
+                       "backup, lost at exit; state in a temporary directory), for trying zfsapi without ZFS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zfsapi", description="ZFS management server (JSON-RPC 2.0 over HTTP)")
     parser.add_argument("--version", action="version", version=f"zfsapi {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = _command(sub, "serve", "run the HTTP server (SIGHUP reloads users, roles, scopes and limits)")
-    serve.add_argument("--config", help=CONFIG_HELP + ", else built-in defaults")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8545; 0: any free port, logged)")
+    _serve_command(sub)
     _command(sub, "check-config", "validate the configuration and exit").add_argument("--config", help=CONFIG_HELP)
     hp = _command(sub, "hash-password", "print an Argon2id hash of a password (read without echo or from stdin)")
     hp.add_argument("--profile", choices=PROFILES, default=PROFILES[0])
@@ -223,10 +242,20 @@ def _main(argv: list[str] | None) -> int:
 
     http = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
             if v is not None}
-    overrides = {"server": {"http": http}} if http else None
+    overrides: dict[str, Any] | None = {"server": {"http": http}} if http else None
+    from .simulate import simulated_overrides, with_starting_user
+
+    simulated = getattr(args, "simulate", False)
+    if simulated:  # only ever asked for (see simulate.py)
+        overrides = simulated_overrides(overrides)
+
+    def load(path: str | None) -> Settings:
+        loaded = load_settings(path, overrides=overrides)
+        return with_starting_user(loaded) if simulated else loaded
+
     path = find_config(args.config, os.environ)
     try:
-        settings = load_settings(path, overrides=overrides)
+        settings = load(path)
     except SettingsError as exc:
         print(f"zfsapi: {exc}", file=sys.stderr)
         return 2
@@ -240,7 +269,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"configuration ok ({settings.source or 'built-in defaults'})")
         return 0
     # a reload finds the config file as this start did (one may have been written since: `zfsapi user add`)
-    return serve_forever(settings, lambda: load_settings(find_config(args.config, os.environ), overrides=overrides))
+    return serve_forever(settings, lambda: load(find_config(args.config, os.environ)), simulated=simulated)
 
 
 def _user_command(args: argparse.Namespace) -> int:
@@ -371,8 +400,9 @@ def find_config(given: str | None, environ: Mapping[str, str]) -> str | None:
     return next((place for place in CONFIG_PLACES if os.path.isfile(place)), None)
 
 
-def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
-    """Serve until SIGTERM/SIGINT; `reload` reads the configuration again (SIGHUP)."""
+def serve_forever(settings: Settings, reload: Callable[[], Settings], *, simulated: bool = False) -> int:
+    """Serve until SIGTERM/SIGINT; `reload` reads the configuration again (SIGHUP). `simulated`: over the
+    simulated ZFS (simulate.py), said on every log line."""
     from .containers import build_container
     from .lifecycle import serving_app
     from .logs import configure_logging
@@ -381,9 +411,16 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
 
     from zfsapi.adapters.outbound.auth.secret import SecretError
 
-    configure_logging(settings.logging)
+    from . import simulate
+
+    configure_logging(settings.logging, simulated=simulated)
     log = logging.getLogger("zfsapi")
     log.info("configuration", extra={"config": settings.source or "built-in defaults"})
+    if simulated:
+        log.warning(simulate.warning(settings))
+    elif missing := simulate.missing_binaries(settings):
+        log.warning(f"no {' and no '.join(missing)} found: every ZFS call fails until installed; "
+                    "`zfsapi serve --simulate` serves a simulated ZFS instead", extra={"missing": missing})
     for notice in settings.notices:
         log.warning(notice)
     problem = state_dir_problem(settings)
@@ -393,6 +430,8 @@ def serve_forever(settings: Settings, reload: Callable[[], Settings]) -> int:
     workers = settings.server.http.workers
     try:
         container = build_container(settings)
+        if simulated:
+            simulate.simulate(container)
         app = serving_app(container, settings)  # also checks the signing key before any worker starts
         gid = socket_group(settings)
     except (SecretError, SettingsError) as exc:

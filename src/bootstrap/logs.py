@@ -23,6 +23,12 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class JsonFormatter(logging.Formatter):
+    """`fields`: carried by every line (a simulated server's `"simulated": true`)."""
+
+    def __init__(self, fields: dict[str, object] | None = None) -> None:
+        super().__init__()
+        self._fields = dict(fields or {})
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
@@ -31,30 +37,33 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
+        entry.update(self._fields)
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return _ENCODER.encode(entry).decode("utf-8", "replace")
 
 
-def configure_logging(config: LoggingSettings) -> None:
+def configure_logging(config: LoggingSettings, *, simulated: bool = False) -> None:
+    """`simulated`: every line says `"simulated": true` (`serve --simulate`)."""
+    fields: dict[str, object] = {"simulated": True} if simulated else {}
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(fields))
     root = logging.getLogger()
-    root.handlers[:] = [handler] + ([json_file_handler(config.file)] if config.file else [])
+    root.handlers[:] = [handler] + ([json_file_handler(config.file, fields)] if config.file else [])
     root.setLevel(config.level)
     audit = logging.getLogger("zfsapi.audit")
     audit.setLevel(logging.INFO)  # the trail is kept whatever the level of the other logs
     if config.audit_file is not None:
-        audit.handlers[:] = [json_file_handler(config.audit_file)]
+        audit.handlers[:] = [json_file_handler(config.audit_file, fields)]
         audit.propagate = False
 
 
-def json_file_handler(path: str) -> logging.Handler:
+def json_file_handler(path: str, fields: dict[str, object] | None = None) -> logging.Handler:
     """JSON lines appended to `path` (created 0600) by a background thread: the event loop only enqueues."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
     target = logging.FileHandler(path, encoding="utf-8")
-    target.setFormatter(JsonFormatter())
+    target.setFormatter(JsonFormatter(fields))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, target)
     listener.start()

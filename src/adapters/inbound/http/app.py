@@ -37,7 +37,8 @@ def create_app(services: HttpServices, on_startup: Sequence[Hook] = (), on_shutd
         route_handlers=[
             rpc_route(RpcEndpoint(gate, identity, limits, dispatcher, opts.max_body_bytes)),
             job_events_route(gate, identity, limits, s.jobs),
-            *operational_routes(gate, Probes(s.pools, s.jobs, s.metrics, opts.jobs_backend), opts.sessions_backend),
+            *operational_routes(gate, Probes(s.pools, s.jobs, s.metrics, opts.jobs_backend), opts.sessions_backend,
+                               simulated=opts.simulated),
             stream_route(s.streams, s.metrics, gate.admit),
         ],
         on_startup=list(on_startup),

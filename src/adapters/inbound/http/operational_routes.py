@@ -54,8 +54,14 @@ class Probes:
             return ([], ""), exc.message
 
 
-async def health_body(probes: Probes, sessions_backend: str) -> tuple[int, dict[str, Any]]:
-    """/health's status and body: 503 naming the first failing part and every failure with its reason."""
+async def health_body(probes: Probes, sessions_backend: str, simulated: bool = False) -> tuple[int, dict[str, Any]]:
+    """/health's status and body: 503 naming the first failing part and every failure with its reason; a
+    simulated ZFS (`serve --simulate`) says so in either."""
+    status, body = await _health(probes, sessions_backend)
+    return status, {**body, "simulated": True} if simulated else body
+
+
+async def _health(probes: Probes, sessions_backend: str) -> tuple[int, dict[str, Any]]:
     now = datetime.now(timezone.utc).isoformat()
     ((pools, version), zfs), store = await asyncio.gather(probes.zfs_overview(), probes.store_problem())
     job_store = {"backend": probes.jobs_backend, "status": "ok" if store is None else "error",
@@ -98,7 +104,8 @@ async def observe(probes: Probes) -> bytes:
     return generate_latest(metrics.registry)
 
 
-def operational_routes(gate: Gate, probes: Probes, sessions_backend: str) -> list[HTTPRouteHandler]:
+def operational_routes(gate: Gate, probes: Probes, sessions_backend: str, *,
+                       simulated: bool = False) -> list[HTTPRouteHandler]:
     """GET /health and GET /metrics."""
 
     @get("/health")
@@ -106,7 +113,7 @@ def operational_routes(gate: Gate, probes: Probes, sessions_backend: str) -> lis
         a = gate.admit(request.scope)
         if a.refusal is not None:
             return refuse(a.refusal, a.request_id)
-        status, body = await health_body(probes, sessions_backend)
+        status, body = await health_body(probes, sessions_backend, simulated)
         return Response(ENCODER.encode(body), status_code=status, media_type="application/json")
 
     @get("/metrics")

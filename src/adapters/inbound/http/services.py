@@ -31,6 +31,7 @@ class HttpOptions:
     sessions_backend: str = "memory"
     jobs_backend: str = "embedded"  # the job store: embedded (a file under state_dir) or redis
     access: Live[Access] = field(default_factory=lambda: Live(Access()))  # local users and limits (reloadable)
+    simulated: bool = False  # serving a simulated ZFS (`serve --simulate`): /health says so
 
 
 @dataclass(frozen=True, slots=True)
