@@ -114,8 +114,8 @@ def test_two_targets_replicate_prune_and_a_target_down_catches_up(servers, pool)
         newest = snapshots(src)[-1]
         assert holds(f"{src}@{short2}") == {"zfsapi:pt:nas"}  # loc moved on; nas still needs short2
         status = main.call("policy_get", name="pt")
-        assert status["targets"]["nas"]["base_snapshot"] == short2, status
-        assert status["targets"]["loc"]["base_snapshot"] == newest, status
+        assert status["status"]["targets"]["nas"]["base_snapshot"] == short2, status
+        assert status["status"]["targets"]["loc"]["base_snapshot"] == newest, status
 
         at = (datetime.now(timezone.utc) + timedelta(days=3)).isoformat()
         preview = main.call("policy_preview", name="pt", at=at)
@@ -142,8 +142,8 @@ def test_two_targets_replicate_prune_and_a_target_down_catches_up(servers, pool)
     assert holds(f"{src}@{short2}") == set()  # nas's base moved to the newest: its hold on short2 released
     assert {"zfsapi:pt:loc", "zfsapi:pt:nas"} <= holds(f"{src}@{newest}")
     status = main.call("policy_get", name="pt")
-    assert status["targets"]["nas"]["base_snapshot"] == newest, status
-    assert status["targets"]["nas"]["lag_seconds"] is not None
+    assert status["status"]["targets"]["nas"]["base_snapshot"] == newest, status
+    assert status["status"]["targets"]["nas"]["lag_seconds"] is not None
     zfs("zfs", "release", "keepme", f"{src}@{short1}")
     assert main.call("policy_delete", name="pt") == {"deleted": True}
     assert "manual" in snapshots(src)  # deleting a policy destroys no snapshot
