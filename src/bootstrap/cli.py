@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = _command(jobs_sub, "list", "the jobs, newest first, as a table (the default)")
     listing.add_argument("--state", choices=[s.value for s in JobState])
     listing.add_argument("--kind", help="the method that started them, e.g. migration_create")
+    _output_option(listing)
     _client_options(listing, inherited=True)
     for name, help in (("get", "one job's record as JSON"), ("cancel", "cancel a job"),
                        ("watch", "follow a job with a progress display until it ends; Ctrl-C cancels it")):
@@ -192,17 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", choices=["table", "json"], default="table",
+                        help="a table for people (default) or the server's answer as JSON for programs")
+
+
 def _policy_parser(sub: Any) -> None:
     """`zfsapi policy list|get|preview|run`."""
     policy = _command(sub, "policy", "list, show, preview or run the snapshot, retention and replication policies")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
-    _client_command(policy_sub, "list", "the policies as a table: name, source, enabled, datasets, next snapshot")
+    listing = _client_command(policy_sub, "list", "the policies as a table: name, source, enabled, datasets, next "
+                                                  "snapshot")
     get = _client_command(policy_sub, "get", "one policy with its last runs and its targets' status")
     get.add_argument("name")
-    get.add_argument("--json", dest="as_json", action="store_true", help="the result as JSON")
+    get.add_argument("--json", dest="as_json", action="store_true", help="the result as JSON (= --output json)")
     preview = _client_command(policy_sub, "preview", "what a prune would keep and destroy (nothing is destroyed)")
     preview.add_argument("name")
     preview.add_argument("--at", help="as of this ISO 8601 time (default: now)")
+    for command in (listing, get, preview):
+        _output_option(command)
     run = _client_command(policy_sub, "run", "run one step of a policy now, outside its schedule")
     run.add_argument("name")
     run.add_argument("--step", required=True, choices=["snapshot", "replicate", "prune"])
@@ -338,10 +347,10 @@ def _client(args: argparse.Namespace) -> int:
             args.policy_command, getattr(args, "name", None), at=getattr(args, "at", None),
             step=getattr(args, "step", None), target=getattr(args, "target", None),
             wait=getattr(args, "wait", False), detach=getattr(args, "detach", False),
-            as_json=getattr(args, "as_json", False)))
+            as_json=getattr(args, "as_json", False) or getattr(args, "output", "table") == "json"))
     if args.command == "jobs":
         return c.run_jobs(session, args.jobs_command, args.job_id, state=args.state, kind=args.kind,
-                          detach=args.detach)
+                          detach=args.detach, as_json=getattr(args, "output", "table") == "json")
     params: dict[str, Any] = {"source": args.source, "destination": args.destination, "recursive": args.recursive,
               "sync": args.sync}
     if args.limit is not None:

@@ -40,10 +40,10 @@ class FakeClient:
             return {"policies": [POLICY, {**POLICY, "name": "var", "source": "api", "enabled": False,
                                           "datasets": ["tank/var"], "next_runs": {"snapshot": None}}]}
         if method == "policy_get":
-            return {**POLICY, "last": {"snapshot": {"job_id": "j1", "state": "succeeded",
-                                                    "finished_at": "2026-06-01T10:00:04Z"}},
-                    "targets": {"nas2": {"last_success": "2026-06-01T10:00:09Z", "lag_seconds": 1191,
-                                         "base_snapshot": "auto-20260601T100000Z"}}}
+            return {**POLICY, "status": {  # as the server answers: the policy, and its status
+                "last": {"snapshot": {"job_id": "j1", "state": "succeeded", "finished_at": "2026-06-01T10:00:04Z"}},
+                "targets": {"nas2": {"last_success": "2026-06-01T10:00:09Z", "lag_seconds": 1191,
+                                     "base_snapshot": "auto-20260601T100000Z"}}}}
         if method == "policy_preview":
             return {"datasets": [{"dataset": "tank/home", "snapshots": [
                 {"snapshot": "auto-20260601T090000Z", "created": "2026-06-01T09:00:00Z", "action": "keep",
@@ -96,8 +96,17 @@ def test_get_is_readable_or_json(fake: FakeClient, capsys: pytest.CaptureFixture
     assert ("target nas2: nas2:backup/home, schedule after_snapshot; last success 2026-06-01T10:00:09Z, "
             "lag 1191 s, base auto-20260601T100000Z") in text
     assert run("get", "home", "--json") == 0
-    assert json.loads(capsys.readouterr().out)["targets"]["nas2"]["lag_seconds"] == 1191
-    assert fake.calls == [("policy_get", {"name": "home"})] * 2
+    assert json.loads(capsys.readouterr().out)["status"]["targets"]["nas2"]["lag_seconds"] == 1191
+    assert run("get", "home", "--output", "json") == 0
+    assert json.loads(capsys.readouterr().out)["status"]["targets"]["nas2"]["lag_seconds"] == 1191
+    assert fake.calls == [("policy_get", {"name": "home"})] * 3
+
+
+def test_list_and_preview_answer_json_for_programs(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("list", "-o", "json") == 0
+    assert [p["name"] for p in json.loads(capsys.readouterr().out)["policies"]] == ["home", "var"]
+    assert run("preview", "home", "--output", "json") == 0
+    assert json.loads(capsys.readouterr().out)["datasets"][0]["dataset"] == "tank/home"
 
 
 def test_preview_is_a_table_of_every_snapshot(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:

@@ -170,6 +170,8 @@ def test_list_get_and_cancel(live, tmp_path):
     assert header.split() == ["JOB", "ID", "KIND", "STATE", "OWNER", "CREATED", "PROGRESS"]
     assert [row.split()[:2] for row in rows] == [[second, "send_to_file"], [first, "send_to_file"]]
     assert zfsapi("jobs", "list", "--kind", "receive_from_file", "--url", live.url).stdout.split() == header.split()
+    r = zfsapi("jobs", "--url", live.url, "list", "--output", "json")  # the server's answer, for programs
+    assert [j["job_id"] for j in json.loads(r.stdout)["jobs"]] == [second, first], r.stderr
 
     r = zfsapi("jobs", "cancel", second, "--url", live.url)
     assert r.returncode == 0, r.stderr

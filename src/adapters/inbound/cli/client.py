@@ -189,7 +189,7 @@ def run_migrate(session: Session, params: dict[str, Any], *, detach: bool) -> in
 
 
 def run_jobs(session: Session, action: str, job_id: str | None = None, *, state: str | None = None,
-             kind: str | None = None, detach: bool = False) -> int:
+             kind: str | None = None, detach: bool = False, as_json: bool = False) -> int:
     """`jobs list` (a table), `jobs get` and `jobs cancel` (JSON), `jobs watch` (followed like a migration;
     Ctrl-C cancels it unless `detach`)."""
 
@@ -197,6 +197,9 @@ def run_jobs(session: Session, action: str, job_id: str | None = None, *, state:
         if action == "list":
             params = {k: v for k, v in (("state", state), ("kind", kind)) if v is not None}
             listed = client.call("job_list", params)
+            if as_json:  # the server's answer, for programs
+                _print_json(listed)
+                return 0
             print(job_table(listed["jobs"]))
             if listed["total"] > len(listed["jobs"]):
                 print(f"zfsapi: the newest {len(listed['jobs'])} of {listed['total']} jobs", file=sys.stderr)

@@ -68,7 +68,11 @@ def check_request(request: PolicyRequest) -> str | None:
 def policy_work(client: BlockingClient, request: PolicyRequest) -> int:
     """Run the command with `client`; its exit code."""
     if request.action == "list":
-        print(policy_table(client.call("policy_list", {})["policies"]))
+        listed = client.call("policy_list", {})
+        if request.as_json:
+            _print_json(listed)
+        else:
+            print(policy_table(listed["policies"]))
         return 0
     assert request.name is not None
     if request.action == "get":
@@ -82,7 +86,11 @@ def policy_work(client: BlockingClient, request: PolicyRequest) -> int:
         params: dict[str, Any] = {"name": request.name}
         if request.at is not None:
             params["at"] = request.at
-        print(preview_table(client.call("policy_preview", params)["datasets"]))
+        preview = client.call("policy_preview", params)
+        if request.as_json:
+            _print_json(preview)
+        else:
+            print(preview_table(preview["datasets"]))
         return 0
     started = client.call("policy_run", {"name": request.name, "step": request.step, "target": request.target})
     job_id = started["job_id"]
@@ -145,10 +153,11 @@ def policy_text(record: dict[str, Any]) -> str:
     retention = record.get("retention")
     out.append("  retention: " + (", ".join(f"{k} {v}" for k, v in retention.items() if v) if retention
                                  else "none (never prunes)"))
-    for step, last in sorted((record.get("last") or {}).items()):
+    status_of = record.get("status") or {}  # policy_get: the policy, and its status {last, targets}
+    for step, last in sorted((status_of.get("last") or {}).items()):
         out.append(f"  last {step}: {_cell(last.get('state'))} at {_cell(last.get('finished_at'))} "
                    f"(job {_cell(last.get('job_id'))})")
-    targets = record.get("targets") or {}
+    targets = status_of.get("targets") or {}
     for name, target in (record.get("replicate") or {}).items():
         status = targets.get(name) or {}
         out.append(f"  target {name}: {target.get('remote')}:{target.get('destination')}, schedule "
