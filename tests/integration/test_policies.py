@@ -119,7 +119,7 @@ def test_two_targets_replicate_prune_and_a_target_down_catches_up(servers, pool)
 
         at = (datetime.now(timezone.utc) + timedelta(days=3)).isoformat()
         preview = main.call("policy_preview", name="pt", at=at)
-        plan = {s["snapshot"].split("@", 1)[1]: (s["action"], s["reasons"])
+        plan = {s["snapshot"].split("@")[-1]: (s["action"], s["reasons"])
                 for d in preview["datasets"] if d["dataset"] == src for s in d["snapshots"]}
         assert plan["manual"][0] == "keep" and "not owned" in plan["manual"][1], plan
         assert plan[short1][0] == "keep" and "user hold keepme" in plan[short1][1], plan
