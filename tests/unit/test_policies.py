@@ -371,4 +371,4 @@ def test_a_target_max_lag_is_read_checked_and_written_back():
         raw["replicate"]["b"]["max_lag"] = bad  # type: ignore[index]
         with pytest.raises(InvalidArgument) as exc:
             parse_policy(raw)
-        assert exc.value.param == "replicate.b.max_lag"
+        assert exc.value.param == "policy.replicate.b.max_lag"
