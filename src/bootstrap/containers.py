@@ -41,6 +41,9 @@ from zfsapi.adapters.outbound.state.redis.sessions import (
     RedisStreamSessions,
 )
 from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
+from zfsapi.adapters.outbound.state.sqlite.policies import EmbeddedPolicyStore
+from zfsapi.adapters.outbound.state.redis.policies import RedisPolicyStore
+from zfsapi.adapters.outbound.zfs.policy_ops import ZfsPolicyOps
 from zfsapi.adapters.outbound.state.sqlite.revocations import EmbeddedRevocations
 from zfsapi.adapters.outbound.zfs.executor import ZfsExecutor
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
@@ -79,6 +82,7 @@ from zfsapi.domain.authz import Principal
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
 
+from .health_wiring import health_monitor, webhook_notifier
 from .owners import ConfiguredOwners
 from .security import access_of, revocation_store, signing_key, user_records
 from .settings import Settings, SettingsError
@@ -249,8 +253,19 @@ class Container(containers.DeclarativeContainer):
     jobs = wired(Jobs, ports, max_per_owner=settings.provided.jobs.max_per_owner)
     replicate = wired(Replicate, ports, retries=settings.provided.jobs.retries)
     start_migration = wired(StartMigration, ports, jobs=jobs, replicate=replicate)
+    # ---- health and alerts (issue 20, p-health): checks beside the job runner, webhooks per change ----
+    # (policies are checked once the lead passes the catalog: policies=<PolicyCatalog provider>)
+    health_ledger = providers.Selector(
+        providers.Callable(job_backend, settings.provided.redis.host),
+        embedded=providers.Singleton(EmbeddedPolicyStore, settings.provided.state_dir),
+        redis=providers.Singleton(RedisPolicyStore, redis),
+    )
+    alert_notifier = providers.Singleton(webhook_notifier, settings)
+    health = providers.Singleton(health_monitor, settings, zfs, job_store, metrics, alert_notifier, jobs,
+                                 ledger=health_ledger, policy_zfs=providers.Singleton(ZfsPolicyOps, executor))
+    # ---- end health and alerts ----
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
-                                   start_migration)
+                                   start_migration, health=health)
     # Jobs run by this process's runner: every kind of job it runs (the background methods' handlers, and
     # migrations); each runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
     job_kinds = providers.Singleton(JobKinds, providers.Callable(method_kinds, registry),

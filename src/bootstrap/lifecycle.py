@@ -172,8 +172,10 @@ def http_app(container: Container, on_startup: Sequence[Hook] = (), on_shutdown:
     from zfsapi.adapters.inbound.http.app import create_app
 
     runner = container.job_runner()
-    return create_app(http_services(container), on_startup=[runner.start, *on_startup],
-                      on_shutdown=[*on_shutdown, runner.stop, container.replicas().aclose])
+    health = container.health()  # health checks beside the runner (issue 20, p-health)
+    return create_app(http_services(container), on_startup=[runner.start, health.start, *on_startup],
+                      on_shutdown=[*on_shutdown, health.stop, container.alert_notifier().aclose, runner.stop,
+                                   container.replicas().aclose])
 
 
 def serving_app(container: Container, settings: Settings, reload: Callable[[], bool] | None = None) -> Litestar:
