@@ -220,3 +220,29 @@ async def test_the_alert_rules_fire_over_a_real_scrape(container: Any, zfs: Zfs,
         "ZfsapiDown": [{**at, "severity": "critical"}],
         "ZfsapiJobStoreDown": [{**at, "store": "jobs", "backend": backend, "severity": "critical"}],
     }))
+
+
+async def test_the_rules_and_the_dashboard_read_only_metrics_the_server_serves(container: Any, zfs: Zfs) -> None:
+    """Every zfsapi_* name in the rules file and the Grafana dashboard is a sample of a real scrape (the job
+    gauges, histograms and counters all present once something was recorded)."""
+    import json
+    import re
+
+    monitor = await alerting_container(container, zfs)
+    await monitor.check_now()
+    metrics = container.metrics()
+    metrics.job_ended("send_to_file", "failed", 0)
+    metrics.check_ran("scrub_age", False)
+    metrics.zfs_duration.labels("zfs", "list").observe(0.01)
+    await container.job_store().add(Job("m1", "migration_create", JobOwner("root", "admin"),
+                                        {"destination": "pool2/copy"}, ("pool2/copy",), time.time() - 60,
+                                        state=JobState.SUCCEEDED, finished_at=time.time() - 30))
+    async with http_client(http_app(container)) as client:
+        await client.post("/", json={"jsonrpc": "2.0", "method": "pool_list", "id": 1})
+        scrape = (await client.get("/metrics")).text
+    served = {s.name for f in text_string_to_metric_families(scrape) for s in f.samples}
+    dashboard = Path(__file__).resolve().parents[2] / "packaging" / "grafana" / "zfsapi-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    exprs += [r["expr"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    used = {name for e in exprs for name in re.findall(r"\bzfsapi_[a-z_]+", e)}
+    assert used and not used - served, sorted(used - served)
