@@ -246,3 +246,27 @@ async def test_the_rules_and_the_dashboard_read_only_metrics_the_server_serves(c
     exprs += [r["expr"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
     used = {name for e in exprs for name in re.findall(r"\bzfsapi_[a-z_]+", e)}
     assert used and not used - served, sorted(used - served)
+
+
+async def test_health_status_over_http_for_a_scoped_readonly_token(tmp_path: Path, zfs: Zfs) -> None:
+    """Through the dispatcher (token, role, scope): a readonly user scoped to tank/home may call health_status
+    and gets the alerts of tank and of the policy on tank/home, not the failed job on pool2."""
+    from tests.unit.test_job_rights import login, settings
+    from zfsapi.adapters.outbound.state.memory.jobs import MemoryJobStore
+    from zfsapi.bootstrap import build_container
+
+    (tmp_path / "files").mkdir()
+    c = build_container(settings(tmp_path, {"role": "readonly", "datasets": ["tank/home"]}))
+    c.zfs.override(providers.Object(zfs))
+    c.job_store.override(providers.Object(MemoryJobStore()))
+    monitor = await alerting_container(c, zfs)
+    await monitor.check_now()
+    async with http_client(http_app(c), peer="192.0.2.7") as client:
+        token = await login(client, "ops")
+        answer = (await client.post("/", json={"jsonrpc": "2.0", "method": "health_status", "id": 1},
+                                    headers={"Authorization": f"Bearer {token}"})).json()
+        anonymous = (await client.post("/", json={"jsonrpc": "2.0", "method": "health_status", "id": 2})).json()
+    assert [a["id"] for a in answer["result"]["alerts"]] == [
+        "pool_capacity:tank", "pool_health:tank", "replication_lag:home:nas", "scrub_age:tank",
+        "snapshot_freshness:home"]
+    assert anonymous["error"]["code"] == -32001
