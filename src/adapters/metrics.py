@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from zfsapi.application.jobs import Jobs
 from zfsapi.application.scheduler import PolicyStatus
+from zfsapi.domain.alerts import Alert
 from zfsapi.domain.authz import Principal, Role
 from zfsapi.domain.jobs import JobState
 
@@ -109,6 +111,18 @@ class Metrics:
             "zfsapi_policy_failures", "Failed runs of the policy's steps in this process", ["policy", "step"],
             registry=r,
         )
+        # health checks (application/health.py): the alerts of this process's monitor, 1 while holding, 0 once
+        # cleared (labels bounded: subjects are pools, policies, policy:target and job kinds)
+        self.alert_active = Gauge("zfsapi_alert_active", "1 while the alert holds, 0 once it cleared",
+                                  ["kind", "subject", "severity"], registry=r)
+        self.health_checks = Counter("zfsapi_health_checks", "Health checks run, by check (alert kind)", ["check"],
+                                     registry=r)
+        self.health_check_failures = Counter(
+            "zfsapi_health_check_failures", "Health checks that could not read what they need, by check", ["check"],
+            registry=r)
+        self.health_last_round = Gauge("zfsapi_health_last_round_timestamp_seconds",
+                                       "When the last round of health checks ended", registry=r)
+        self._alert_labels: set[tuple[str, str, str]] = set()
 
     # ---- PolicyObserver (application/scheduler.py): the scheduler's ticks and the policy job kinds ----
     def policies_seen(self, statuses: list[PolicyStatus], now: datetime) -> None:
@@ -134,6 +148,22 @@ class Metrics:
 
     def step_failed(self, policy: str, step: str) -> None:
         self.policy_failures.labels(policy, step).inc()
+
+    def check_ran(self, check: str, ok: bool) -> None:
+        """A health check ran (HealthGauges)."""
+        self.health_checks.labels(check).inc()
+        if not ok:
+            self.health_check_failures.labels(check).inc()
+
+    def alerts_now(self, alerts: Sequence[Alert]) -> None:
+        """The alerts holding after a round (HealthGauges): 1 for each, 0 for those seen before that cleared."""
+        holding = {(a.finding.kind, a.finding.subject, a.finding.severity) for a in alerts}
+        for labels in self._alert_labels - holding:
+            self.alert_active.labels(*labels).set(0)
+        for labels in holding:
+            self.alert_active.labels(*labels).set(1)
+        self._alert_labels |= holding
+        self.health_last_round.set(time.time())
 
     def job_ended(self, kind: str, state: str, nbytes: int) -> None:
         """A job this process ran has ended, having moved `nbytes`."""

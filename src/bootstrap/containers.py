@@ -93,6 +93,7 @@ from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.policies import Policy
 from zfsapi.domain.replication import NamedRemote, Remote, RemoteBook
 
+from .health_wiring import health_monitor, webhook_notifier
 from .owners import ConfiguredOwners
 from .security import access_of, revocation_store, signing_key, user_records
 from .settings import Settings, SettingsError, config_policies
@@ -308,11 +309,16 @@ class Container(containers.DeclarativeContainer):
                          take=wired(TakePolicySnapshots, ports), prune=wired(Prune, ports),
                          replicate=wired(ReplicatePolicyTarget, ports, replicate=replicate),
                          clock=providers.Object(time.time), observer=metrics)
+    # health and alerts: checks beside the job runner (pools, scrubs, policies' freshness and lag, failed jobs),
+    # webhooks once per change of an alert
+    alert_notifier = providers.Singleton(webhook_notifier, settings)
+    health = providers.Singleton(health_monitor, settings, zfs, job_store, metrics, alert_notifier, jobs,
+                                 ledger=policy_store, policy_zfs=policy_zfs, policies=policy_catalog)
     registry = providers.Singleton(build_registry, use_cases, auth, rate_limiter, access, metrics, jobs,
                                    start_migration, providers.Singleton(
                                        PolicyUseCases, policy_catalog, start_policy_run,
                                        wired(PreviewPolicy, ports, catalog=policy_catalog,
-                                             preview=wired(PreviewPrune, ports))))
+                                             preview=wired(PreviewPrune, ports))), health=health)
     # Jobs run by this process's runner: every kind of job it runs (the background methods' handlers, and
     # migrations); each runs with its owner's rights when it starts (users and local users as reloaded on SIGHUP)
     job_kinds = providers.Singleton(JobKinds, providers.Callable(method_kinds, registry),

@@ -167,13 +167,15 @@ def http_services(container: Container) -> HttpServices:
 
 
 def http_app(container: Container, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()) -> Litestar:
-    """The HTTP app of `container`: its job runner and then its policy scheduler start before `on_startup` and
-    stop (the scheduler first) after `on_shutdown`, and the replica sides are closed last."""
+    """The HTTP app of `container`: its job runner, its policy scheduler and its health checks start before
+    `on_startup` and stop in the reverse order after `on_shutdown` (the alert webhooks closed with the checks), and
+    the replica sides are closed last."""
     from zfsapi.adapters.inbound.http.app import create_app
 
-    runner, scheduler = container.job_runner(), container.policy_scheduler()
-    return create_app(http_services(container), on_startup=[runner.start, scheduler.start, *on_startup],
-                      on_shutdown=[*on_shutdown, scheduler.stop, runner.stop, container.replicas().aclose])
+    runner, scheduler, health = container.job_runner(), container.policy_scheduler(), container.health()
+    return create_app(http_services(container), on_startup=[runner.start, scheduler.start, health.start, *on_startup],
+                      on_shutdown=[*on_shutdown, health.stop, container.alert_notifier().aclose, scheduler.stop,
+                                   runner.stop, container.replicas().aclose])
 
 
 def serving_app(container: Container, settings: Settings, reload: Callable[[], bool] | None = None) -> Litestar:

@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal, Mapping
 
 import argon2
@@ -16,10 +17,12 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from zfsapi.domain.alerts import KINDS as ALERT_KINDS
 from zfsapi.domain.errors import InvalidArgument
 from zfsapi.domain.names import DatasetName
 from zfsapi.domain.policies import Policy, parse_policies
 from zfsapi.domain.replication import REMOTE_NAME, Remote, RemoteKind
+from zfsapi.domain.schedules import Schedule
 
 ENV_PREFIX = "ZFSAPI_"
 Port = Annotated[int, Meta(ge=1, le=65535)]
@@ -164,6 +167,37 @@ class ReplicationSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=T
     ssh_options: list[str] = []  # extra -o options for every SSH remote, e.g. ["StrictHostKeyChecking=accept-new"]
 
 
+class CapacitySettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # pool capacity (percent) at which the capacity alert is a warning, critical, critical "nearly full"; a level
+    # is left only 5 points below its threshold
+    warning: Annotated[int, Meta(ge=1, le=100)] = 80
+    critical: Annotated[int, Meta(ge=1, le=100)] = 90
+    full: Annotated[int, Meta(ge=1, le=100)] = 95
+
+
+class HealthSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # The health checks each serving process runs beside its job runner (see README, Health and alerts).
+    interval: Annotated[float, Meta(ge=5, le=86400)] = 60.0  # seconds between rounds
+    scrub_max_age_days: Annotated[float, Meta(gt=0)] | None = 35.0  # null: scrub age not checked
+    scrub_schedule: str | None = None  # cron (UTC): a scrub of every pool starts as a job at each slot
+    capacity: CapacitySettings = CapacitySettings()
+    failed_job_window: Annotated[float, Meta(ge=60)] = 3600.0  # a failed job raises an alert for this long
+
+
+class WebhookSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    url: str  # http(s); its userinfo and query are never logged
+    kinds: list[str] = []  # alert kinds delivered (empty: every kind)
+    min_severity: Literal["warning", "critical"] = "warning"
+
+
+class AlertSettings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Every change of an alert (raised, cleared, changed) is POSTed as JSON to each webhook that takes its kind
+    # and severity, retried with exponential backoff (1, 2, 4, ... up to 60 s between tries, `attempts` tries).
+    webhooks: list[WebhookSettings] = []
+    attempts: Annotated[int, Meta(ge=1, le=20)] = 6
+    timeout: Annotated[float, Meta(gt=0, le=300)] = 10.0  # seconds per try
+
+
 class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
@@ -178,6 +212,8 @@ class Settings(_S, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # Policies declared here (the contract's shape, read by domain.policies.parse_policies): read-only over the
     # API, swapped in on reload (SIGHUP). Kept raw; `config_policies` reads them.
     policies: list[Any] = []
+    health: HealthSettings = HealthSettings()
+    alerts: AlertSettings = AlertSettings()
     state_dir: str = "/var/lib/zfsapi"
     source: str | None = None  # the config file these settings came from (set by load_settings)
     notices: tuple[str, ...] = ()  # old keys read or ignored (set by load_settings; logged at start)
@@ -350,6 +386,7 @@ def _check(settings: Settings) -> None:
                 raise SettingsError(f"config key auth.local_users.{name}.datasets: {prefix!r}: {exc.reason}") from None
     _check_replication(s.replication, s.server.http.port)
     config_policies(s)
+    _check_health(s.health, s.alerts)
     for name, user in s.auth.users.items():
         for prefix in [] if isinstance(user, str) else user.datasets:
             try:
@@ -369,6 +406,23 @@ def config_policies(settings: Settings) -> tuple[Policy, ...]:
         return parse_policies(settings.policies, remotes=tuple(settings.replication.remotes))
     except InvalidArgument as exc:
         raise SettingsError(f"config key {exc.param}: {exc.reason}") from None
+def _check_health(h: HealthSettings, a: AlertSettings) -> None:
+    c = h.capacity
+    if not c.warning < c.critical < c.full:
+        raise SettingsError("config key health.capacity: needs warning < critical < full")
+    if h.scrub_schedule is not None:
+        try:
+            Schedule.parse(h.scrub_schedule, "UTC", param="health.scrub_schedule")
+        except InvalidArgument as exc:
+            raise SettingsError(f"config key health.scrub_schedule: {exc.reason}") from None
+    for i, hook in enumerate(a.webhooks):
+        url = urlsplit(hook.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise SettingsError(f"config key alerts.webhooks[{i}].url: must be an http or https URL with a host")
+        for kind in hook.kinds:
+            if kind not in ALERT_KINDS:
+                raise SettingsError(f"config key alerts.webhooks[{i}].kinds: {kind!r} is not an alert kind "
+                                    f"({', '.join(ALERT_KINDS)})")
 
 
 _SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*[= ]\S.*")

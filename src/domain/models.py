@@ -121,6 +121,7 @@ class ScanStatus:
     examined: int | None
     total: int | None
     errors: int | None
+    ended: float | None = None  # when a finished or canceled scan ended (epoch seconds), when zpool says
 
 
 @dataclass(frozen=True, slots=True)

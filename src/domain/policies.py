@@ -257,6 +257,7 @@ class ReplicationTarget:
     retention: RetentionCounts | str = SAME_AS_SOURCE  # counts, SAME_AS_SOURCE or NO_RETENTION
     limit: float | None = None  # MB/s
     compression: str | None = None
+    max_lag: float | None = None  # seconds: the RPO the health check holds the target to (None: twice its interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,8 @@ def _policy_dict(p: Policy) -> dict[str, Any]:
             "remote": t.remote, "destination": str(t.destination),
             "schedule": AFTER_SNAPSHOT if t.after_snapshot else (t.schedule.expression if t.schedule else None),
             "retention": t.retention.to_dict() if isinstance(t.retention, RetentionCounts) else t.retention,
-            "limit": t.limit, "compression": t.compression} for t in p.replicate},
+            "limit": t.limit, "compression": t.compression,
+            **({"max_lag": t.max_lag} if t.max_lag is not None else {})} for t in p.replicate},
         "enabled": p.enabled,
     }
 
@@ -398,7 +400,7 @@ def _limit(raw: object, path: str) -> float | None:
 
 
 def _target(name: str, raw: object, path: str, tz: str, remotes: Collection[str] | None) -> ReplicationTarget:
-    m = _mapping(raw, path, ("remote", "destination", "schedule", "retention", "limit", "compression"))
+    m = _mapping(raw, path, ("remote", "destination", "schedule", "retention", "limit", "compression", "max_lag"))
     for required in ("remote", "destination"):
         if required not in m:
             raise InvalidArgument(f"{path}.{required}", "missing (required)")
@@ -420,7 +422,15 @@ def _target(name: str, raw: object, path: str, tz: str, remotes: Collection[str]
         schedule=schedule, after_snapshot=after,
         retention=_target_retention(m.get("retention", SAME_AS_SOURCE), f"{path}.retention"),
         limit=_limit(m.get("limit"), f"{path}.limit"), compression=compression if compression is None else
-        str(compression))
+        str(compression), max_lag=_max_lag(m.get("max_lag"), f"{path}.max_lag"))
+
+
+def _max_lag(raw: object, path: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw < math.inf:
+        raise InvalidArgument(path, "must be a positive number of seconds, or null")
+    return float(raw)
 
 
 _POLICY_KEYS = ("name", "datasets", "snapshot", "retention", "replicate", "enabled")

@@ -34,9 +34,10 @@ def test_the_job_runner_starts_first_and_stops_after_the_servers_hooks_then_the_
     async def stopping() -> None: ...
 
     app = http_app(container, on_startup=[starting], on_shutdown=[stopping])
-    runner, scheduler = container.job_runner(), container.policy_scheduler()
-    assert list(app.on_startup) == [runner.start, scheduler.start, starting]
-    assert list(app.on_shutdown) == [stopping, scheduler.stop, runner.stop, container.replicas().aclose]
+    runner, scheduler, health = container.job_runner(), container.policy_scheduler(), container.health()
+    assert list(app.on_startup) == [runner.start, scheduler.start, health.start, starting]
+    assert list(app.on_shutdown) == [stopping, health.stop, container.alert_notifier().aclose, scheduler.stop,
+                                     runner.stop, container.replicas().aclose]
 
 
 def test_the_http_services_are_the_containers(container) -> None:

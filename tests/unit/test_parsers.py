@@ -106,6 +106,18 @@ def test_scan_in_progress_line():
     assert (scan.function, scan.state, scan.percent, scan.examined, scan.total) == (
         "scrub", "scanning", 12.5, 524288, 4194304)
     assert scan.errors == 0
+    assert scan.ended is None
+
+
+def test_scan_end_time():
+    """The end of the last finished scan, read as UTC (zpool runs with TZ=UTC): what the scrub age check reads."""
+    from datetime import datetime, timezone
+
+    st = parsers.pool_status(done("zpool-status.txt"), "tp")
+    assert st.scan.ended == datetime(2026, 11, 24, 22, 26, 27, tzinfo=timezone.utc).timestamp()
+    text = "  pool: tp\n state: ONLINE\n  scan: scrub canceled on Sun Dec  6 04:00:00 2026\nconfig:\n"
+    scan = parsers.pool_status(done(stdout=text.encode()), "tp").scan
+    assert scan.state == "canceled" and scan.ended == datetime(2026, 12, 6, 4, tzinfo=timezone.utc).timestamp()
 
 
 def test_scan_without_an_issued_figure_reports_the_scanned_one():

@@ -356,3 +356,19 @@ def test_next_runs_of_a_parsed_policy():
     start = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
     runs = next_runs(policy.snapshot.schedule, start, 3)
     assert [r - start for r in runs] == [timedelta(minutes=30), timedelta(minutes=90), timedelta(minutes=150)]
+
+
+def test_a_target_max_lag_is_read_checked_and_written_back():
+    """`max_lag` (seconds): the RPO the health check holds a target to."""
+    raw = {"name": "m", "datasets": ["tank"], "replicate": {"b": {"remote": "local", "destination": "backup/m",
+                                                                   "max_lag": 7200}}}
+    policy = parse_policy(raw)
+    assert policy.replicate[0].max_lag == 7200.0
+    assert parse_policy(policy.to_dict()) == policy
+    assert "max_lag" not in parse_policy({"name": "m", "datasets": ["tank"], "replicate": {
+        "b": {"remote": "local", "destination": "backup/m"}}}).to_dict()["replicate"]["b"]
+    for bad in (0, -1, True, "1h"):
+        raw["replicate"]["b"]["max_lag"] = bad  # type: ignore[index]
+        with pytest.raises(InvalidArgument) as exc:
+            parse_policy(raw)
+        assert exc.value.param == "policy.replicate.b.max_lag"

@@ -206,3 +206,27 @@ def test_check_config_reports_old_keys(tmp_path):
                        | {"ZFSAPI_STATE_DIR": str(tmp_path / "state")})
     assert r.returncode == 0, r.stderr
     assert "config key server.tcp ignored" in r.stderr and r.stdout.startswith("configuration ok")
+
+
+def test_health_and_alert_settings_are_read_and_checked():
+    s = load_settings(environ={}, overrides={
+        "health": {"interval": 30, "scrub_max_age_days": None, "scrub_schedule": "0 3 * * 0",
+                   "capacity": {"warning": 70, "critical": 85, "full": 97}},
+        "alerts": {"webhooks": [{"url": "https://hooks.example/x?key=s", "kinds": ["pool_health"],
+                                 "min_severity": "critical"}]}})
+    assert s.health.interval == 30 and s.health.scrub_max_age_days is None and s.health.capacity.full == 97
+    assert s.alerts.webhooks[0].kinds == ["pool_health"] and s.alerts.webhooks[0].min_severity == "critical"
+    assert load_settings(environ={}).health.scrub_max_age_days == 35
+    bad = [
+        ({"health": {"capacity": {"warning": 90, "critical": 80}}}, "health.capacity"),
+        ({"health": {"scrub_schedule": "every day"}}, "health.scrub_schedule"),
+        ({"health": {"interval": 1}}, "health.interval"),
+        ({"alerts": {"webhooks": [{"url": "ftp://x/y"}]}}, "alerts.webhooks[0].url"),
+        ({"alerts": {"webhooks": [{"url": "http:///y"}]}}, "alerts.webhooks[0].url"),
+        ({"alerts": {"webhooks": [{"url": "http://x", "kinds": ["disk"]}]}}, "alerts.webhooks[0].kinds"),
+        ({"alerts": {"webhooks": [{"url": "http://x", "min_severity": "info"}]}}, "alerts.webhooks[0].min_severity"),
+    ]
+    for overrides, key in bad:
+        with pytest.raises(SettingsError) as exc:
+            load_settings(environ={}, overrides=overrides)
+        assert f"config key {key}" in str(exc.value), (key, str(exc.value))

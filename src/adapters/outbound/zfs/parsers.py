@@ -158,6 +158,19 @@ _SCAN_PERCENT = re.compile(r"([\d.]+)% done")
 _SCAN_ISSUED = re.compile(r"(\d+)\s*/\s*(\d+)\s+issued")
 _SCAN_SCANNED = re.compile(r"(\d+)\s*/\s*(\d+)\s+scanned")
 _SCAN_ERRORS = re.compile(r"with (\d+) errors")
+_SCAN_ENDED = re.compile(r"\bon ([A-Z][a-z]{2} [A-Z][a-z]{2} \d{1,2} \d{2}:\d{2}:\d{2} \d{4})")
+
+
+def _scan_ended(text: str) -> float | None:
+    """The end of a finished or canceled scan ("... on Tue Nov 24 22:26:27 2026"), in UTC (zpool runs with
+    TZ=UTC); None when the text names none."""
+    m = _SCAN_ENDED.search(text)
+    if not m:
+        return None
+    try:
+        return datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 def _scan(block: str) -> ScanStatus:
@@ -181,7 +194,8 @@ def _scan(block: str) -> ScanStatus:
     if state == "finished":
         percent = 100.0
     errors = int(m.group(1)) if (m := _SCAN_ERRORS.search(text)) else (0 if state == "scanning" else None)
-    return ScanStatus(function, state, percent, examined, total, errors)
+    ended = _scan_ended(text) if state in ("finished", "canceled") else None
+    return ScanStatus(function, state, percent, examined, total, errors, ended)
 
 
 def _sections(text: str) -> dict[str, str]:
