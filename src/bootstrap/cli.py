@@ -513,6 +513,9 @@ def _run(config: uvicorn.Config, sockets: list[socket.socket], reloader: Reloade
     else:
         # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` tidy up
         signal.signal(signal.SIGTERM, _exit_on_signal)
+        # SIGHUP held (not lost, never fatal) until the server's startup installs the reload and unblocks it: one
+        # sent while the app is still starting (its job runner, scheduler, health checks) is applied then
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         Server(config, reloader).run(sockets=sockets)
 
 

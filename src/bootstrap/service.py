@@ -90,6 +90,7 @@ class Server(uvicorn.Server):
         if self.should_exit:  # the app's startup failed
             return
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # held since the start (cli._run): now applied
         interval = watchdog_interval()
         if interval is not None:
             self._watchdog = asyncio.create_task(_watchdog(interval))
