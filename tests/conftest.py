@@ -100,34 +100,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def redis_url():
-    """A real redis-server on a loopback port, for the session; stopped afterwards."""
+def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+    """A redis-server on 127.0.0.1:`port` (no persistence), answering PING within 30 s; the test fails else."""
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is required in CI (apt-get install redis-server)")
         pytest.skip("redis-server not installed; apt-get install redis-server to run these tests")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="zfsapi-redis-")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", workdir],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
-                    break
+                    return proc
         except OSError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
             pytest.fail("redis-server did not start")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real redis-server on a loopback port, for the session; stopped afterwards."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="zfsapi-redis-")
+    proc = start_redis(port, workdir)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)

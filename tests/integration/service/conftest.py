@@ -79,3 +79,20 @@ def rpc(url: str, method: str, params: dict | None = None, token: str | None = N
     headers.update(kw.pop("headers", {}))
     return httpx.post(url, json={"jsonrpc": "2.0", "method": method, "params": params or {}, "id": 1},
                       headers=headers, timeout=30, **kw)
+
+
+def redis_port(redis_url: str) -> int:
+    """The port of the session's redis-server (tests.conftest.redis_url)."""
+    return int(redis_url.rsplit(":", 1)[1].split("/")[0])
+
+
+@pytest.fixture
+async def clients(redis_url: str):
+    """Connections to the test redis-server (flushed first): `clients.append(connect(...))` for more."""
+    from zfsapi.adapters.outbound.state.redis.client import connect
+
+    made = [connect("127.0.0.1", redis_port(redis_url), 0, None)]
+    await made[0].flushdb()
+    yield made
+    for c in made:
+        await c.aclose()

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Iterator
 
 import msgspec
 import pytest
@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from tests.conftest import free_port
 from tests.job_store_contract import OWNER, PROGRESS, T0, JobStoreContract, Stores, ids, make
 from tests.unit.test_job_kinds import OLD, RENDERED
+from .conftest import redis_port
 from zfsapi.adapters.inbound.jsonrpc.job_methods import record
 from zfsapi.adapters.outbound.state.job_codec import decode_job
 from zfsapi.adapters.outbound.state.sqlite.jobs import EmbeddedJobStore
@@ -30,25 +31,13 @@ from zfsapi.domain.errors import ServiceUnavailable
 from zfsapi.domain.jobs import JobState
 
 
-def _port(redis_url: str) -> int:
-    return int(redis_url.rsplit(":", 1)[1].split("/")[0])
-
-
-@pytest.fixture
-async def clients(redis_url: str) -> AsyncIterator[list[Redis]]:
-    """Connections to the test redis-server (flushed first): `clients.append(connect(...))` for more."""
-    made = [connect("127.0.0.1", _port(redis_url), 0, None)]
-    await made[0].flushdb()
-    yield made
-    for c in made:
-        await c.aclose()
 
 
 class TestRedisJobStore(JobStoreContract):
     @pytest.fixture
     def stores(self, clients: list[Redis], redis_url: str) -> Stores:
         def another() -> RedisJobStore:
-            clients.append(connect("127.0.0.1", _port(redis_url), 0, None))
+            clients.append(connect("127.0.0.1", redis_port(redis_url), 0, None))
             return RedisJobStore(clients[-1])
 
         return Stores(RedisJobStore(clients[0]), another(), another)
@@ -182,7 +171,7 @@ class TestTwoWorkers:
                                                                   tmp_path: Path) -> None:
         from tests.unit.test_jobs import ADMIN, Work, runner, until
 
-        for store_a, store_b in ((RedisJobStore(clients[0]), RedisJobStore(connect("127.0.0.1", _port(redis_url),
+        for store_a, store_b in ((RedisJobStore(clients[0]), RedisJobStore(connect("127.0.0.1", redis_port(redis_url),
                                                                                    0, None))),
                                  (EmbeddedJobStore(str(tmp_path)), EmbeddedJobStore(str(tmp_path)))):
             work_a, work_b = Work(), Work()
@@ -222,7 +211,7 @@ async def test_redis_data_written_before_the_owner_and_name_indexes_gets_them_on
                                                "queued-owners", "names", "version")]
     assert set(new_keys) <= await keys(client)
     await client.delete(*new_keys)  # what an older version left: none of these
-    clients.append(connect("127.0.0.1", _port(redis_url), 0, None))
+    clients.append(connect("127.0.0.1", redis_port(redis_url), 0, None))
     store = RedisJobStore(clients[-1])
     with pytest.raises(TooManyJobs) as refused:  # the running and queued jobs count
         await store.add(make("q3", T0 + 3), max_per_owner=3)

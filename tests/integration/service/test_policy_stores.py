@@ -7,42 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import free_port
+from tests.conftest import free_port, start_redis
 from tests.policy_store_contract import NOTE, PolicyStoreContract, Stores, make
+from .conftest import redis_port
 from zfsapi.adapters.outbound.state.redis.client import PREFIX, connect
 from zfsapi.adapters.outbound.state.redis.policies import RedisPolicyStore
 from zfsapi.adapters.outbound.state.sqlite.policies import EmbeddedPolicyStore
 from zfsapi.domain.errors import ServiceUnavailable
 
 
-def _port(redis_url: str) -> int:
-    return int(redis_url.rsplit(":", 1)[1].split("/")[0])
-
-
-@pytest.fixture
-async def clients(redis_url: str) -> AsyncIterator[list[Redis]]:
-    """Connections to the test redis-server (flushed first): `clients.append(connect(...))` for more."""
-    made = [connect("127.0.0.1", _port(redis_url), 0, None)]
-    await made[0].flushdb()
-    yield made
-    for c in made:
-        await c.aclose()
 
 
 def _another(clients: list[Redis], redis_url: str) -> RedisPolicyStore:
-    clients.append(connect("127.0.0.1", _port(redis_url), 0, None))
+    clients.append(connect("127.0.0.1", redis_port(redis_url), 0, None))
     return RedisPolicyStore(clients[-1])
 
 
@@ -94,31 +80,10 @@ async def test_redis_down_is_the_policy_store_unavailable() -> None:
     await client.aclose()
 
 
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    """A redis-server of this test's own (the shared one must stay up), answering PING within 30 s."""
-    binary = shutil.which("redis-server")
-    assert binary is not None  # the redis_url fixture skips or fails without it
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return proc
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("redis-server did not start")
-        time.sleep(0.05)
-
-
 async def test_redis_stopped_is_the_policy_store_unavailable_until_it_is_back(redis_url: str,
                                                                               tmp_path: Path) -> None:
     port = free_port()
-    proc = _start_redis(port, tmp_path)
+    proc = start_redis(port, str(tmp_path))
     client = connect("127.0.0.1", port, 0, None)
     store = RedisPolicyStore(client)
     try:
@@ -131,7 +96,7 @@ async def test_redis_stopped_is_the_policy_store_unavailable_until_it_is_back(re
         assert down.value.service == "policy store"
         with pytest.raises(ServiceUnavailable):
             await store.get("home")
-        proc = _start_redis(port, tmp_path)  # back, empty (no persistence): the same client works again
+        proc = start_redis(port, str(tmp_path))  # back, empty (no persistence): the same client works again
         assert await store.get("home") is None
         assert await store.claim_slot("home:snapshot", "2026-12-06T05:00:00Z")
     finally:

@@ -11,8 +11,8 @@ import tempfile
 
 from zfsapi.adapters.outbound.send_file_dirs import PARTIAL, check_path, file_errors, open_in
 from zfsapi.adapters.outbound.zfs.executor import Pipeline
-from zfsapi.adapters.outbound.zfs.pipelines import COMPRESSORS, _mark
-from zfsapi.domain.errors import AlreadyExists, ZfsCommandFailed, ZfsUnavailable
+from zfsapi.adapters.outbound.zfs.pipelines import COMPRESSORS, publish_send_file
+from zfsapi.domain.errors import ZfsCommandFailed, ZfsUnavailable
 from zfsapi.domain.transfer import Compression
 
 READ_SIZE = 1 << 20
@@ -33,14 +33,7 @@ def write_send_file(pipeline: Pipeline | None, stream: bytes, path: str, root: s
             view = memoryview(body)
             while view:
                 view = view[os.write(fd, view):]
-        if mark is not None:
-            _mark(fd, mark, len(body), digest)
-        try:
-            with file_errors("output_file", path, "write"):
-                os.fsync(fd)
-                os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
-        except FileExistsError:
-            raise AlreadyExists("file", path) from None
+        publish_send_file(fd, partial_path, path, mark, len(body), digest)
         return len(body), digest
     finally:
         os.close(fd)

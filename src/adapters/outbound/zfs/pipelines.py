@@ -155,14 +155,7 @@ class ZfsPipelines:
             _checked(pipeline.reap(), spec.snapshot.value, "snapshot")
             if pipeline.killed:
                 raise ZfsCommandFailed(pipeline.children[0].argv, -9, "cancelled")
-            if mark is not None:
-                _mark(fd, mark, size, digest.hexdigest())
-            try:
-                with file_errors("output_file", path, "write"):
-                    os.fsync(fd)
-                    os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
-            except FileExistsError:
-                raise AlreadyExists("file", path) from None
+            publish_send_file(fd, partial_path, path, mark, size, digest.hexdigest())
             ok = True
             return size, digest.hexdigest()
         finally:
@@ -213,6 +206,20 @@ class ZfsPipelines:
 
 # A complete send file's record of what wrote it: "<job id> <size> <mtime ns> <sha256 hex>"
 SENT_MARK = "user.zfsapi.sent"
+
+
+def publish_send_file(fd: int, partial_path: str, path: str, mark: str | None, size: int, digest: str) -> None:
+    """A send file written whole under its hidden partial name becomes `path`: marked as `mark`'s (when given),
+    synced, then linked under its name, never replacing a file made there meanwhile (AlreadyExists). The partial
+    name is the caller's to remove."""
+    if mark is not None:
+        _mark(fd, mark, size, digest)
+    try:
+        with file_errors("output_file", path, "write"):
+            os.fsync(fd)
+            os.link(partial_path, path, follow_symlinks=False)  # never replaces a file made meanwhile
+    except FileExistsError:
+        raise AlreadyExists("file", path) from None
 
 
 def _mark(fd: int, mark: str, size: int, digest: str) -> None:
