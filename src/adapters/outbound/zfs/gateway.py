@@ -32,6 +32,7 @@ from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.transfer import ResumeToken, ResumeTokenContents, SendSpec
 
 from . import commands, parsers
+from .batching import SpaceBatcher
 from .executor import Completed, ZfsExecutor
 
 _GUID = PropertyName.parse("guid")
@@ -43,6 +44,7 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     def __init__(self, executor: ZfsExecutor) -> None:
         self._exec = executor
         self._version: tuple[int, int] | None = None
+        self._space = SpaceBatcher(executor.read)
 
     async def _ok(self, argv: list[str], *, name: str, kind: str = "dataset") -> Completed:
         return self._checked(await self._exec.run(argv), name=name, kind=kind)
@@ -105,7 +107,8 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         await self._ok(commands.set_property(name, prop, value), name=name.value)
 
     async def get_space(self, name: DatasetName) -> SpaceUsage:
-        return parsers.space(await self._read(commands.space(name), name=name.value))
+        """Concurrent calls (a JSON-RPC batch) share one `zfs list` child; see batching.SpaceBatcher."""
+        return await self._space.get(name)
 
     async def _change(self, argv: list[str], *, name: str, unchanged: str) -> bool:
         """Run a state change; False when stderr says the state was already so (`unchanged` text)."""

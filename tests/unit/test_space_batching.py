@@ -1,0 +1,92 @@
+"""Concurrent get_space calls share one `zfs list` child; each waiter gets what a single call would."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from zfsapi.adapters.outbound.zfs import commands, parsers
+from zfsapi.adapters.outbound.zfs.executor import Completed
+from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
+from zfsapi.domain.errors import NotFound, ZfsUnavailable
+from zfsapi.domain.names import DatasetName
+
+MISSING = "tank/missing"
+
+
+class FakeExecutor:
+    """Answers `zfs list ... names`: a row per existing name, `cannot open` on stderr for a missing one."""
+
+    def __init__(self, stderr_extra: str = "") -> None:
+        self.children: list[list[str]] = []
+        self.extra = stderr_extra
+
+    async def read(self, argv: list[str]) -> Completed:
+        self.children.append(argv)
+        await asyncio.sleep(0)
+        names = argv[6:]
+        out = "".join(f"{n}\t1\t2\t3\t4\t5\t6\n" for n in names if n != MISSING)
+        err = "".join(f"cannot open '{n}': dataset does not exist\n" for n in names if n == MISSING) + self.extra
+        return Completed(argv, 1 if err else 0, out.encode(), err)
+
+
+def gateway(fake: FakeExecutor) -> ZfsCliGateway:
+    return ZfsCliGateway(fake)  # type: ignore[arg-type]
+
+
+async def test_one_call_keeps_the_single_argv() -> None:
+    fake = FakeExecutor()
+    space = await gateway(fake).get_space(DatasetName("tank/a"))
+    assert fake.children == [commands.space(DatasetName("tank/a"))]
+    assert space.name == "tank/a"
+
+
+async def test_fifty_concurrent_calls_run_one_child() -> None:
+    fake = FakeExecutor()
+    names = [f"tank/d{i}" for i in range(50)] + ["tank/d3"]
+    gw = gateway(fake)
+    spaces = await asyncio.gather(*(gw.get_space(DatasetName(n)) for n in names))
+    assert len(fake.children) == 1
+    assert [s.name for s in spaces] == names
+
+
+async def test_a_missing_one_gets_the_single_calls_error_the_rest_succeed() -> None:
+    fake = FakeExecutor()
+    gw = gateway(fake)
+    got: list[Any] = await asyncio.gather(
+        gw.get_space(DatasetName("tank/a")), gw.get_space(DatasetName(MISSING)), gw.get_space(DatasetName("tank/b")),
+        return_exceptions=True,
+    )
+    assert len(fake.children) == 1
+    assert [got[0].name, got[2].name] == ["tank/a", "tank/b"]
+    single = await fake.read(commands.space(DatasetName(MISSING)))
+    expected = parsers.classify(single, name=MISSING)
+    assert isinstance(got[1], NotFound)
+    assert (str(got[1]), vars(got[1])) == (str(expected), vars(expected))
+
+
+async def test_an_unnamed_failure_reaches_every_waiter_without_a_row() -> None:
+    fake = FakeExecutor("The ZFS modules are not loaded.\n")
+    gw = gateway(fake)
+    got = await asyncio.gather(*(gw.get_space(DatasetName(n)) for n in ("tank/a", MISSING)), return_exceptions=True)
+    assert got[0].name == "tank/a"  # type: ignore[union-attr]
+    assert isinstance(got[1], NotFound)
+
+    class Empty(FakeExecutor):
+        async def read(self, argv: list[str]) -> Completed:
+            self.children.append(argv)
+            return Completed(argv, 1, b"", "The ZFS modules are not loaded.\n")
+
+    gw2 = gateway(Empty())
+    errs = await asyncio.gather(*(gw2.get_space(DatasetName(n)) for n in ("tank/a", "tank/b")), return_exceptions=True)
+    assert all(isinstance(e, ZfsUnavailable) for e in errs)
+
+
+@pytest.mark.parametrize("count", [450])
+async def test_many_names_split_into_bounded_children(count: int) -> None:
+    fake = FakeExecutor()
+    gw = gateway(fake)
+    spaces = await asyncio.gather(*(gw.get_space(DatasetName(f"tank/d{i}")) for i in range(count)))
+    assert len(spaces) == count and len(fake.children) == 3
