@@ -7,6 +7,7 @@ works under its own fresh root dataset (`z.root`, not yet created)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -201,6 +202,15 @@ class ZfsPortContract:
             with pytest.raises(NotFound) as missing:
                 await call
             assert (missing.value.kind, missing.value.name) == ("dataset", f"{z.root}/zz")
+
+    async def test_space_of_several_at_once(self, z: Subject) -> None:
+        """Concurrent get_space calls (one zfs list child on ZFS) still answer each name on its own."""
+        await z.tree("kid")
+        names = [z.root, z.ds("kid"), z.ds("zz"), z.root]
+        got = await asyncio.gather(*(z.port.get_space(n) for n in names), return_exceptions=True)
+        assert [type(g).__name__ for g in got] == ["SpaceUsage", "SpaceUsage", "NotFound", "SpaceUsage"]
+        assert [g.name for g in got] == [z.root.value, f"{z.root}/kid", f"{z.root}/zz", z.root.value]
+        assert isinstance(got[2], NotFound) and (got[2].kind, got[2].name) == ("dataset", f"{z.root}/zz")
 
     async def test_volumes(self, z: Subject) -> None:
         await z.tree()
