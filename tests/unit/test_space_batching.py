@@ -90,3 +90,28 @@ async def test_many_names_split_into_bounded_children(count: int) -> None:
     gw = gateway(fake)
     spaces = await asyncio.gather(*(gw.get_space(DatasetName(f"tank/d{i}")) for i in range(count)))
     assert len(spaces) == count and len(fake.children) == 3
+
+
+async def test_a_json_rpc_batch_runs_one_child_and_fails_only_the_missing_entry() -> None:
+    import msgspec
+    from dependency_injector import providers
+
+    from bench.common import asgi_post
+    from zfsapi.adapters.inbound.http.peer import Peer
+    from zfsapi.bootstrap import build_container, load_settings
+    from zfsapi.bootstrap.lifecycle import http_app
+
+    fake = FakeExecutor()
+    container = build_container(load_settings(environ={}, overrides={}))
+    container.local_peer.override(providers.Object(lambda scope: Peer(0, "tcp")))
+    container.zfs.override(providers.Object(gateway(fake)))
+    app = http_app(container)
+    names = [f"tank/d{i}" for i in range(10)] + [MISSING]
+    body = msgspec.json.encode([
+        {"jsonrpc": "2.0", "method": "dataset_get_space", "params": {"dataset": n}, "id": i}
+        for i, n in enumerate(names)])
+    status, out = await asgi_post(app, body)
+    replies = {r["id"]: r for r in msgspec.json.decode(out)}
+    assert status == 200 and len(fake.children) == 1
+    assert [replies[i]["result"]["dataset"] for i in range(10)] == names[:10]
+    assert replies[10]["error"]["code"] == -32010
