@@ -24,6 +24,7 @@ class SpaceBatcher:
     def __init__(self, read: Callable[[list[str]], Awaitable[Completed]]) -> None:
         self._read = read
         self._pending: list[tuple[DatasetName, asyncio.Future[SpaceUsage]]] = []
+        self._running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
 
     async def get(self, name: DatasetName) -> SpaceUsage:
         future: asyncio.Future[SpaceUsage] = asyncio.get_running_loop().create_future()
@@ -35,7 +36,9 @@ class SpaceBatcher:
     def _drain(self) -> None:
         taken, self._pending = self._pending, []
         for start in range(0, len(taken), MAX_NAMES):
-            asyncio.ensure_future(self._run(taken[start:start + MAX_NAMES]))
+            task = asyncio.ensure_future(self._run(taken[start:start + MAX_NAMES]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _run(self, waiters: list[tuple[DatasetName, asyncio.Future[SpaceUsage]]]) -> None:
         names = list(dict.fromkeys(n.value for n, _ in waiters))
