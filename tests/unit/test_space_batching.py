@@ -96,7 +96,7 @@ async def test_a_json_rpc_batch_runs_one_child_and_fails_only_the_missing_entry(
     import msgspec
     from dependency_injector import providers
 
-    from bench.common import asgi_post
+    from tests.conftest import http_client
     from zfsapi.adapters.inbound.http.peer import Peer
     from zfsapi.bootstrap import build_container, load_settings
     from zfsapi.bootstrap.lifecycle import http_app
@@ -110,8 +110,9 @@ async def test_a_json_rpc_batch_runs_one_child_and_fails_only_the_missing_entry(
     body = msgspec.json.encode([
         {"jsonrpc": "2.0", "method": "dataset_get_space", "params": {"dataset": n}, "id": i}
         for i, n in enumerate(names)])
-    status, out = await asgi_post(app, body)
-    replies = {r["id"]: r for r in msgspec.json.decode(out)}
-    assert status == 200 and len(fake.children) == 1
+    async with http_client(app) as client:
+        answer = await client.post("/", content=body, headers={"content-type": "application/json"})
+    replies = {r["id"]: r for r in msgspec.json.decode(answer.content)}
+    assert answer.status_code == 200 and len(fake.children) == 1
     assert [replies[i]["result"]["dataset"] for i in range(10)] == names[:10]
     assert replies[10]["error"]["code"] == -32010
