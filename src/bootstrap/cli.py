@@ -150,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--url", help=f"the server (default: from the config's server.http, else {DEFAULT_URL})")
         command.add_argument("--config", help=CONFIG_HELP + " (read for the default URL)")
     sub.choices["login"].add_argument("--user", required=True, help="the user to log in as")
+    _jobs_parser(sub)
+    _policy_parser(sub)
+    completion = _command(sub, "completion", "print a shell completion script (commands, options and method "
+                                             "names), e.g. `zfsapi completion bash > /etc/bash_completion.d/zfsapi`")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    _user_parser(sub)
+    return parser
+
+
+def _jobs_parser(sub: Any) -> None:
+    """`zfsapi jobs [list | get ID | cancel ID | watch ID]`, the server options before or after the subcommand."""
     jobs = _client_command(sub, "jobs", "list, show, cancel or follow jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command")
     # `zfsapi jobs` alone lists (a subcommand's own values replace these)
@@ -165,10 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("job_id")
         _client_options(command, inherited=True)
     jobs_sub.choices["watch"].add_argument("--detach", action="store_true", help=DETACH_HELP)
-    _policy_parser(sub)
-    completion = _command(sub, "completion", "print a shell completion script (commands, options and method "
-                                             "names), e.g. `zfsapi completion bash > /etc/bash_completion.d/zfsapi`")
-    completion.add_argument("shell", choices=["bash", "zsh"])
+
+
+def _user_parser(sub: Any) -> None:
+    """`zfsapi user add|list|remove|passwd|set-role`: the config file's users, edited in place."""
     user = _command(sub, "user", "manage users in the config file (a running server applies it on SIGHUP)")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = _command(user_sub, "add", "add or replace a user (password read without echo or from stdin)")
@@ -190,7 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (add, *user_sub.choices.values()):
         if not any(a.dest == "config" for a in command._actions):
             command.add_argument("--config", help=CONFIG_HELP + " (to edit)")
-    return parser
 
 
 def _output_option(parser: argparse.ArgumentParser) -> None:
