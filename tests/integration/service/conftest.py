@@ -4,6 +4,7 @@ No ZFS needed: these run on the host, the ZFS suite runs in the test-host guest.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,3 +97,22 @@ async def clients(redis_url: str):
     yield made
     for c in made:
         await c.aclose()
+
+
+def log_entries(log: Path) -> list[dict]:
+    """The JSON lines of a server's log."""
+    return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+
+
+def serve_process(tmp_path: Path, *args: str, env: dict[str, str], cwd: Path | None = None):
+    """`python -m zfsapi serve --port 0 ARGS` logging to tmp_path/serve.log (truncated), once its `listening`
+    line has come (60 s at most: the machine may be busy): (process, log, url). The caller stops it."""
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--port", "0", *args], env=env, cwd=cwd,
+                                stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not (url := next((e["url"] for e in log_entries(log) if e.get("msg") == "listening"), None)):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return proc, log, url

@@ -5,15 +5,15 @@ script, run with such a venv against a real `zfsapi serve`, passes while the ser
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
+
+from .conftest import serve_process
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -34,22 +34,11 @@ def test_the_healthcheck_program_is_made_by_the_dockerfile_and_the_check_tells_h
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True, timeout=120)
     python = tmp_path / "venv" / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")}
-    log = tmp_path / "serve.log"
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"state_dir: {tmp_path}/state\nzfs: {{zfs: /nonexistent/zfs, zpool: /nonexistent/zpool}}\n")
     for simulate, healthy in ((["--simulate"], True), ([], False)):
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--config", str(cfg), "--port", "0",
-                                     *simulate], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc, _, url = serve_process(tmp_path, "--config", str(cfg), *simulate, env=env)
         try:
-            deadline = time.monotonic() + 60
-            url = None
-            while url is None:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                for line in log.read_text().splitlines():
-                    if line.startswith("{") and json.loads(line).get("msg") == "listening":
-                        url = json.loads(line)["url"]
-                time.sleep(0.1)
             check = subprocess.run([str(python), "-c", script.replace(f"127.0.0.1:{port}", url.split("//")[1])],
                                    capture_output=True, text=True, timeout=60)
             assert (check.returncode == 0) is healthy, (simulate, check.returncode, check.stderr[-500:])

@@ -10,36 +10,22 @@ import time
 
 import httpx
 
+from .conftest import log_entries, serve_process
+
 
 def test_port_0_picks_a_free_port_and_logs_it(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"state_dir: {tmp_path}/state\nzfs: {{zfs: /nonexistent/zfs, zpool: /nonexistent/zpool}}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")}
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--config", str(cfg), "--port", "0"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, log, url = serve_process(tmp_path, "--config", str(cfg), env=env)
     try:
-        deadline = time.monotonic() + 60  # generous: the machine may be busy
-        url = None
-        while url is None:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            for line in log.read_text().splitlines():
-                if line.startswith("{") and json.loads(line).get("msg") == "listening":
-                    url = json.loads(line)["url"]
-            time.sleep(0.1)
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
         r = httpx.post(url + "/", json={"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}, timeout=30)
         assert r.status_code == 200 and r.json()["result"]["openrpc"]
-        entries = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-        assert any(e.get("msg") == "configuration" and e.get("config") == str(cfg) for e in entries)
+        assert any(e.get("msg") == "configuration" and e.get("config") == str(cfg) for e in log_entries(log))
     finally:
         proc.terminate()
         proc.wait(30)
-
-
-def _log_entries(log):
-    return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
 
 
 def test_a_reload_finds_a_config_written_after_the_start(tmp_path):
@@ -51,21 +37,15 @@ def test_a_reload_finds_a_config_written_after_the_start(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")} | {
         "ZFSAPI_STATE_DIR": str(tmp_path / "state"), "ZFSAPI_ZFS__ZFS": "/nonexistent/zfs"}
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--port", "0"], env=env, cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT)
+    proc, log, url = serve_process(tmp_path, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 60
     try:
-        deadline = time.monotonic() + 60
-        while not (url := next((e["url"] for e in _log_entries(log) if e.get("msg") == "listening"), None)):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        assert any(e.get("config") == "built-in defaults" for e in _log_entries(log))
+        assert any(e.get("config") == "built-in defaults" for e in log_entries(log))
         digest = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("alice-pw")
         (tmp_path / "config.yaml").write_text(f"auth:\n  users:\n    alice: {{password_hash: '{digest}', "
                                               "role: admin}\n")
         proc.send_signal(signal.SIGHUP)
-        while not (done := [e for e in _log_entries(log) if e.get("msg") == "configuration reloaded"]):
+        while not (done := [e for e in log_entries(log) if e.get("msg") == "configuration reloaded"]):
             assert proc.poll() is None and time.monotonic() < deadline + 60, log.read_text()
             time.sleep(0.1)
         assert (done[0]["config"], done[0]["users"]) == ("config.yaml", 1), done
@@ -89,20 +69,13 @@ def test_login_saves_a_token_that_later_commands_use_until_logout(tmp_path):
                    "role: admin}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")} | {
         "XDG_CONFIG_HOME": str(tmp_path / "home")}
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--config", str(cfg), "--port", "0"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, log, url = serve_process(tmp_path, "--config", str(cfg), env=env)
 
     def zfsapi(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "zfsapi", *args], input=stdin, text=True, capture_output=True,
                               timeout=120, env=env, cwd=tmp_path)
 
     try:
-        deadline = time.monotonic() + 60
-        while not (url := next((e["url"] for e in _log_entries(log) if e.get("msg") == "listening"), None)):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
         r = zfsapi("call", "--url", url, "job_list")
         assert r.returncode == 1 and "(code -32001)" in r.stderr, r.stderr  # no token, no passwordless access
         r = zfsapi("login", "--url", url, "--user", "alice", stdin="wrong\n")

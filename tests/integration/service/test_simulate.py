@@ -14,22 +14,13 @@ import time
 
 import httpx
 
-
-def _entries(log):
-    return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+from .conftest import log_entries, serve_process
 
 
 def _start(tmp_path, *args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFSAPI_")} | {
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **(env_extra or {})}
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "zfsapi", "serve", "--port", "0", *args], env=env,
-                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60  # generous: the machine may be busy
-    while not (url := next((e["url"] for e in _entries(log) if e.get("msg") == "listening"), None)):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
+    proc, log, url = serve_process(tmp_path, *args, env=env, cwd=tmp_path)
     return proc, log, url, env
 
 
@@ -42,7 +33,7 @@ def test_the_quick_start_walk_on_a_simulated_zfs(tmp_path):
     started = time.monotonic()
     proc, log, url, env = _start(tmp_path, "--simulate")
     try:
-        warnings = [e for e in _entries(log) if e["level"] == "WARNING"]
+        warnings = [e for e in log_entries(log) if e["level"] == "WARNING"]
         assert warnings[0]["msg"].startswith("SIMULATED ZFS: pools tank and backup"), warnings
         state_dir = re.search(r"kept in (\S+),", warnings[0]["msg"]).group(1)
         health = httpx.get(url + "/health", timeout=30)
@@ -64,7 +55,7 @@ def test_the_quick_start_walk_on_a_simulated_zfs(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
-    entries = _entries(log)
+    entries = log_entries(log)
     assert entries and all(e.get("simulated") is True for e in entries), [e for e in entries if not e.get("simulated")]
     assert not os.path.exists(state_dir)  # nothing of it outlives the process
 
@@ -79,7 +70,7 @@ def test_a_server_without_zfs_says_so_once_and_starts(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
-    entries = _entries(log)
+    entries = log_entries(log)
     said = [e for e in entries if "--simulate" in e["msg"]]
     assert len(said) == 1 and said[0]["level"] == "WARNING", entries
     assert said[0]["missing"] == ["/nonexistent/zfs", "/nonexistent/zpool"]
