@@ -139,3 +139,42 @@ async def test_a_gathering_read_whose_callers_all_left_never_starts():
     await first
     await settle()
     assert len(children.started) == 1 and children.killed == []
+
+
+async def test_sharers_asking_again_at_once_share_the_next_child():
+    """Eight callers each asking again as soon as they have their result: one child per round for all eight (the
+    next read waits until the hand-out is over), not one for the first and one for the other seven."""
+    children = FakeChildren()
+    coalescer = Coalescer(children.run)
+
+    async def twice() -> tuple[Completed, Completed]:
+        first = await coalescer.run(LIST)
+        return first, await coalescer.run(LIST)
+
+    callers = [asyncio.create_task(twice()) for _ in range(8)]
+    await settle()
+    old = children.release(0, b"before\n")
+    await settle()
+    assert len(children.started) == 2
+    new = children.release(1, b"after\n")
+    await settle()
+    assert len(children.started) == 2 and all(task.done() for task in callers)
+    assert [task.result() for task in callers] == [(old, new)] * 8
+
+
+async def test_a_long_hand_out_lets_the_next_child_start_before_it_ends():
+    """The next read does not wait for the whole hand-out when handing out lasts longer than the child ran: with
+    50 sharers (one resumed per loop turn) the next child starts while some still wait for their result."""
+    children = FakeChildren()
+    coalescer = Coalescer(children.run)
+    first = reads(coalescer, 50)
+    await settle()
+    children.release(0, b"before\n")
+    late = reads(coalescer, 1)
+    for _ in range(1000):  # loop turns, checking after each one
+        await asyncio.sleep(0)
+        if len(children.started) == 2:
+            break
+    assert len(children.started) == 2 and not all(task.done() for task in first)
+    children.release(1, b"after\n")
+    await asyncio.gather(*first, *late)

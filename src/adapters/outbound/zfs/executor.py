@@ -339,7 +339,8 @@ class Coalescer:
     """Identical read-only commands in flight share one child, and nobody gets data older than their request.
 
     A caller joins a read only if that read has not started yet: callers that arrive while a read runs wait
-    for it to end and then share the next one, so each key has at most one read running and one gathering.
+    for it to end and then share the next one, so each key has at most one read running and one gathering. The
+    next one starts when the sharers of the last have their results (see `_fly`).
     An error reaches every sharer; a sharer cancelled leaves the read to the others (the last one out cancels
     it, which kills its child).
 
@@ -380,24 +381,42 @@ class Coalescer:
         finally:
             if self._gathering.get(key) is flight:
                 del self._gathering[key]
-        ended = self._running[key] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        ended = self._running[key] = loop.create_future()
+        started = loop.time()
         try:
             done: Completed | Exception = await self._run(list(key))
         except Exception as exc:
             done = exc
-        finally:  # the next read may start now, while this one's sharers resume
-            if self._running.get(key) is ended:
-                del self._running[key]
-            ended.set_result(None)
-        while flight.waiters:  # those not handed out yet (a sharer cancelled meanwhile removes itself)
-            waiter = flight.waiters.pop(0)
-            if waiter.done():  # cancelled; its caller has not run its handler yet
-                continue
-            if isinstance(done, Exception):
-                waiter.set_exception(done)
-            else:
-                waiter.set_result(done)
+        except BaseException:
+            self._end(key, ended)
+            raise
+        # The next read starts once every sharer has its result and has had one more loop turn to ask again, so
+        # sharers asking again at once share one child (at 8 callers: one child each round for all 8, not one for
+        # the first and one for the other 7), or once handing out has lasted as long as the child ran (with 200
+        # sharers the next child overlaps the hand-out).
+        timer = loop.call_later(loop.time() - started, self._end, key, ended)
+        try:
+            while flight.waiters:  # those not handed out yet (a sharer cancelled meanwhile removes itself)
+                waiter = flight.waiters.pop(0)
+                if waiter.done():  # cancelled; its caller has not run its handler yet
+                    continue
+                if isinstance(done, Exception):
+                    waiter.set_exception(done)
+                else:
+                    waiter.set_result(done)
+                await asyncio.sleep(0)
             await asyncio.sleep(0)
+        finally:
+            timer.cancel()
+            self._end(key, ended)
+
+    def _end(self, key: tuple[str, ...], ended: asyncio.Future[None]) -> None:
+        """Let the next read of `key` start."""
+        if self._running.get(key) is ended:
+            del self._running[key]
+        if not ended.done():
+            ended.set_result(None)
 
 
 class ZfsExecutor:
