@@ -212,6 +212,25 @@ class ZfsPortContract:
         assert [g.name for g in got] == [z.root.value, f"{z.root}/kid", f"{z.root}/zz", z.root.value]
         assert isinstance(got[2], NotFound) and (got[2].kind, got[2].name) == ("dataset", f"{z.root}/zz")
 
+    async def test_properties_of_several_at_once(self, z: Subject) -> None:
+        """Concurrent get_properties calls (one zfs get child per property asked, on ZFS) answer each name exactly
+        as a single call does: the same entries, a missing one its own NotFound while the rest succeed."""
+        await z.tree("kid")
+        await z.snapshots("kid@s")
+        names: list[DatasetName | SnapshotName] = [z.root, z.ds("kid"), z.snap("kid@s"), z.ds("zz"), z.ds("kid")]
+        for prop in (PropertyName("compression"), PropertyName("volsize"), PropertyName(NOTE), None):
+            single = []
+            for name in names:
+                try:
+                    single.append(await z.port.get_properties(name, property=prop))
+                except NotFound as exc:
+                    single.append(exc)
+            got = await asyncio.gather(*(z.port.get_properties(n, property=prop) for n in names),
+                                       return_exceptions=True)
+            assert [type(g).__name__ for g in got] == [type(s).__name__ for s in single]
+            assert got[:3] + got[4:] == single[:3] + single[4:], prop
+            assert isinstance(got[3], NotFound) and (got[3].kind, got[3].name) == ("dataset", f"{z.root}/zz")
+
     async def test_volumes(self, z: Subject) -> None:
         await z.tree()
         await z.port.create_volume(z.ds("vol"), size_bytes=1_000_000, properties={}, sparse=False)

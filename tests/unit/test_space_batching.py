@@ -11,7 +11,8 @@ from zfsapi.adapters.outbound.zfs import commands, parsers
 from zfsapi.adapters.outbound.zfs.executor import Completed
 from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
 from zfsapi.domain.errors import NotFound, ZfsUnavailable
-from zfsapi.domain.names import DatasetName
+from zfsapi.domain.models import PropertyEntry
+from zfsapi.domain.names import DatasetName, PropertyName, SnapshotName
 
 MISSING = "tank/missing"
 
@@ -116,3 +117,43 @@ async def test_a_json_rpc_batch_runs_one_child_and_fails_only_the_missing_entry(
     assert answer.status_code == 200 and len(fake.children) == 1
     assert [replies[i]["result"]["dataset"] for i in range(10)] == names[:10]
     assert replies[10]["error"]["code"] == -32010
+
+
+class FakeGet:
+    """Answers `zfs get -H -p -o [name,]property,value,source <prop> names`: one row per existing name."""
+
+    def __init__(self) -> None:
+        self.children: list[list[str]] = []
+
+    async def read(self, argv: list[str]) -> Completed:
+        self.children.append(argv)
+        await asyncio.sleep(0)
+        named, prop, names = argv[5].startswith("name,"), argv[6], argv[7:]
+        out = "".join(("%s\t" % n if named else "") + f"{prop}\tlz4\tlocal\n" for n in names if n != MISSING)
+        err = "".join(f"cannot open '{n}': dataset does not exist\n" for n in names if n == MISSING)
+        return Completed(argv, 1 if err else 0, out.encode(), err)
+
+
+async def test_properties_one_call_keeps_the_single_argv_and_a_batch_runs_one_child() -> None:
+    fake = FakeGet()
+    gw = ZfsCliGateway(fake)  # type: ignore[arg-type]
+    prop = PropertyName("compression")
+    alone = await gw.get_properties(DatasetName("tank/a"), property=prop)
+    assert fake.children == [commands.get(DatasetName("tank/a"), prop)]
+    assert alone == {"compression": PropertyEntry("lz4", "local")}
+    names = ["tank/a", MISSING, "tank/a@s", "tank/b"]
+    got: list[Any] = await asyncio.gather(
+        *(gw.get_properties(SnapshotName.parse(n) if "@" in n else DatasetName(n), property=prop) for n in names),
+        return_exceptions=True)
+    assert fake.children[1:] == [["zfs", "get", "-H", "-p", "-o", "name,property,value,source", "compression",
+                                  *names]]
+    assert [got[0], got[2], got[3]] == [alone] * 3
+    assert isinstance(got[1], NotFound) and got[1].name == MISSING
+
+
+async def test_properties_asked_differently_run_one_child_per_property() -> None:
+    fake = FakeGet()
+    gw = ZfsCliGateway(fake)  # type: ignore[arg-type]
+    await asyncio.gather(*(gw.get_properties(DatasetName(f"tank/d{i}"), property=PropertyName(p))
+                           for i in range(3) for p in ("compression", "quota")))
+    assert sorted(argv[6] for argv in fake.children) == ["compression", "quota"]

@@ -1,51 +1,61 @@
-"""One `zfs list` child for the space of many datasets asked at once (a JSON-RPC batch runs its entries
-concurrently): names asked before the drain task runs (the same event-loop turn) share one child, and each
-waiter still gets exactly the row or error a single call would give."""
+"""One child for a read of many datasets asked at once (a JSON-RPC batch runs its entries concurrently): the
+space (`zfs list -o <space> a b c`) or the properties (`zfs get <props> a b c`) of the names asked before the
+drain task runs (the same event-loop turn) share one child per key (the property asked), and each waiter still
+gets exactly the result or error a single call would give. A single name runs the single call's argv."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
-from zfsapi.domain.models import SpaceUsage
-from zfsapi.domain.names import DatasetName
+from zfsapi.domain.models import PropertyEntry, SpaceUsage
+from zfsapi.domain.names import PropertyName
 
 from . import commands, parsers
 from .executor import Completed
 
 MAX_NAMES = 200  # names per child: bounds the argv
 _CANNOT = re.compile(r"^cannot open '([^']*)'")
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
-class SpaceBatcher:
-    """Coalesces concurrent get_space calls into `zfs list -H -p -o <space> a b c ...` children."""
+class Batcher(Generic[K, T]):
+    """Coalesces concurrent reads with the same key into children of at most MAX_NAMES names.
 
-    def __init__(self, read: Callable[[list[str]], Awaitable[Completed]]) -> None:
-        self._read = read
-        self._pending: list[tuple[DatasetName, asyncio.Future[SpaceUsage]]] = []
+    `argv(key, names)` is the command for those names (for one name: exactly the single call's);
+    `parse_one(done)` reads a single call's output, `parse_many(done)` a several-name one's rows by name."""
+
+    def __init__(self, read: Callable[[list[str]], Awaitable[Completed]],
+                 argv: Callable[[K, list[str]], list[str]], parse_one: Callable[[Completed], T],
+                 parse_many: Callable[[Completed], dict[str, T]]) -> None:
+        self._read, self._argv, self._one, self._many = read, argv, parse_one, parse_many
+        self._pending: dict[K, list[tuple[str, asyncio.Future[T]]]] = {}
         self._running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
 
-    async def get(self, name: DatasetName) -> SpaceUsage:
-        future: asyncio.Future[SpaceUsage] = asyncio.get_running_loop().create_future()
+    async def get(self, key: K, name: str) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self._drain)
-        self._pending.append((name, future))
+            loop.call_soon(self._drain)
+        self._pending.setdefault(key, []).append((name, future))
         return await future
 
     def _drain(self) -> None:
-        taken, self._pending = self._pending, []
-        for start in range(0, len(taken), MAX_NAMES):
-            task = asyncio.ensure_future(self._run(taken[start:start + MAX_NAMES]))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+        taken, self._pending = self._pending, {}
+        for key, waiters in taken.items():
+            for start in range(0, len(waiters), MAX_NAMES):
+                task = asyncio.ensure_future(self._run(key, waiters[start:start + MAX_NAMES]))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
 
-    async def _run(self, waiters: list[tuple[DatasetName, asyncio.Future[SpaceUsage]]]) -> None:
-        names = list(dict.fromkeys(n.value for n, _ in waiters))
-        argv = commands.space(waiters[0][0])[:-1] + names
+    async def _run(self, key: K, waiters: list[tuple[str, asyncio.Future[T]]]) -> None:
+        names = list(dict.fromkeys(name for name, _ in waiters))
         try:
-            done = await self._read(argv)
-            results = split(done, names)
+            done = await self._read(self._argv(key, names))
+            results = self._split(done, names)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
             for _, future in waiters:
                 if not future.done():
@@ -53,31 +63,54 @@ class SpaceBatcher:
             return
         for name, future in waiters:
             if not future.done():
-                outcome = results[name.value]
-                if isinstance(outcome, SpaceUsage):
-                    future.set_result(outcome)
-                else:
+                outcome = results[name]
+                if isinstance(outcome, Exception):
                     future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
-
-def split(done: Completed, names: list[str]) -> dict[str, SpaceUsage | Exception]:
-    """Each name's row, or the error a single `zfs list` of it would have raised."""
-    if len(names) == 1 and not done.ok:  # a single call: exactly the error it always gave
-        return {names[0]: parsers.classify(done, name=names[0])}
-    out: dict[str, SpaceUsage | Exception] = {}
-    for row in parsers.rows(Completed(done.argv, 0, done.stdout, ""), 7):
-        out[row[0]] = parsers.space(Completed(done.argv, 0, ("\t".join(row) + "\n").encode(), ""))
-    if done.ok and len(out) == len(names):
+    def _split(self, done: Completed, names: list[str]) -> dict[str, T | Exception]:
+        """Each name's result, or the error a single call of it would have raised."""
+        if len(names) == 1:  # a single call: exactly what it always gave
+            return {names[0]: self._one(done) if done.ok else parsers.classify(done, name=names[0])}
+        out: dict[str, T | Exception] = dict(self._many(Completed(done.argv, 0, done.stdout, "")))
+        if done.ok:
+            return {name: out[name] if name in out else self._one(Completed(done.argv, 0, b"", ""))
+                    for name in names}
+        named: dict[str, list[str]] = {}
+        general: list[str] = []
+        for line in done.stderr.splitlines():
+            m = _CANNOT.match(line)
+            (named.setdefault(m.group(1), []) if m and m.group(1) in names else general).append(line)
+        for name in names:
+            if name not in out:
+                lines = named.get(name) or general
+                single = Completed(done.argv[:-len(names)] + [name], done.exit_code or 1, b"",
+                                   "\n".join(lines) + "\n")
+                out[name] = parsers.classify(single, name=name)
         return out
-    named: dict[str, list[str]] = {}
-    general: list[str] = []
-    for line in done.stderr.splitlines():
-        m = _CANNOT.match(line)
-        (named.setdefault(m.group(1), []) if m and m.group(1) in names else general).append(line)
-    for name in names:
-        if name in out:
-            continue
-        lines = named.get(name) or general
-        single = Completed(done.argv[:-len(names)] + [name], done.exit_code or 1, b"", "\n".join(lines) + "\n")
-        out[name] = parsers.classify(single, name=name)
-    return out
+
+
+def space_batcher(read: Callable[[list[str]], Awaitable[Completed]]) -> Batcher[None, SpaceUsage]:
+    """get_space: `zfs list -H -p -o <space columns> a b c ...` (the name is a column)."""
+    def many(done: Completed) -> dict[str, SpaceUsage]:
+        return {row[0]: parsers.space(Completed(done.argv, 0, ("\t".join(row) + "\n").encode(), ""))
+                for row in parsers.rows(done, len(commands.SPACE_COLUMNS))}
+
+    return Batcher(read, lambda _key, names: commands.space_of(names), parsers.space, many)
+
+
+PropertyKey = PropertyName | None  # None: all properties
+
+
+def properties_batcher(read: Callable[[list[str]], Awaitable[Completed]]
+                       ) -> Batcher[PropertyKey, dict[str, PropertyEntry]]:
+    """get_properties: one `zfs get -H -p -o property,value,source <prop> <name>` for a single name, and
+    `-o name,property,value,source <prop> a b c ...` (rows grouped by name) for several."""
+    def many(done: Completed) -> dict[str, dict[str, PropertyEntry]]:
+        out: dict[str, dict[str, PropertyEntry]] = {}
+        for name, prop, value, source in parsers.rows(done, 4):
+            out.setdefault(name, {})[prop] = PropertyEntry(parsers.property_value(prop, value), source)
+        return out
+
+    return Batcher(read, commands.get_of, parsers.properties, many)

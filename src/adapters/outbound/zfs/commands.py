@@ -75,7 +75,13 @@ def list_datasets(
 
 
 def get(name: DatasetName | SnapshotName, prop: PropertyName | None) -> list[str]:
-    return ["zfs", "get", "-H", "-p", "-o", "property,value,source", prop.value if prop else "all", name.value]
+    return get_of(prop, [name.value])
+
+
+def get_of(prop: PropertyName | None, names: list[str]) -> list[str]:
+    """One name: its properties (property,value,source); several: with the name first on each row."""
+    columns = "property,value,source" if len(names) == 1 else "name,property,value,source"
+    return ["zfs", "get", "-H", "-p", "-o", columns, prop.value if prop else "all", *names]
 
 
 def set_property(name: DatasetName, prop: PropertyName, value: PropertyValue) -> list[str]:
@@ -83,7 +89,11 @@ def set_property(name: DatasetName, prop: PropertyName, value: PropertyValue) ->
 
 
 def space(name: DatasetName) -> list[str]:
-    return ["zfs", "list", "-H", "-p", "-o", ",".join(SPACE_COLUMNS), name.value]
+    return space_of([name.value])
+
+
+def space_of(names: list[str]) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(SPACE_COLUMNS), *names]
 
 
 def mount(name: DatasetName) -> list[str]:

@@ -32,7 +32,7 @@ from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.transfer import ResumeToken, ResumeTokenContents, SendSpec
 
 from . import commands, parsers
-from .batching import SpaceBatcher
+from .batching import properties_batcher, space_batcher
 from .executor import Completed, ZfsExecutor
 
 _GUID = PropertyName.parse("guid")
@@ -44,7 +44,8 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     def __init__(self, executor: ZfsExecutor) -> None:
         self._exec = executor
         self._version: tuple[int, int] | None = None
-        self._space = SpaceBatcher(executor.read)
+        self._space = space_batcher(executor.read)
+        self._properties = properties_batcher(executor.read)
 
     async def _ok(self, argv: list[str], *, name: str, kind: str = "dataset") -> Completed:
         return self._checked(await self._exec.run(argv), name=name, kind=kind)
@@ -100,15 +101,15 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
     async def get_properties(
         self, name: DatasetName | SnapshotName, *, property: PropertyName | None
     ) -> dict[str, PropertyEntry]:
-        done = await self._read(commands.get(name, property), name=name.value)
-        return parsers.properties(done)
+        """Concurrent calls (a JSON-RPC batch) asking the same property share one `zfs get` child; see batching."""
+        return await self._properties.get(property, name.value)
 
     async def set_property(self, name: DatasetName, prop: PropertyName, value: PropertyValue) -> None:
         await self._ok(commands.set_property(name, prop, value), name=name.value)
 
     async def get_space(self, name: DatasetName) -> SpaceUsage:
-        """Concurrent calls (a JSON-RPC batch) share one `zfs list` child; see batching.SpaceBatcher."""
-        return await self._space.get(name)
+        """Concurrent calls (a JSON-RPC batch) share one `zfs list` child; see batching."""
+        return await self._space.get(None, name.value)
 
     async def _change(self, argv: list[str], *, name: str, unchanged: str) -> bool:
         """Run a state change; False when stderr says the state was already so (`unchanged` text)."""
