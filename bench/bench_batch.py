@@ -1,6 +1,7 @@
 """Benchmark on real ZFS (`scripts/zfs-testhost run -- python -m bench.bench_batch`): one JSON-RPC batch of
 `--count` (default 50) dataset_get_space, one of them missing, vs the same calls as sequential single requests,
-over the in-process app. The batch shares one `zfs list` child (target: >= 10x the sequential calls' time).
+over the in-process app; the same for dataset_get_properties (property compression) and for all properties. A
+batch shares one `zfs list` or `zfs get` child (target: >= 10x the sequential calls' time).
 The bench makes its own pool on a sparse file and destroys it at the end. The ratio is taken in one run.
 """
 
@@ -18,12 +19,20 @@ from bench.bench_zfs import scratch_pool
 from bench.common import asgi_post, bench_app
 
 
-def call(dataset: str, ident: int) -> dict[str, object]:
-    return {"jsonrpc": "2.0", "method": "dataset_get_space", "params": {"dataset": dataset}, "id": ident}
+CASES = {  # label: (method, params besides the dataset)
+    "dataset_get_space": ("dataset_get_space", {}),
+    "dataset_get_properties compression": ("dataset_get_properties", {"property": "compression"}),
+    "dataset_get_properties (all)": ("dataset_get_properties", {}),
+}
 
 
-async def timed_batch(app, names: list[str]) -> tuple[float, list[dict]]:
-    body = msgspec.json.encode([call(n, i) for i, n in enumerate(names)])
+def call(case: str, dataset: str, ident: int) -> dict[str, object]:
+    method, params = CASES[case]
+    return {"jsonrpc": "2.0", "method": method, "params": {"dataset": dataset, **params}, "id": ident}
+
+
+async def timed_batch(app, case: str, names: list[str]) -> tuple[float, list[dict]]:
+    body = msgspec.json.encode([call(case, n, i) for i, n in enumerate(names)])
     started = time.perf_counter()
     status, out = await asgi_post(app, body)
     elapsed = time.perf_counter() - started
@@ -31,11 +40,11 @@ async def timed_batch(app, names: list[str]) -> tuple[float, list[dict]]:
     return elapsed, msgspec.json.decode(out)
 
 
-async def timed_singles(app, names: list[str]) -> tuple[float, list[dict]]:
+async def timed_singles(app, case: str, names: list[str]) -> tuple[float, list[dict]]:
     replies = []
     started = time.perf_counter()
     for i, n in enumerate(names):
-        status, out = await asgi_post(app, msgspec.json.encode(call(n, i)))
+        status, out = await asgi_post(app, msgspec.json.encode(call(case, n, i)))
         assert status == 200, (status, out[:300])
         replies.append(msgspec.json.decode(out))
     return time.perf_counter() - started, replies
@@ -60,15 +69,16 @@ async def main() -> None:
         for n in names:
             subprocess.run(["zfs", "create", n], check=True)
         names.insert(args.count // 2, f"{pool}/missing")
-        batch, singles = float("inf"), float("inf")
-        for _ in range(args.rounds):
-            b, batch_replies = await timed_batch(app, names)
-            s, single_replies = await timed_singles(app, names)
-            batch, singles = min(batch, b), min(singles, s)
-        assert outcomes(batch_replies) == outcomes(single_replies), "the batch answered differently"
-        assert outcomes(batch_replies).count(-32010) == 1
-        print(f"{args.count} dataset_get_space: batch {batch * 1000:.1f} ms, {args.count} single calls "
-              f"{singles * 1000:.1f} ms, ratio {singles / batch:.1f}x (target >= 10x)")
+        for case in CASES:
+            batch, singles = float("inf"), float("inf")
+            for _ in range(args.rounds):
+                b, batch_replies = await timed_batch(app, case, names)
+                s, single_replies = await timed_singles(app, case, names)
+                batch, singles = min(batch, b), min(singles, s)
+            assert outcomes(batch_replies) == outcomes(single_replies), "the batch answered differently"
+            assert outcomes(batch_replies).count(-32010) == 1
+            print(f"{args.count} {case}: batch {batch * 1000:.1f} ms, {args.count} single calls "
+                  f"{singles * 1000:.1f} ms, ratio {singles / batch:.1f}x (target >= 10x)", flush=True)
 
 
 if __name__ == "__main__":
