@@ -116,7 +116,7 @@ async def main(mib: int, rounds: int) -> None:
     work = tempfile.mkdtemp(prefix="zfsapi-bench-", dir="/dev/shm")
     pools = [f"zb{side}{uuid.uuid4().hex[:6]}" for side in "ab"]
     try:
-        for pool, size in zip(pools, (mib + 256, mib + 256)):
+        for pool, size in zip(pools, (mib * 5 // 4 + 512, mib * 5 // 4 + 512)):
             image = os.path.join(work, f"{pool}.img")
             with open(image, "wb") as f:
                 f.truncate(size << 20)
