@@ -1,8 +1,13 @@
 """JSON log lines on stderr (and appended to logging.file when set), each with the request id of the request
-being served."""
+being served.
+
+A line is logged for every request (the access line), so the per-line cost counts: the timestamp's text is made
+once per second, a serving process's records skip what no line prints (caller frame, thread and process names),
+and the lines logged on the event loop reach stderr in one write per loop turn rather than one each."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import logging.handlers
@@ -28,10 +33,20 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, fields: dict[str, object] | None = None) -> None:
         super().__init__()
         self._fields = dict(fields or {})
+        self._second: tuple[int, str] = (-1, "")  # one tuple: threads formatting at once see a matching pair
+
+    def timestamp(self, created: float) -> str:
+        """`created` as ISO 8601 UTC with milliseconds (what isoformat(timespec="milliseconds") gives)."""
+        second = int(created)
+        cached, prefix = self._second
+        if second != cached:
+            prefix = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, prefix)
+        return f"{prefix}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -47,7 +62,10 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(config: LoggingSettings, *, simulated: bool = False) -> None:
     """`simulated`: every line says `"simulated": true` (`serve --simulate`)."""
     fields: dict[str, object] = {"simulated": True} if simulated else {}
-    handler = logging.StreamHandler(sys.stderr)
+    # what no line prints (JsonFormatter): the caller's frame (sys._getframe per record), thread and process names
+    logging._srcfile = None  # the logging HOWTO's "Optimization" section
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = LoopBatchedStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(fields))
     root = logging.getLogger()
     root.handlers[:] = [handler] + ([json_file_handler(config.file, fields)] if config.file else [])
@@ -57,6 +75,49 @@ def configure_logging(config: LoggingSettings, *, simulated: bool = False) -> No
     if config.audit_file is not None:
         audit.handlers[:] = [json_file_handler(config.audit_file, fields)]
         audit.propagate = False
+
+
+class LoopBatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler whose lines emitted on a running event loop are written together at the end of the loop's
+    turn (one write and flush for all the requests answered in it); lines from any other thread, and every line
+    while none are pending, keep their order. flush() (logging.shutdown at exit) writes what is pending."""
+
+    def __init__(self, stream: object = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        try:
+            line = self.format(record) + self.terminator
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None:
+                self._pending.append(line)
+                self._write()
+                return
+            if not self._pending:
+                loop.call_soon(self.flush)
+            self._pending.append(line)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        text, self._pending = "".join(self._pending), []
+        try:
+            if text:
+                self.stream.write(text)
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: the lines are lost, as StreamHandler loses them
+            pass
 
 
 def json_file_handler(path: str, fields: dict[str, object] | None = None) -> logging.Handler:

@@ -16,7 +16,7 @@ from zfsapi.adapters.inbound.http.peer import PeerAwareHttpTools
 
 # (class, attributes set on self by the class (instance state), methods of the class) that peer.py uses
 USED = [
-    (HttpToolsProtocol, {"cycle", "flow", "transport", "scope"}, {"connection_made", "on_message_begin", "on_body"}),
+    (HttpToolsProtocol, {"cycle", "flow", "transport", "scope", "loop"}, {"connection_made", "on_message_begin", "on_body"}),
     (RequestResponseCycle, {"response_started", "response_complete", "chunked_encoding", "disconnected",
                             "keep_alive", "waiting_for_100_continue", "body", "scope"}, set()),
     (FlowControl, set(), {"pause_reading"}),

@@ -78,5 +78,14 @@ def check_passwordless(host: str | None, origin: str | None, fetch_site: str | N
     return None
 
 
+# the characters of a Host header (RFC 9110 uri-host [":" port], userinfo tolerated): what Litestar's router allows
+_HOST_CHARS = re.compile(r"[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*")
+
+
+def is_valid_host_header(value: str | None) -> bool:
+    """False for a Host header no client sends (a path, spaces): the request is answered 400."""
+    return value is None or _HOST_CHARS.fullmatch(value) is not None
+
+
 def is_json_content_type(value: str | None) -> bool:
     return value is not None and value.split(";", 1)[0].strip().lower() == "application/json"

@@ -17,10 +17,9 @@ ENCODER = msgspec.json.Encoder()
 Headers = list[tuple[bytes, bytes]]
 
 
-def refusal_body(reason: str) -> bytes:
-    """A request refused before any call was read: an Invalid Request error naming the reason."""
-    body = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": reason, "data": {"reason": reason}},
-            "id": None}
+def refusal_body(reason: str, code: int = INVALID_REQUEST) -> bytes:
+    """A request refused before any call was read: an Invalid Request error (or `code`) naming the reason."""
+    body = {"jsonrpc": "2.0", "error": {"code": code, "message": reason, "data": {"reason": reason}}, "id": None}
     return ENCODER.encode(body)
 
 

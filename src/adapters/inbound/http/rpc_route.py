@@ -1,9 +1,11 @@
 """POST /: JSON-RPC 2.0 calls (one or a batch), and one access log line per request.
 
-A raw ASGI route rather than a Litestar handler: it is the hot path (no Request or Response objects per call);
-it reads the body itself, with a cap, so an oversized body is refused (413) as soon as its Content-Length or the
+Raw ASGI, answered ahead of Litestar (app.App): it is the hot path (no Request or Response objects, no middleware
+or router per call); it reads the body itself, with a cap, so an oversized body is refused (413) as soon as its Content-Length or the
 bytes read pass max_body_bytes; its refusals (405 with Allow, 415, 413, the guard's) are JSON-RPC error bodies;
-and it notes the status it sent, for the access log.
+and it notes the status it sent, for the access log. A client gone before its body arrived gets nothing; anything
+else escaping (a bug: every call's own errors are caught by the dispatcher) is logged and answered 500 with a
+JSON-RPC Internal error, as Litestar's exception middleware answered before.
 """
 
 from __future__ import annotations
@@ -11,22 +13,21 @@ from __future__ import annotations
 import logging
 import time
 
-from litestar import asgi
-from litestar.handlers import ASGIRouteHandler
 from litestar.types import Message, Receive, Scope, Send
 
 from zfsapi.domain.errors import RateLimited
 
 from ..jsonrpc.dispatcher import Dispatcher
-from ..jsonrpc.errors import RATE_LIMITED, outcome_of
+from ..jsonrpc.errors import INTERNAL_ERROR, RATE_LIMITED, outcome_of
 from ..jsonrpc.registry import CallContext
 from .admission import Admission, Gate
-from .guard import is_json_content_type
+from .guard import is_json_content_type, is_valid_host_header
 from .identity import Identity, via
 from .limits import RateLimits
 from .replies import read_body, refusal_body, retry_after, send_reply
 
 access_log = logging.getLogger("zfsapi.access")
+log = logging.getLogger("zfsapi.http")
 
 
 def access_line(a: Admission, ctx: CallContext | None, status: int, started: float) -> None:
@@ -70,6 +71,12 @@ class RpcEndpoint:
         ctx = None
         try:
             ctx = await self.answer(scope, receive, noting, a)
+        except ConnectionResetError:
+            pass  # the client went away before its whole body came: nobody to answer
+        except Exception:
+            log.exception("POST / failed")
+            if status == 0:
+                await send_reply(noting, 500, refusal_body("internal error", INTERNAL_ERROR), a.request_id)
         finally:
             access_line(a, ctx, status, started)
 
@@ -102,6 +109,9 @@ class RpcEndpoint:
     async def _body(self, scope: Scope, receive: Receive, send: Send, a: Admission) -> bytes | None:
         """The request's body, or None when the request was refused (and answered) before it."""
         rid = a.request_id
+        if not is_valid_host_header(a.headers.get("host")):
+            await send_reply(send, 400, refusal_body("invalid Host header"), rid)
+            return None
         if scope.get("method") != "POST":
             await send_reply(send, 405, refusal_body("only POST is accepted"), rid, [(b"allow", b"POST")])
             return None
@@ -116,12 +126,3 @@ class RpcEndpoint:
             await send_reply(send, 413, refusal_body(f"request body over {self._max_body} bytes"), rid)
         return body
 
-
-def rpc_route(endpoint: RpcEndpoint) -> ASGIRouteHandler:
-    """POST / as a route (every method reaches it: anything but POST is answered 405 by the endpoint)."""
-
-    @asgi("/", is_mount=False, copy_scope=False)
-    async def jsonrpc(scope: Scope, receive: Receive, send: Send) -> None:
-        await endpoint.serve(scope, receive, send)
-
-    return jsonrpc
