@@ -157,3 +157,43 @@ async def test_properties_asked_differently_run_one_child_per_property() -> None
     await asyncio.gather(*(gw.get_properties(DatasetName(f"tank/d{i}"), property=PropertyName(p))
                            for i in range(3) for p in ("compression", "quota")))
     assert sorted(argv[6] for argv in fake.children) == ["compression", "quota"]
+
+
+class TokenExecutor:
+    """Answers `zfs get ... receive_resume_token names`: tank/partial has a token, tank/done none ("-"), a missing
+    one `cannot open`."""
+
+    def __init__(self) -> None:
+        self.children: list[list[str]] = []
+
+    async def read(self, argv: list[str]) -> Completed:
+        self.children.append(argv)
+        await asyncio.sleep(0)
+        names = argv[7:]
+        several = len(names) > 1
+        rows, err = [], ""
+        for n in names:
+            if n == MISSING:
+                err += f"cannot open '{n}': dataset does not exist\n"
+                continue
+            value = "1-abc-def-0123" if n == "tank/partial" else "-"
+            rows.append(("\t".join([n] if several else []) + ("\t" if several else "")
+                         + f"receive_resume_token\t{value}\t-\n"))
+        return Completed(argv, 1 if err else 0, "".join(rows).encode(), err)
+
+
+async def test_a_recursive_replications_resume_tokens_are_one_child() -> None:
+    """Every target of a recursive replication is looked up before its first byte: one `zfs get`, not one each."""
+    fake = TokenExecutor()
+    gw = gateway(fake)  # type: ignore[arg-type]
+    names = ["tank/partial", "tank/done", MISSING, *(f"tank/c{i}" for i in range(20))]
+    tokens = await asyncio.gather(*(gw.resume_token(DatasetName(n)) for n in names))
+    assert len(fake.children) == 1
+    assert fake.children[0][:7] == ["zfs", "get", "-H", "-p", "-o", "name,property,value,source",
+                                    "receive_resume_token"]
+    assert tokens[0] is not None and tokens[0].value == "1-abc-def-0123"
+    assert tokens[1:] == [None] * (len(names) - 1)  # no token, or no such dataset: none
+    alone = TokenExecutor()
+    assert (await gateway(alone).resume_token(DatasetName("tank/partial"))).value == "1-abc-def-0123"  # type: ignore
+    assert alone.children == [["zfs", "get", "-H", "-p", "-o", "property,value,source", "receive_resume_token",
+                               "tank/partial"]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from zfsapi.application.ports import Bookmarks, Datasets, Pools, Properties, Snapshots
-from zfsapi.domain.errors import AlreadyExists
+from zfsapi.domain.errors import AlreadyExists, NotFound, StateConflict
 from zfsapi.domain.models import (
     Bookmark,
     DatasetType,
@@ -27,7 +27,6 @@ from zfsapi.domain.names import (
     PropertyValue,
     SnapshotName,
 )
-from zfsapi.domain.errors import StateConflict
 from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.transfer import ResumeToken, ResumeTokenContents, SendSpec
 
@@ -36,6 +35,7 @@ from .batching import properties_batcher, space_batcher
 from .executor import Completed, ZfsExecutor
 
 _GUID = PropertyName.parse("guid")
+_RESUME_TOKEN = PropertyName.parse("receive_resume_token")
 
 
 class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
@@ -218,8 +218,13 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         return parsers.resume_token(done.stdout.decode() + "\n" + done.stderr)
 
     async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
-        done = await self._exec.read(commands.get_value(dataset, "receive_resume_token"))
-        value = done.stdout.decode().strip() if done.ok else ""
+        """Concurrent lookups (every target of a recursive replication, before its first byte) share one `zfs get`
+        child; a dataset that is not there has none."""
+        try:
+            entry = (await self._properties.get(_RESUME_TOKEN, dataset.value)).get(_RESUME_TOKEN.value)
+        except NotFound:
+            return None
+        value = str(entry.value) if entry is not None else ""
         return None if value in ("", "-") else ResumeToken(value)
 
     async def abort_receive(self, dataset: DatasetName) -> None:
