@@ -153,9 +153,14 @@ async def test_sharers_asking_again_at_once_share_the_next_child():
 
     callers = [asyncio.create_task(twice()) for _ in range(8)]
     await settle()
+    # each child runs a second (wall clock): the hand-out of 8 results never lasts that long, so the next child
+    # waits for the hand-out's end, not for its timer (a child that ran for microseconds lets a loaded machine's
+    # hand-out outlast it)
+    await asyncio.sleep(1.0)
     old = children.release(0, b"before\n")
     await settle()
     assert len(children.started) == 2
+    await asyncio.sleep(1.0)
     new = children.release(1, b"after\n")
     await settle()
     assert len(children.started) == 2 and all(task.done() for task in callers)
@@ -164,14 +169,14 @@ async def test_sharers_asking_again_at_once_share_the_next_child():
 
 async def test_a_long_hand_out_lets_the_next_child_start_before_it_ends():
     """The next read does not wait for the whole hand-out when handing out lasts longer than the child ran: with
-    50 sharers (one resumed per loop turn) the next child starts while some still wait for their result."""
+    500 sharers (one resumed per loop turn) the next child starts while some still wait for their result."""
     children = FakeChildren()
     coalescer = Coalescer(children.run)
-    first = reads(coalescer, 50)
+    first = reads(coalescer, 500)  # a hand-out of 500 loop turns outlasts the child (a few) by far
     await settle()
     children.release(0, b"before\n")
     late = reads(coalescer, 1)
-    for _ in range(1000):  # loop turns, checking after each one
+    for _ in range(5000):  # loop turns, checking after each one
         await asyncio.sleep(0)
         if len(children.started) == 2:
             break
