@@ -148,3 +148,44 @@ async def test_a_bug_on_the_rpc_route_is_a_json_rpc_500_and_logged(container, mo
     access = [rec for rec in caplog.records if rec.name == "zfsapi.access"]
     assert access and access[-1].status == 500
     assert other.status_code in (200, 503) and json.loads(other.text)
+
+
+async def test_the_access_line_written_directly_is_the_line_a_record_gives() -> None:
+    """The server's stderr handler writes access lines without a LogRecord; the line is the one the record would
+    give, and anything else listening (a filter, a second handler such as pytest's or a log file's) gets records."""
+    from zfsapi.adapters.inbound.http.admission import Admission
+    from zfsapi.adapters.inbound.http.rpc_route import _direct, access_line
+
+    lines: list[str] = []
+
+    class Stream(io.StringIO):
+        def write(self, s: str) -> int:
+            lines.extend(s.splitlines())
+            return len(s)
+
+    handler = LoopBatchedStreamHandler(Stream())
+    handler.setFormatter(JsonFormatter({"simulated": True}))
+    logger = logging.getLogger("zfsapi.access")
+    saved = logger.handlers[:], logger.propagate, logger.level, logger.filters[:]
+    a = Admission(None, None, "rid-1", {}, "127.0.0.1")
+    try:
+        logger.handlers[:], logger.propagate, logger.level = [handler], False, logging.INFO
+        assert _direct(logger) is not None
+        access_line(a, None, 421, 0.0)
+        logger.addFilter(lambda record: True)  # a filter: records again
+        assert _direct(logger) is None
+        access_line(a, None, 421, 0.0)
+        logger.filters.clear()
+        logger.handlers.append(logging.NullHandler())  # two handlers: records again
+        assert _direct(logger) is None
+        await asyncio.sleep(0)
+        handler.flush()
+    finally:
+        logger.handlers[:], logger.propagate, logger.level, logger.filters[:] = saved
+    direct, recorded = (json.loads(line) for line in lines)
+    for entry in (direct, recorded):
+        assert entry.pop("ts") and entry.pop("duration_ms") is not None
+    assert direct == recorded == {"level": "INFO", "logger": "zfsapi.access", "msg": "rpc", "request_id": "rid-1",
+                                  "simulated": True, "method": [], "outcome": "refused", "code": None,
+                                  "status": 421, "principal": None, "peer": "127.0.0.1"}
+    assert list(direct) == list(recorded)  # the same order of keys

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Callable
 
 from litestar.types import Message, Receive, Scope, Send
 
@@ -33,10 +34,12 @@ log = logging.getLogger("zfsapi.http")
 def access_line(a: Admission, ctx: CallContext | None, status: int, started: float) -> None:
     """One line per POST /: the method(s), the outcome and error code (of the first call that failed), the HTTP
     status, the duration and who called (the request id comes with every line)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     calls = ctx.calls if ctx is not None else []
     code = next((c for _, c in calls if c is not None), RATE_LIMITED if status == 429 else None)
     principal = ctx.principal if ctx is not None else None
-    access_log.info("rpc", extra={
+    fields = {
         "method": calls[0][0] if len(calls) == 1 else [m for m, _ in calls],
         "outcome": outcome_of(code) if calls or code is not None else "refused",
         "code": code,
@@ -45,7 +48,30 @@ def access_line(a: Admission, ctx: CallContext | None, status: int, started: flo
         "principal": principal.name if principal is not None else None,
         "peer": a.peer,
         "request_id": a.request_id,
-    })
+    }
+    direct = _direct(access_log)
+    if direct is None or not direct(logging.INFO, access_log.name, "rpc", fields):
+        access_log.info("rpc", extra=fields)
+
+
+def _direct(logger: logging.Logger) -> Callable[[int, str, str, dict[str, Any]], bool] | None:
+    """The line writer of the one handler a record of `logger` would reach, when that handler offers one
+    (`emit_fields`: the server's stderr handler, bootstrap.logs) and no logger on the way filters: the line is
+    then written without a LogRecord, the access line's cost cut by a fifth of a cheap call. None otherwise (a
+    log file, pytest's capture, an embedding app's handlers): the record is logged as any other."""
+    handler = None
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters:
+            return None
+        for found in node.handlers:
+            if handler is not None:
+                return None
+            handler = found
+        if not node.propagate:
+            break
+        node = node.parent
+    return getattr(handler, "emit_fields", None)
 
 
 class RpcEndpoint:
