@@ -443,6 +443,8 @@ class ZfsExecutor:
         self._pipe_pool = ThreadPoolExecutor(max_workers=2 * max_pipelines, thread_name_prefix="zfs-pipe")
         self._spawn_pool = ThreadPoolExecutor(max_workers=SPAWNERS, thread_name_prefix="zfs-spawn")
         self._metrics = metrics
+        self._metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # label lookups, bounded by verbs
+        self._found: dict[str, str] = {}  # a binary's path on PATH once found (a search costs a stat per entry)
         self._env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "LC_ALL": "C",
@@ -454,9 +456,11 @@ class ZfsExecutor:
         """The one place a child starts (stdin/stdout None: /dev/null); the child gets fds 0-2 and no other fd of
         ours (`spawn` closes the rest). Raises ZfsUnavailable when the binary is missing or not executable."""
         binary = self._binaries[argv[0]]
-        exe = binary if "/" in binary else shutil.which(binary, path=self._env["PATH"])
+        exe = binary if "/" in binary else self._found.get(binary) or shutil.which(binary, path=self._env["PATH"])
         if exe is None:
             raise ZfsUnavailable(f"cannot run {binary}: not found on PATH")
+        if exe is not binary:
+            self._found[binary] = exe
         actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0) if stdin is None else
                    (os.POSIX_SPAWN_DUP2, stdin, 0),
                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0) if stdout is None else
@@ -465,6 +469,7 @@ class ZfsExecutor:
         try:
             return Process(spawn(exe, [exe, *argv[1:]], self._env, actions))
         except (FileNotFoundError, PermissionError) as exc:
+            self._found.pop(binary, None)  # looked up on PATH again next time
             raise ZfsUnavailable(f"cannot run {exe}: {exc.strerror}") from None
 
     def _spawn_command(self, argv: list[str], out_w: int, err_w: int) -> Process:
@@ -530,5 +535,10 @@ class ZfsExecutor:
     def _observe(self, argv: list[str], outcome: str, started: float) -> None:
         if self._metrics is not None:
             binary, verb = _labels(argv)
-            self._metrics.zfs_commands.labels(binary, verb, outcome).inc()
-            self._metrics.zfs_duration.labels(binary, verb).observe(time.perf_counter() - started)
+            children = self._metric_children.get((binary, verb, outcome))
+            if children is None:
+                children = (self._metrics.zfs_commands.labels(binary, verb, outcome),
+                            self._metrics.zfs_duration.labels(binary, verb))
+                self._metric_children[(binary, verb, outcome)] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
