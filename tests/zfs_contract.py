@@ -231,6 +231,27 @@ class ZfsPortContract:
             assert got[:3] + got[4:] == single[:3] + single[4:], prop
             assert isinstance(got[3], NotFound) and (got[3].kind, got[3].name) == ("dataset", f"{z.root}/zz")
 
+    async def test_own_snapshots_of_several_at_once(self, z: Subject) -> None:
+        """Concurrent list_snapshots calls (one `zfs list -t snapshot -d 1` child for all, on ZFS: a replication's
+        two sides) answer each dataset exactly as a single call does: oldest first, none for a dataset without
+        snapshots, a missing one its own NotFound while the rest succeed."""
+        await z.tree("kid", "bare")
+        await z.snapshots("kid@s1", "kid@s2", "kid@s3")
+        names = [z.ds("kid"), z.ds("bare"), z.ds("zz"), z.root]
+        for details in (False, True):
+            single: list[object] = []
+            for name in names:
+                try:
+                    single.append(await z.port.list_snapshots(name, recursive=False, details=details))
+                except NotFound as exc:
+                    single.append(exc)
+            got = await asyncio.gather(*(z.port.list_snapshots(n, recursive=False, details=details) for n in names),
+                                       return_exceptions=True)
+            assert [type(g).__name__ for g in got] == [type(s).__name__ for s in single]
+            assert [got[0], got[1], got[3]] == [single[0], single[1], single[3]], details
+            assert [s.short for s in got[0]] == ["s1", "s2", "s3"] and got[1] == []  # type: ignore[union-attr]
+            assert isinstance(got[2], NotFound) and got[2].name == f"{z.root}/zz"
+
     async def test_volumes(self, z: Subject) -> None:
         await z.tree()
         await z.port.create_volume(z.ds("vol"), size_bytes=1_000_000, properties={}, sparse=False)

@@ -351,7 +351,7 @@ async def test_a_send_to_file_run_again_after_its_outcome_was_lost_answers_the_f
     again, and the second server's run finds the complete file the first wrote (marked with the job's id) and
     answers it, without sending again. A new job naming the same file is refused (the name is taken)."""
     zfs = tmp_path / "zfs"
-    zfs.write_text(f'#!/bin/sh\n[ "$1" = get ] && {{ echo off; exit 0; }}\n[ "$1" = send ] || exit 1\nfor a; do [ "$a" = -n ] && {{ printf "size\\t8192\\n"; '
+    zfs.write_text(f'#!/bin/sh\n[ "$1" = get ] && {{ printf "encryption\\toff\\t-\\n"; exit 0; }}\n[ "$1" = send ] || exit 1\nfor a; do [ "$a" = -n ] && {{ printf "size\\t8192\\n"; '
                    f'exit 0; }}; done\necho send >> {tmp_path}/sends\nhead -c 8192 /dev/urandom\n')
     zfs.chmod(0o755)
     (tmp_path / "files").mkdir()

@@ -159,9 +159,11 @@ async def test_properties_asked_differently_run_one_child_per_property() -> None
     assert sorted(argv[6] for argv in fake.children) == ["compression", "quota"]
 
 
-class TokenExecutor:
-    """Answers `zfs get ... receive_resume_token names`: tank/partial has a token, tank/done none ("-"), a missing
-    one `cannot open`."""
+
+class PlanningExecutor:
+    """Answers `zfs get ... encryption,receive_resume_token names`: tank/partial has a token, tank/secret is
+    encrypted, the rest neither; a missing one `cannot open`. And `zfs list -t snapshot -d 1 names`: tank/src has
+    two snapshots, tank/empty none, a missing one `cannot open`."""
 
     def __init__(self) -> None:
         self.children: list[list[str]] = []
@@ -169,31 +171,59 @@ class TokenExecutor:
     async def read(self, argv: list[str]) -> Completed:
         self.children.append(argv)
         await asyncio.sleep(0)
-        names = argv[7:]
+        listing = argv[1] == "list"
+        names = argv[argv.index("1") + 1:] if listing else argv[7:]
         several = len(names) > 1
         rows, err = [], ""
         for n in names:
             if n == MISSING:
                 err += f"cannot open '{n}': dataset does not exist\n"
-                continue
-            value = "1-abc-def-0123" if n == "tank/partial" else "-"
-            rows.append(("\t".join([n] if several else []) + ("\t" if several else "")
-                         + f"receive_resume_token\t{value}\t-\n"))
+            elif listing:
+                rows += [f"{n}@a\t11\t5\n", f"{n}@b\t12\t6\n"] if n == "tank/src" else []
+            else:
+                token = "1-abc-def-0123" if n == "tank/partial" else "-"
+                encryption = "aes-256-gcm" if n == "tank/secret" else "off"
+                prefix = f"{n}\t" if several else ""
+                rows += [f"{prefix}encryption\t{encryption}\t-\n", f"{prefix}receive_resume_token\t{token}\t-\n"]
+        if listing:  # -s createtxg: sorted across the datasets
+            rows.sort(key=lambda row: int(row.split("\t")[2]))
         return Completed(argv, 1 if err else 0, "".join(rows).encode(), err)
 
 
-async def test_a_recursive_replications_resume_tokens_are_one_child() -> None:
-    """Every target of a recursive replication is looked up before its first byte: one `zfs get`, not one each."""
-    fake = TokenExecutor()
+async def test_a_replications_lookups_before_its_first_byte_share_children() -> None:
+    """Every target's resume token of a recursive replication, and the source's encryption, in one `zfs get`;
+    both sides' own snapshots in one `zfs list`: each answered as a single call answers it."""
+    fake = PlanningExecutor()
     gw = gateway(fake)  # type: ignore[arg-type]
     names = ["tank/partial", "tank/done", MISSING, *(f"tank/c{i}" for i in range(20))]
-    tokens = await asyncio.gather(*(gw.resume_token(DatasetName(n)) for n in names))
+    tokens, encrypted, plain = await asyncio.gather(
+        asyncio.gather(*(gw.resume_token(DatasetName(n)) for n in names)),
+        gw.is_encrypted(DatasetName("tank/secret")), gw.is_encrypted(DatasetName("tank/done")))
     assert len(fake.children) == 1
     assert fake.children[0][:7] == ["zfs", "get", "-H", "-p", "-o", "name,property,value,source",
-                                    "receive_resume_token"]
+                                    "encryption,receive_resume_token"]
     assert tokens[0] is not None and tokens[0].value == "1-abc-def-0123"
     assert tokens[1:] == [None] * (len(names) - 1)  # no token, or no such dataset: none
-    alone = TokenExecutor()
+    assert encrypted is True and plain is False
+
+    alone = PlanningExecutor()
     assert (await gateway(alone).resume_token(DatasetName("tank/partial"))).value == "1-abc-def-0123"  # type: ignore
-    assert alone.children == [["zfs", "get", "-H", "-p", "-o", "property,value,source", "receive_resume_token",
-                               "tank/partial"]]
+    assert alone.children == [["zfs", "get", "-H", "-p", "-o", "property,value,source",
+                               "encryption,receive_resume_token", "tank/partial"]]
+    with pytest.raises(NotFound):
+        await gateway(alone).is_encrypted(DatasetName(MISSING))
+
+    fake = PlanningExecutor()
+    gw = gateway(fake)  # type: ignore[arg-type]
+    got: list[Any] = await asyncio.gather(
+        gw.list_snapshots(DatasetName("tank/src"), recursive=False, details=False),
+        gw.list_snapshots(DatasetName("tank/empty"), recursive=False, details=False),
+        gw.list_snapshots(DatasetName(MISSING), recursive=False, details=False), return_exceptions=True)
+    assert len(fake.children) == 1
+    assert fake.children[0] == commands.list_snapshots(DatasetName("tank/src"), False, False) + ["tank/empty",
+                                                                                                 MISSING]
+    assert [s.name for s in got[0]] == ["tank/src@a", "tank/src@b"]
+    assert got[1] == [] and isinstance(got[2], NotFound)
+    alone = PlanningExecutor()
+    assert len(await gateway(alone).list_snapshots(DatasetName("tank/src"), recursive=False, details=False)) == 2
+    assert alone.children == [commands.list_snapshots(DatasetName("tank/src"), False, False)]

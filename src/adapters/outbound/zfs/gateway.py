@@ -31,11 +31,10 @@ from zfsapi.domain.planning import DestroyFlags
 from zfsapi.domain.transfer import ResumeToken, ResumeTokenContents, SendSpec
 
 from . import commands, parsers
-from .batching import properties_batcher, space_batcher
+from .batching import planning_batcher, properties_batcher, snapshots_batcher, space_batcher
 from .executor import Completed, ZfsExecutor
 
 _GUID = PropertyName.parse("guid")
-_RESUME_TOKEN = PropertyName.parse("receive_resume_token")
 
 
 class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
@@ -46,6 +45,8 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         self._version: tuple[int, int] | None = None
         self._space = space_batcher(executor.read)
         self._properties = properties_batcher(executor.read)
+        self._snapshots = snapshots_batcher(executor.read)
+        self._planning = planning_batcher(executor.read)
 
     async def _ok(self, argv: list[str], *, name: str, kind: str = "dataset") -> Completed:
         return self._checked(await self._exec.run(argv), name=name, kind=kind)
@@ -139,6 +140,10 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         await self._ok(commands.snapshot(name, recursive, properties), name=name.value, kind="snapshot")
 
     async def list_snapshots(self, dataset: DatasetName, *, recursive: bool, details: bool = True) -> list[Snapshot]:
+        """A dataset's own snapshots: concurrent calls (a replication's two sides, a JSON-RPC batch) share one
+        `zfs list` child; see batching."""
+        if not recursive:
+            return await self._snapshots.get(details, dataset.value)
         done = await self._read(commands.list_snapshots(dataset, recursive, details), name=dataset.value)
         return parsers.snapshots(done, details)
 
@@ -218,10 +223,10 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
         return parsers.resume_token(done.stdout.decode() + "\n" + done.stderr)
 
     async def resume_token(self, dataset: DatasetName) -> ResumeToken | None:
-        """Concurrent lookups (every target of a recursive replication, before its first byte) share one `zfs get`
-        child; a dataset that is not there has none."""
+        """Concurrent lookups (every target of a recursive replication, the source's encryption: what a replication
+        reads before its first byte) share one `zfs get` child; a dataset that is not there has none."""
         try:
-            entry = (await self._properties.get(_RESUME_TOKEN, dataset.value)).get(_RESUME_TOKEN.value)
+            entry = (await self._planning.get(None, dataset.value)).get("receive_resume_token")
         except NotFound:
             return None
         value = str(entry.value) if entry is not None else ""
@@ -235,5 +240,6 @@ class ZfsCliGateway(Datasets, Snapshots, Bookmarks, Pools):
             raise parsers.classify(done, name=dataset.value, kind="dataset")
 
     async def is_encrypted(self, dataset: DatasetName) -> bool:
-        done = await self._read(commands.get_value(dataset, "encryption"), name=dataset.value)
-        return done.stdout.decode().strip() not in ("off", "-", "")
+        """Shares its `zfs get` with the resume-token lookups running at the same time (see resume_token)."""
+        entry = (await self._planning.get(None, dataset.value)).get("encryption")
+        return entry is not None and str(entry.value) not in ("off", "-", "")
