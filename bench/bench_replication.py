@@ -16,6 +16,7 @@ understate the relay: 256 MiB by default. 1 GiB needs a guest of 8 GiB
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 from zfsapi.adapters.outbound.clock import SystemClock
 from zfsapi.adapters.outbound.replicas.local import LocalReplica
@@ -98,9 +99,9 @@ class Phases(ProgressMeter):
         super().phase(name)
 
 
-async def ours(uc: Replicate, source: str, target: str) -> tuple[float, int, str]:
+async def ours(uc: Replicate, source: str, target: str, *, recursive: bool = False) -> tuple[float, int, str]:
     t = time.perf_counter()
-    spec = ReplicationSpec.parse(source=source, destination=target, sync=False)
+    spec = ReplicationSpec.parse(source=source, destination=target, recursive=recursive, sync=False)
     progress = Phases()
     progress.spawned_at_start = CountingExecutor.spawned
     result = await uc.execute(who=LOCALHOST, spec=spec, progress=progress)
@@ -112,16 +113,35 @@ async def ours(uc: Replicate, source: str, target: str) -> tuple[float, int, str
     return end - t, result.bytes, phases
 
 
-async def main(mib: int, rounds: int) -> None:
+@contextlib.contextmanager
+def two_pools(mib: int, prefix: str = "zb") -> Iterator[list[str]]:
+    """Two pools on tmpfs with room for `mib` MiB each (a quarter more, plus ZFS's slop), destroyed after."""
     work = tempfile.mkdtemp(prefix="zfsapi-bench-", dir="/dev/shm")
-    pools = [f"zb{side}{uuid.uuid4().hex[:6]}" for side in "ab"]
+    pools = [f"{prefix}{side}{uuid.uuid4().hex[:6]}" for side in "ab"]
     try:
-        for pool, size in zip(pools, (mib * 5 // 4 + 512, mib * 5 // 4 + 512)):
+        for pool in pools:
             image = os.path.join(work, f"{pool}.img")
             with open(image, "wb") as f:
-                f.truncate(size << 20)
+                f.truncate((mib * 5 // 4 + 512) << 20)
             run("zpool", "create", "-o", "cachefile=none", "-O", "compression=off", "-R", os.path.join(work, "root"),
                 pool, image)
+        yield pools
+    finally:
+        for pool in pools:
+            subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def local_replicate() -> Replicate:
+    """The Replicate use case with this host as both sides, its zfs children counted."""
+    executor = CountingExecutor()
+    gateway, pipelines = ZfsCliGateway(executor), ZfsPipelines(executor)
+    return Replicate(gateway, gateway, gateway, pipelines, Here(LocalReplica(gateway, gateway, pipelines)),
+                     SystemClock())
+
+
+async def main(mib: int, rounds: int) -> None:
+    with two_pools(mib) as pools:
         src = f"{pools[0]}/src"
         run("zfs", "create", src)
         with open(os.path.join(run("zfs", "get", "-H", "-o", "value", "mountpoint", src).strip(), "data.bin"),
@@ -129,10 +149,7 @@ async def main(mib: int, rounds: int) -> None:
             for _ in range(mib):
                 f.write(os.urandom(1 << 20))
         run("zfs", "snapshot", f"{src}@s1")
-        executor = CountingExecutor()
-        gateway, pipelines = ZfsCliGateway(executor), ZfsPipelines(executor)
-        uc = Replicate(gateway, gateway, gateway, pipelines, Here(LocalReplica(gateway, gateway, pipelines)),
-                       SystemClock())
+        uc = local_replicate()
         base: list[float] = []
         resumable: list[float] = []
         mine: list[float] = []
@@ -157,10 +174,6 @@ async def main(mib: int, rounds: int) -> None:
         print("rounds (pipe, pipe -v -s, ours):", ", ".join(f"({x:.2f}, {z:.2f}, {y:.2f})"
                                                             for x, z, y in zip(base, resumable, mine)))
         print("the last round's phases (s):", phases)
-    finally:
-        for pool in pools:
-            subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

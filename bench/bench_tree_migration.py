@@ -15,21 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
-import uuid
 
-from bench.bench_replication import CountingExecutor, Here, Phases, run
-from zfsapi.adapters.outbound.clock import SystemClock
-from zfsapi.adapters.outbound.replicas.local import LocalReplica
-from zfsapi.adapters.outbound.zfs.gateway import ZfsCliGateway
-from zfsapi.adapters.outbound.zfs.pipelines import ZfsPipelines
-from zfsapi.application.replication import Replicate
-from zfsapi.domain.authz import LOCALHOST
-from zfsapi.domain.replication import ReplicationSpec
+from bench.bench_replication import local_replicate, ours, run, two_pools
 
 
 def piped(source: str, target: str) -> float:
@@ -42,16 +32,8 @@ def piped(source: str, target: str) -> float:
     return time.perf_counter() - t
 
 
-async def ours(uc: Replicate, source: str, target: str) -> tuple[float, int, str]:
-    t = time.perf_counter()
-    spec = ReplicationSpec.parse(source=source, destination=target, recursive=True, sync=False)
-    progress = Phases()
-    progress.spawned_at_start = CountingExecutor.spawned
-    result = await uc.execute(who=LOCALHOST, spec=spec, progress=progress)
-    end = time.perf_counter()
-    marks = [*progress.began, ("end", end)]
-    phases = " ".join(f"{name} {b - a:.2f}" for (name, a), (_, b) in zip(marks, marks[1:]))
-    return end - t, result.bytes, f"{phases}; {progress.before_send} zfs children before the first byte"
+def copied(target: str) -> int:
+    return len(run("zfs", "list", "-H", "-o", "name", "-r", target).split())
 
 
 async def main() -> None:
@@ -60,16 +42,8 @@ async def main() -> None:
     parser.add_argument("--kib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="zfsapi-bench-", dir="/dev/shm")
-    pools = [f"zt{side}{uuid.uuid4().hex[:6]}" for side in "ab"]
-    mib = args.children * args.kib // 1024 + 1
-    try:
-        for pool in pools:
-            image = os.path.join(work, f"{pool}.img")
-            with open(image, "wb") as f:
-                f.truncate((mib * 3 + 512) << 20)
-            run("zpool", "create", "-o", "cachefile=none", "-O", "compression=off", "-R", os.path.join(work, "root"),
-                pool, image)
+    # each child's data in at least a few blocks of metadata: twice the data is room enough
+    with two_pools(2 * (args.children * args.kib // 1024 + 1), prefix="zt") as pools:
         src = f"{pools[0]}/src"
         run("zfs", "create", src)
         started = time.perf_counter()
@@ -81,22 +55,17 @@ async def main() -> None:
                 f.write(os.urandom(args.kib << 10))
         run("zfs", "snapshot", "-r", f"{src}@s1")
         print(f"{args.children} children of {args.kib} KiB made in {time.perf_counter() - started:.1f} s")
-        executor = CountingExecutor()
-        gateway, pipelines = ZfsCliGateway(executor), ZfsPipelines(executor)
-        uc = Replicate(gateway, gateway, gateway, pipelines, Here(LocalReplica(gateway, gateway, pipelines)),
-                       SystemClock())
+        uc = local_replicate()
         pipe: list[float] = []
         mine: list[float] = []
         phases, size = "", 0
         for i in range(args.rounds):
             pipe.append(piped(f"{src}@s1", f"{pools[1]}/pipe{i}"))
-            copied = run("zfs", "list", "-H", "-o", "name", "-r", f"{pools[1]}/pipe{i}").split()
-            assert len(copied) == args.children + 1, len(copied)
+            assert copied(f"{pools[1]}/pipe{i}") == args.children + 1
             run("zfs", "destroy", "-r", f"{pools[1]}/pipe{i}")
-            took, size, phases = await ours(uc, f"{src}@s1", f"{pools[1]}/ours{i}")
+            took, size, phases = await ours(uc, f"{src}@s1", f"{pools[1]}/ours{i}", recursive=True)
             mine.append(took)
-            copied = run("zfs", "list", "-H", "-o", "name", "-r", f"{pools[1]}/ours{i}").split()
-            assert len(copied) == args.children + 1, len(copied)
+            assert copied(f"{pools[1]}/ours{i}") == args.children + 1
             run("zfs", "destroy", "-r", f"{pools[1]}/ours{i}")
         p, o = statistics.median(pipe), statistics.median(mine)
         ratios = [a / b for a, b in zip(pipe, mine)]
@@ -104,10 +73,6 @@ async def main() -> None:
               f"zfs send -R | zfs receive {p:.2f} s, recursive Replicate {o:.2f} s (medians), ratio {p / o:.2f} "
               f"(per round {' '.join(f'{r:.2f}' for r in ratios)}; minimum {min(ratios):.2f}; target >= 0.9)")
         print("the last round's phases (s):", phases)
-    finally:
-        for pool in pools:
-            subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
