@@ -115,13 +115,18 @@ def properties_batcher(read: Callable[[list[str]], Awaitable[Completed]]
                        ) -> Batcher[PropertyKey, dict[str, PropertyEntry]]:
     """get_properties: one `zfs get -H -p -o property,value,source <prop> <name>` for a single name, and
     `-o name,property,value,source <prop> a b c ...` (rows grouped by name) for several."""
-    def many(done: Completed) -> dict[str, dict[str, PropertyEntry]]:
-        out: dict[str, dict[str, PropertyEntry]] = {}
-        for name, prop, value, source in parsers.rows(done, 4):
-            out.setdefault(name, {})[prop] = PropertyEntry(parsers.property_value(prop, value), source)
-        return out
+    return Batcher(read, commands.get_of, _properties_of_one, _properties_by_name)
 
-    return Batcher(read, commands.get_of, lambda _key, done: parsers.properties(done), lambda _key, done: many(done))
+
+def _properties_of_one(_key: object, done: Completed) -> dict[str, PropertyEntry]:
+    return parsers.properties(done)
+
+
+def _properties_by_name(_key: object, done: Completed) -> dict[str, dict[str, PropertyEntry]]:
+    out: dict[str, dict[str, PropertyEntry]] = {}
+    for name, prop, value, source in parsers.rows(done, 4):
+        out.setdefault(name, {})[prop] = PropertyEntry(parsers.property_value(prop, value), source)
+    return out
 
 
 def snapshots_batcher(read: Callable[[list[str]], Awaitable[Completed]]) -> Batcher[bool, list[Snapshot]]:
@@ -147,15 +152,7 @@ def planning_batcher(read: Callable[[list[str]], Awaitable[Completed]]
     """What a replication reads of a dataset before its first byte, the source's encryption and the
     destination's receive_resume_token, both asked of every name: `zfs get encryption,receive_resume_token a b`
     (one child for both sides on this host, and for every target of a recursive replication)."""
-    def argv(_key: None, names: list[str]) -> list[str]:
-        columns = "property,value,source" if len(names) == 1 else "name,property,value,source"
-        return ["zfs", "get", "-H", "-p", "-o", columns, ",".join(PLANNING_PROPERTIES), *names]
-
-    def many(done: Completed) -> dict[str, dict[str, PropertyEntry]]:
-        out: dict[str, dict[str, PropertyEntry]] = {}
-        for name, prop, value, source in parsers.rows(done, 4):
-            out.setdefault(name, {})[prop] = PropertyEntry(parsers.property_value(prop, value), source)
-        return out
-
-    return Batcher(read, argv, lambda _key, done: parsers.properties(done), lambda _key, done: many(done))
+    props = ",".join(PLANNING_PROPERTIES)
+    return Batcher(read, lambda _key, names: commands.get_each(props, names), _properties_of_one,
+                   _properties_by_name)
 

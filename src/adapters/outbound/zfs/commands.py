@@ -80,8 +80,13 @@ def get(name: DatasetName | SnapshotName, prop: PropertyName | None) -> list[str
 
 def get_of(prop: PropertyName | None, names: list[str]) -> list[str]:
     """One name: its properties (property,value,source); several: with the name first on each row."""
+    return get_each(prop.value if prop else "all", names)
+
+
+def get_each(props: str, names: list[str]) -> list[str]:
+    """`props` (comma-separated) of each name, as get_of gives them."""
     columns = "property,value,source" if len(names) == 1 else "name,property,value,source"
-    return ["zfs", "get", "-H", "-p", "-o", columns, prop.value if prop else "all", *names]
+    return ["zfs", "get", "-H", "-p", "-o", columns, props, *names]
 
 
 def set_property(name: DatasetName, prop: PropertyName, value: PropertyValue) -> list[str]:

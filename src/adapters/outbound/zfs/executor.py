@@ -456,10 +456,11 @@ class ZfsExecutor:
         """The one place a child starts (stdin/stdout None: /dev/null); the child gets fds 0-2 and no other fd of
         ours (`spawn` closes the rest). Raises ZfsUnavailable when the binary is missing or not executable."""
         binary = self._binaries[argv[0]]
-        exe = binary if "/" in binary else self._found.get(binary) or shutil.which(binary, path=self._env["PATH"])
+        exe = binary if "/" in binary else self._found.get(binary)
         if exe is None:
-            raise ZfsUnavailable(f"cannot run {binary}: not found on PATH")
-        if exe is not binary:
+            exe = shutil.which(binary, path=self._env["PATH"])
+            if exe is None:
+                raise ZfsUnavailable(f"cannot run {binary}: not found on PATH")
             self._found[binary] = exe
         actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0) if stdin is None else
                    (os.POSIX_SPAWN_DUP2, stdin, 0),
