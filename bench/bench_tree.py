@@ -3,7 +3,8 @@
 parent and snapshots of them in bulk up to each of `--sizes` (default 1,000, 5,000 and 20,000 snapshots); at each
 size, alternating rounds of snapshot_list (recursive, details=false) and dataset_list (recursive) through the
 in-process app vs the raw `zfs list` each runs, so the growth is visible: the ratio (target <= 1.2), the cost per
-1,000 rows, and this process's peak RSS after each size.
+1,000 rows, this process's peak RSS after each size, and what snapshot_list's time grew by per 1,000 snapshots
+added since the size before (level when the growth is linear).
 
 Made cheaply: the filesystems with canmount=off (never mounted) by `--parallel` `zfs create` at a time; the
 snapshots by one `zfs snapshot` naming one snapshot of every filesystem (ZFS takes them in one transaction
@@ -66,7 +67,9 @@ def timed_raw(argv: list[str]) -> float:
     return time.perf_counter() - started
 
 
-async def measure(app, parent: str, snapshots: int, datasets: int, rounds: int) -> None:
+async def measure(app, parent: str, snapshots: int, datasets: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """Each method's best round, ours and raw, in seconds."""
+    best: dict[str, tuple[float, float]] = {}
     root = DatasetName.parse(parent)
     cases = {
         "snapshot_list": (rpc_body("snapshot_list", dataset=parent, recursive=True, details=False),
@@ -85,6 +88,19 @@ async def measure(app, parent: str, snapshots: int, datasets: int, rounds: int) 
               f"`{' '.join(argv[:4])} ...` {r:.3f} s: ratio {o / r:.2f} (per round "
               f"{' '.join(f'{a / b:.2f}' for a, b in zip(ours, raw))}; target <= 1.2); {o / rows * 1000:.3f} s "
               f"per 1,000 rows; peak RSS {rss_mib():.0f} MiB", flush=True)
+        best[method] = (o, r)
+    return best
+
+
+Point = tuple[int, dict[str, tuple[float, float]]]  # snapshots, best (ours, raw) per method
+
+
+def growth(before: Point, after: Point) -> str:
+    """What snapshot_list's time grew by per 1,000 snapshots added, ours and raw: linear growth keeps it level."""
+    (n0, t0), (n1, t1) = before, after
+    per = [(t1["snapshot_list"][i] - t0["snapshot_list"][i]) / (n1 - n0) * 1000 for i in (0, 1)]
+    return (f"from {n0} to {n1} snapshots: snapshot_list grew {per[0]:.3f} s per 1,000 snapshots added "
+            f"(raw {per[1]:.3f} s)")
 
 
 async def main() -> None:
@@ -108,13 +124,16 @@ async def main() -> None:
               flush=True)
         children = [f"{parent}/f{i:04d}" for i in range(args.datasets)]
         made = 0
+        points: list[Point] = []
         for size in sorted(args.sizes):
             started = time.perf_counter()
             while made + len(children) <= size:
                 snapshot_all(children, made // len(children))
                 made += len(children)
             print(f"snapshots up to {made} in {time.perf_counter() - started:.1f} s", flush=True)
-            await measure(app, parent, made, args.datasets, args.rounds)
+            points.append((made, await measure(app, parent, made, args.datasets, args.rounds)))
+            if len(points) > 1 and points[-2][0] < made:
+                print(growth(points[-2], points[-1]), flush=True)
 
 
 if __name__ == "__main__":
