@@ -9,8 +9,8 @@ with `zfs receive -v -s` (the flags ours receives with), and by the
 Replicate use case (full, sync off) into B/ours<i>: its planning commands, the estimate, and the relay of every
 chunk (spliced in a worker thread). Both pools live on tmpfs, so the disk is not what is measured. The ratio is the
 pipe's time over ours (1.0: as fast as the pipe). Ours also pays a fixed cost per run, the lookups before the
-first byte (one round of concurrent zfs commands: about 0.4 s in the emulated test host), so small streams
-understate the relay: 256 MiB by default. 1 GiB needs a guest of 8 GiB
+first byte (two zfs children, one `zfs list` and one `zfs get`: about 0.1 s in the emulated test host), so small
+streams understate the relay: 256 MiB by default. 1 GiB needs a guest of 8 GiB
 (`ZFSAPI_TESTHOST_MEM=8192 scripts/zfs-testhost up`): /dev/shm is half of it."""
 
 from __future__ import annotations
